@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// `store current` is called very often by agents and scripts; answer it without loading oclif when the
+// arguments are the plain form (the fast path falls back to oclif for anything it does not recognise).
+import { fastPath } from '../dist/fast-path.js'
+
+if (!(await fastPath(process.argv.slice(2)))) {
+  const { execute } = await import('@oclif/core')
+  await execute({ dir: import.meta.url })
+}

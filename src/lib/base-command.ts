@@ -1,0 +1,61 @@
+/**
+ * The base of every command: --json with the envelope of DESIGN.md section 4 and the documented exit code.
+ *
+ * oclif's own --json handling prints the error object but then exits 1 whatever the error said, and prints
+ * success results without our envelope; we override toSuccessJson and catch to keep both the envelope and
+ * the exit code.
+ */
+import { Command, Flags, Interfaces } from '@oclif/core'
+import { describeError, ExitCode } from './errors.js'
+import { storeRoot } from './env.js'
+
+export type InferredFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+export abstract class BaseCommand extends Command {
+  static enableJsonFlag = true
+
+  protected toSuccessJson(result: unknown): unknown {
+    return { status: ExitCode.ok, result }
+  }
+
+  protected toErrorJson(err: unknown): unknown {
+    const { exitCode, error } = describeError(err)
+    return { status: exitCode, error }
+  }
+
+  protected logJson(json: unknown): void {
+    // Plain JSON (no colour codes), one object, newline-terminated: scripts parse this.
+    process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+  }
+
+  async catch(err: Error & { exitCode?: number }): Promise<void> {
+    const { exitCode, error } = describeError(err)
+    process.exitCode = exitCode
+    if (this.jsonEnabled()) {
+      this.logJson(this.toErrorJson(err))
+      return
+    }
+    const lines = [`Error: ${error.message}`]
+    if (error.hint) lines.push(`Hint: ${error.hint}`)
+    if (exitCode === ExitCode.internal && err.stack && process.env.DEBUG) lines.push(err.stack)
+    process.stderr.write(lines.join('\n') + '\n')
+    if (exitCode === ExitCode.usage && !(err as { code?: string }).code?.startsWith?.('USAGE')) {
+      // parse errors from oclif: the help pointer is in the hint already.
+    }
+  }
+
+  /** Human output (suppressed under --json). */
+  protected say(text: string): void {
+    if (!this.jsonEnabled()) process.stdout.write(text.endsWith('\n') ? text : text + '\n')
+  }
+}
+
+/** The --store flag every store-facing command takes. */
+export const storeFlag = Flags.string({
+  description: 'model store root [default: $MODEL_STORE_ROOT, else ./model-store]',
+  helpValue: '<dir>',
+})
+
+export function resolveStore(flag: string | undefined): string {
+  return storeRoot(flag)
+}

@@ -1,0 +1,95 @@
+/**
+ * Environment and configuration (DESIGN.md section 5). Read lazily, never at import time, so tests and
+ * library callers can set variables per call.
+ */
+import { readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { UsageError } from './errors.js'
+
+type Env = Record<string, string | undefined>
+
+/** The store root: an explicit flag, else $MODEL_STORE_ROOT, else ./model-store. */
+export function storeRoot(flag?: string, env: Env = process.env): string {
+  return resolve(flag || env.MODEL_STORE_ROOT || 'model-store')
+}
+
+/** STRICT_MODEL_STORE=1: readers fail instead of falling back when the store or the agent is missing. */
+export function strictStore(env: Env = process.env): boolean {
+  return truthy(env.STRICT_MODEL_STORE)
+}
+
+/** Hugging Face cache: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub. */
+export function hubCacheDir(flag?: string, env: Env = process.env): string {
+  if (flag) return resolve(flag)
+  if (env.HF_HUB_CACHE) return resolve(env.HF_HUB_CACHE)
+  if (env.HF_HOME) return join(resolve(env.HF_HOME), 'hub')
+  return join(homedir(), '.cache', 'huggingface', 'hub')
+}
+
+export function hubOffline(env: Env = process.env): boolean {
+  return truthy(env.HF_HUB_OFFLINE)
+}
+
+export function hubEndpoint(env: Env = process.env): string {
+  return (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '')
+}
+
+export function hubToken(flag?: string, env: Env = process.env): string | undefined {
+  return flag || env.HF_TOKEN || undefined
+}
+
+/** True when output must stay plain: not a TTY, CI set, or NO_COLOR. */
+export function plainOutput(env: Env = process.env, stream: { isTTY?: boolean } = process.stderr): boolean {
+  return !stream.isTTY || truthy(env.CI) || env.NO_COLOR !== undefined
+}
+
+function truthy(v: string | undefined): boolean {
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false'
+}
+
+export interface ModelforgeConfig {
+  download?: {
+    /** Globs over repo ids, e.g. "sentence-transformers/*". Absent: everything is allowed. */
+    allowedSources?: string[]
+    /** When true, fetching needs --yes. */
+    requireApproval?: boolean
+    /** Cache size limit in bytes. */
+    cacheSizeLimit?: number
+  }
+  store?: {
+    /** prune's default keep count. */
+    keep?: number
+  }
+}
+
+/** MODELFORGE_CONFIG: a JSON file. A missing variable means defaults; a broken file is a usage error. */
+export function loadConfig(env: Env = process.env): ModelforgeConfig {
+  const file = env.MODELFORGE_CONFIG
+  if (!file) return {}
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`Cannot read MODELFORGE_CONFIG file ${file}: ${(err as Error).message}`, {
+      code: 'CONFIG_UNREADABLE',
+      hint: 'Point MODELFORGE_CONFIG at a readable JSON file, or unset it.',
+    })
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new UsageError(`MODELFORGE_CONFIG file ${file} is not valid JSON: ${(err as Error).message}`, {
+      code: 'CONFIG_INVALID',
+      hint: 'Fix the JSON syntax; see docs/configuration.md for the format.',
+    })
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new UsageError(`MODELFORGE_CONFIG file ${file} must hold a JSON object`, {
+      code: 'CONFIG_INVALID',
+      hint: 'See docs/configuration.md for the format.',
+    })
+  }
+  return parsed as ModelforgeConfig
+}

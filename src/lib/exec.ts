@@ -1,0 +1,112 @@
+/**
+ * The one wrapper around child processes (execa). Everything that runs another program (trtexec,
+ * optimum-cli, openssl in benches, python in optional tests) goes through here so that errors are
+ * classified the same way: a missing binary or a non-zero exit becomes an ExternalError (exit 3) whose
+ * message names the tool and carries the tail of its output.
+ */
+import { execa, type Options as ExecaOptions } from 'execa'
+import { ExternalError } from './errors.js'
+
+export interface RunOptions {
+  cwd?: string
+  env?: Record<string, string | undefined>
+  /** Milliseconds before the child is killed. */
+  timeout?: number
+  input?: string
+  /** Called with each line of stdout/stderr as it arrives (progress, log parsing). */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void
+  /** Do not throw on a non-zero exit; the caller inspects exitCode. */
+  reject?: boolean
+  /** A hint shown when the tool is missing, e.g. how to install it. */
+  missingHint?: string
+  signal?: AbortSignal
+}
+
+export interface RunResult {
+  command: string
+  argv: string[]
+  exitCode: number
+  stdout: string
+  stderr: string
+  durationMs: number
+}
+
+function tail(text: string, lines = 20): string {
+  const all = text.trimEnd().split('\n')
+  return all.slice(-lines).join('\n')
+}
+
+export async function run(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const started = performance.now()
+  const execaOptions: ExecaOptions = {
+    cwd: options.cwd,
+    env: options.env,
+    timeout: options.timeout,
+    input: options.input,
+    reject: false,
+    cancelSignal: options.signal,
+    stripFinalNewline: false,
+  }
+  const child = execa(file, args, execaOptions)
+  if (options.onLine) {
+    const onLine = options.onLine
+    for (const [name, stream] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
+      let pending = ''
+      stream?.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8')
+        let nl: number
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          onLine(pending.slice(0, nl).replace(/\r$/, ''), name)
+          pending = pending.slice(nl + 1)
+        }
+      })
+      stream?.on('end', () => {
+        if (pending) onLine(pending, name)
+        pending = ''
+      })
+    }
+  }
+  const result = await child
+  const out: RunResult = {
+    command: file,
+    argv: args,
+    exitCode: typeof result.exitCode === 'number' ? result.exitCode : -1,
+    stdout: String(result.stdout ?? ''),
+    stderr: String(result.stderr ?? ''),
+    durationMs: performance.now() - started,
+  }
+  const code = (result as { code?: string }).code
+  if (code === 'ENOENT' || (result.failed && /ENOENT/.test(String(result.message)) && out.exitCode === -1)) {
+    throw new ExternalError(`${file} was not found`, {
+      code: 'TOOL_NOT_FOUND',
+      hint: options.missingHint ?? `Install ${file} or put it on PATH.`,
+      details: { tool: file },
+    })
+  }
+  if (result.timedOut) {
+    throw new ExternalError(`${file} timed out after ${options.timeout} ms`, { code: 'TOOL_TIMEOUT', details: { tool: file } })
+  }
+  if (result.isCanceled) {
+    throw new ExternalError(`${file} was cancelled`, { code: 'TOOL_CANCELLED', details: { tool: file } })
+  }
+  if (options.reject !== false && (out.exitCode !== 0 || result.signal)) {
+    const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${out.exitCode}`
+    const output = tail(out.stderr || out.stdout)
+    throw new ExternalError(`${file} ${how}${output ? `:\n${output}` : ''}`, {
+      code: 'TOOL_FAILED',
+      hint: 'Read the tool output above; rerun the same command by hand to reproduce.',
+      details: { tool: file, argv: args, exitCode: out.exitCode, signal: result.signal },
+    })
+  }
+  return out
+}
+
+/** Whether a program can be started (used by doctor and auto-detection); never throws. */
+export async function canRun(file: string, args: string[] = ['--version']): Promise<boolean> {
+  try {
+    const r = await run(file, args, { reject: false, timeout: 10_000 })
+    return r.exitCode === 0
+  } catch {
+    return false
+  }
+}
