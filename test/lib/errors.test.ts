@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest'
+import {
+  ConflictError,
+  describeError,
+  ExitCode,
+  ExternalError,
+  IntegrityError,
+  InternalError,
+  NotFoundError,
+  PolicyError,
+  UsageError,
+} from '../../src/lib/errors.js'
+
+describe('errors', () => {
+  it('map each family to its documented exit code', () => {
+    expect(new UsageError('x').exitCode).toBe(2)
+    expect(new ExternalError('x').exitCode).toBe(3)
+    expect(new IntegrityError('x').exitCode).toBe(4)
+    expect(new ConflictError('x').exitCode).toBe(5)
+    expect(new NotFoundError('x').exitCode).toBe(6)
+    expect(new PolicyError('x').exitCode).toBe(7)
+    expect(new InternalError('x').exitCode).toBe(1)
+  })
+
+  it('describe our errors with code, message, hint and details for --json', () => {
+    const err = new ConflictError('version v1 of scout exists', {
+      code: 'VERSION_EXISTS',
+      hint: 'Pick a new version name.',
+      details: { agent: 'scout' },
+    })
+    expect(describeError(err)).toEqual({
+      exitCode: ExitCode.conflict,
+      error: { code: 'VERSION_EXISTS', message: 'version v1 of scout exists', hint: 'Pick a new version name.', details: { agent: 'scout' } },
+    })
+  })
+
+  it('treat oclif parse errors as usage errors', () => {
+    const parseError = Object.assign(new Error('Nonexistent flag: --nope'), { oclif: { exit: 2 } })
+    expect(describeError(parseError).exitCode).toBe(ExitCode.usage)
+    expect(describeError(parseError).error.message).toContain('--nope')
+  })
+
+  it('treat anything else as a bug (exit 1) with a hint to report it', () => {
+    const d = describeError(new TypeError('cannot read x of undefined'))
+    expect(d.exitCode).toBe(ExitCode.internal)
+    expect(d.error.code).toBe('INTERNAL')
+    expect(d.error.hint).toMatch(/bug/)
+    expect(describeError('plain string').error.message).toBe('plain string')
+  })
+})
