@@ -28,6 +28,7 @@ export abstract class BaseCommand extends Command {
     process.stdout.write(JSON.stringify(json, null, 2) + '\n')
   }
 
+  /** Renders the error and sets the exit code; not rethrown, so oclif's handler does not print it again. */
   async catch(err: Error & { exitCode?: number }): Promise<void> {
     const { exitCode, error } = describeError(err)
     process.exitCode = exitCode
@@ -39,9 +40,6 @@ export abstract class BaseCommand extends Command {
     if (error.hint) lines.push(`Hint: ${error.hint}`)
     if (exitCode === ExitCode.internal && err.stack && process.env.DEBUG) lines.push(err.stack)
     process.stderr.write(lines.join('\n') + '\n')
-    if (exitCode === ExitCode.usage && !(err as { code?: string }).code?.startsWith?.('USAGE')) {
-      // parse errors from oclif: the help pointer is in the hint already.
-    }
   }
 
   /** Human output (suppressed under --json). */
