@@ -4,3 +4,4 @@
 export * from './lib/errors.js'
 export { storeRoot, strictStore, hubCacheDir, loadConfig, type ModelforgeConfig } from './lib/env.js'
 export * as onnx from './onnx/index.js'
+export { resolveCachedSnapshot, resolveCachedCommit, repoCache, type ResolveCachedOptions } from './hub/index.js'

@@ -1,0 +1,239 @@
+/**
+ * The Hugging Face cache layout, shared with Python's huggingface_hub (same directory, readable by both):
+ *
+ *   <cache>/models--org--name/
+ *     blobs/<sha256 for LFS files | git blob sha1 for the others>
+ *     snapshots/<commit>/<path>  -> ../../blobs/<id>   (relative symlink, one more ../ per sub-folder)
+ *     refs/<revision>            the 40-hex commit, no newline ("refs/pr/1" -> refs/refs/pr/1)
+ *     trees/<commit>.json        the repo listing at that commit (huggingface_hub >= 1.22)
+ *
+ * This module only knows paths and the small metadata files; downloading and linking live in download.ts
+ * and snapshot.ts. Everything that is written here is written atomically (temporary file + rename) so a
+ * reader (ours or Python's) never sees half a ref or half a tree listing.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, sep } from 'node:path'
+import { hubCacheDir } from '../lib/env.js'
+import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+
+export const COMMIT_RE = /^[0-9a-f]{40}$/
+
+/** huggingface_hub's validate_repo_id, restricted to what a repo id can be on the Hub: [namespace/]name. */
+const REPO_ID_RE = /^(?:[A-Za-z0-9][\w.-]*\/)?[A-Za-z0-9][\w.-]{0,95}$/
+
+export function validateRepoId(repoId: string): void {
+  if (!REPO_ID_RE.test(repoId) || repoId.includes('--') || repoId.includes('..') || repoId.endsWith('.git')) {
+    throw new UsageError(`Invalid repo id "${repoId}"`, {
+      code: 'INVALID_REPO_ID',
+      hint: 'Use the form org/name (letters, digits, "-", "_", "."; no "--" or ".."), e.g. google-bert/bert-base-uncased.',
+    })
+  }
+}
+
+/** A branch, tag or commit. Refs are stored as files, so anything that could escape refs/ is refused. */
+export function validateRevision(revision: string): void {
+  const parts = revision.split('/')
+  if (!revision || revision.length > 255 || parts.some((p) => p === '' || p === '.' || p === '..') || /[\0\\]/.test(revision)) {
+    throw new UsageError(`Invalid revision "${revision}"`, {
+      code: 'INVALID_REVISION',
+      hint: 'Pass a branch, a tag or a 40-hex commit, e.g. main, v1.0 or refs/pr/1.',
+    })
+  }
+}
+
+export function repoFolderName(repoId: string): string {
+  return ['models', ...repoId.split('/')].join('--')
+}
+
+export interface RepoCache {
+  cacheDir: string
+  repoId: string
+  repoDir: string
+  blobsDir: string
+  snapshotsDir: string
+  refsDir: string
+  treesDir: string
+  /** Per-blob locks, where Python keeps its own: <cache>/.locks/models--org--name/<blob>.lock */
+  locksDir: string
+}
+
+export function repoCache(cacheDir: string, repoId: string): RepoCache {
+  validateRepoId(repoId)
+  const folder = repoFolderName(repoId)
+  const repoDir = join(cacheDir, folder)
+  return {
+    cacheDir,
+    repoId,
+    repoDir,
+    blobsDir: join(repoDir, 'blobs'),
+    snapshotsDir: join(repoDir, 'snapshots'),
+    refsDir: join(repoDir, 'refs'),
+    treesDir: join(repoDir, 'trees'),
+    locksDir: join(cacheDir, '.locks', folder),
+  }
+}
+
+export function snapshotDir(repo: RepoCache, commit: string): string {
+  return join(repo.snapshotsDir, commit)
+}
+
+/** Repo-relative file paths from the Hub are split on "/" and must stay inside the snapshot. */
+export function safeRepoPath(path: string): string[] {
+  const parts = path.split('/')
+  if (!path || path.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..') || path.includes('\0') || path.includes('\\')) {
+    throw new UsageError(`Refusing unsafe file path "${path}" from the Hub listing`, {
+      code: 'UNSAFE_PATH',
+      hint: 'The repository lists a path that would escape the cache; report it to the repository owner.',
+    })
+  }
+  return parts
+}
+
+export function snapshotFile(repo: RepoCache, commit: string, path: string): string {
+  return join(snapshotDir(repo, commit), ...safeRepoPath(path))
+}
+
+/** The relative target of snapshots/<commit>/<path>: one "../" per level back up to the repo folder. */
+export function blobLinkTarget(path: string, blobId: string): string {
+  const depth = safeRepoPath(path).length + 1
+  return [...Array<string>(depth).fill('..'), 'blobs', blobId].join('/')
+}
+
+/** Writes a small file atomically: readers see the old content or the new one, never a mix. */
+export async function writeFileAtomic(file: string, data: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true })
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  try {
+    await writeFile(tmp, data)
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+export async function readRef(repo: RepoCache, revision: string): Promise<string | undefined> {
+  validateRevision(revision)
+  try {
+    const text = (await readFile(join(repo.refsDir, ...revision.split('/')), 'utf8')).trim()
+    return COMMIT_RE.test(text) ? text : undefined
+  } catch (err) {
+    const code = errnoCode(err)
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined
+    throw err
+  }
+}
+
+export async function writeRef(repo: RepoCache, revision: string, commit: string): Promise<void> {
+  validateRevision(revision)
+  // Python writes the commit without a trailing newline; so do we, so that both read the same bytes.
+  await writeFileAtomic(join(repo.refsDir, ...revision.split('/')), commit)
+}
+
+/** One entry of trees/<commit>.json. */
+export interface TreeFileEntry {
+  size: number
+  blob_id: string
+  lfs_sha256?: string
+  lfs_size?: number
+  xet_hash?: string
+}
+
+export interface TreeCache {
+  format_version: 1
+  files: Record<string, TreeFileEntry>
+}
+
+/**
+ * trees/<commit>.json as huggingface_hub >= 1.22 writes it: the full recursive listing at that commit, used
+ * by snapshot_download offline to check that a snapshot is complete. The field names follow the research
+ * notes on huggingface_hub's source (1.29.0.dev0); Python reading our file offline was not re-run here
+ * because huggingface_hub is not installed on this machine (see test/hub/python-interop.test.ts).
+ */
+export async function readTree(repo: RepoCache, commit: string): Promise<TreeCache | undefined> {
+  let text: string
+  try {
+    text = await readFile(join(repo.treesDir, `${commit}.json`), 'utf8')
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined
+    throw err
+  }
+  try {
+    const parsed = JSON.parse(text) as TreeCache
+    if (parsed && typeof parsed === 'object' && parsed.files && typeof parsed.files === 'object') return parsed
+  } catch {
+    // A damaged listing is treated as absent: it is a cache of the Hub's answer and can be fetched again.
+  }
+  return undefined
+}
+
+export async function writeTree(repo: RepoCache, commit: string, tree: TreeCache): Promise<void> {
+  await writeFileAtomic(join(repo.treesDir, `${commit}.json`), JSON.stringify(tree))
+}
+
+/** True when the path exists and, following symlinks, is a regular file (a dangling link is false). */
+export async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile()
+  } catch {
+    return false
+  }
+}
+
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+export interface ResolveCachedOptions {
+  /** Branch, tag or 40-hex commit; default "main". */
+  revision?: string
+  /** The hub cache directory; default from HF_HUB_CACHE / HF_HOME (see hubCacheDir()). */
+  cacheDir?: string
+}
+
+/** The commit a revision points to in the cache, without any network access; undefined when unknown. */
+export async function resolveCachedCommit(repo: RepoCache, revision: string): Promise<string | undefined> {
+  if (COMMIT_RE.test(revision)) return revision
+  return readRef(repo, revision)
+}
+
+/**
+ * The snapshot directory of a cached repo id, resolved offline (a 40-hex commit as is, a branch or tag
+ * through refs/). Throws NotFoundError (exit 6) when the repo, the revision or the snapshot is not cached.
+ * The returned path is the snapshot path, not a realpath: ONNX external data next to a model must resolve
+ * through the snapshot's symlinks.
+ */
+export async function resolveCachedSnapshot(repoId: string, options: ResolveCachedOptions = {}): Promise<string> {
+  const revision = options.revision ?? 'main'
+  const cacheDir = options.cacheDir ?? hubCacheDir()
+  validateRevision(revision)
+  const repo = repoCache(cacheDir, repoId)
+  const commit = await resolveCachedCommit(repo, revision)
+  const hint = `Run \`modelforge fetch ${repoId} --revision ${revision}\` while online first (cache: ${cacheDir}).`
+  if (!commit) {
+    throw new NotFoundError(`${repoId}@${revision} is not in the Hugging Face cache (no refs/${revision})`, {
+      code: 'NOT_CACHED',
+      hint,
+      details: { repo: repoId, revision, cacheDir },
+    })
+  }
+  const dir = snapshotDir(repo, commit)
+  if (!(await isDirectory(dir))) {
+    throw new NotFoundError(`${repoId}@${revision} (commit ${commit}) has no snapshot in the Hugging Face cache`, {
+      code: 'NOT_CACHED',
+      hint,
+      details: { repo: repoId, revision, commit, cacheDir },
+    })
+  }
+  return dir
+}
+
+/** For messages: a path relative to the cache, with "/" separators. */
+export function cacheRelative(repo: RepoCache, path: string): string {
+  return path.startsWith(repo.cacheDir + sep) ? path.slice(repo.cacheDir.length + 1).split(sep).join('/') : path
+}

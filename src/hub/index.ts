@@ -1,0 +1,17 @@
+/**
+ * The Hugging Face Hub client and its offline-first cache (HF cache layout). Other areas (export, the
+ * pipeline) resolve repo ids through resolveCachedSnapshot; fetchModel brings a repo into the cache.
+ */
+export {
+  resolveCachedSnapshot,
+  resolveCachedCommit,
+  repoCache,
+  repoFolderName,
+  snapshotDir,
+  validateRepoId,
+  COMMIT_RE,
+  type RepoCache,
+  type ResolveCachedOptions,
+  type TreeCache,
+  type TreeFileEntry,
+} from './cache.js'
