@@ -14,6 +14,7 @@ import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
 const root = protobuf.Root.fromJSON(onnxSchema)
 const ModelType = root.lookupType('onnx.ModelProto')
 const TensorType = root.lookupType('onnx.TensorProto')
+const GraphType = root.lookupType('onnx.GraphProto')
 
 export type Int64 = number | Long
 
@@ -152,6 +153,11 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): ModelProto {
     })
   }
   return decoded
+}
+
+/** A GraphProto alone (the streaming model writer appends initializers to it field by field). */
+export function encodeGraph(graph: GraphProto): Uint8Array {
+  return GraphType.encode(graph as unknown as protobuf.Message).finish()
 }
 
 export function encodeTensor(tensor: TensorProto): Uint8Array {
