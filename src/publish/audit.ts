@@ -1,0 +1,77 @@
+/**
+ * The audit log, .modelforge/audit.jsonl: one JSON object per line, appended with a single write(2) on an
+ * O_APPEND descriptor, so concurrent writers never interleave inside a line and a crash loses at most the
+ * last line (a torn last line is skipped by readers).
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
+import { hostname, userInfo } from 'node:os'
+import { dirname, join } from 'node:path'
+import { errnoCode, InternalError } from '../lib/errors.js'
+
+export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc'
+
+export interface AuditRecord {
+  time: string
+  op: AuditOp
+  agent?: string
+  version?: string
+  channel?: string
+  /** The version the channel pointed to before (null: none). */
+  previous?: string | null
+  /** prune: the versions removed. gc: the paths removed. */
+  removed?: string[]
+  user: string
+  host: string
+  pid: number
+  [key: string]: unknown
+}
+
+export function auditPath(root: string): string {
+  return join(root, '.modelforge', 'audit.jsonl')
+}
+
+function currentUser(): string {
+  try {
+    return userInfo().username
+  } catch {
+    return String(process.getuid?.() ?? 'unknown')
+  }
+}
+
+export function appendAudit(root: string, entry: Omit<AuditRecord, 'time' | 'user' | 'host' | 'pid'>): AuditRecord {
+  const record = { time: new Date().toISOString(), ...entry, user: currentUser(), host: hostname(), pid: process.pid } as AuditRecord
+  const line = Buffer.from(JSON.stringify(record) + '\n', 'utf8')
+  const path = auditPath(root)
+  mkdirSync(dirname(path), { recursive: true })
+  const fd = openSync(path, 'a')
+  try {
+    const n = writeSync(fd, line)
+    if (n !== line.length) throw new InternalError(`Short write to ${path} (${n} of ${line.length} bytes)`)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  return record
+}
+
+/** Every complete record, oldest first (optionally of one agent). */
+export function readAudit(root: string, agent?: string): AuditRecord[] {
+  let text: string
+  try {
+    text = readFileSync(auditPath(root), 'utf8')
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return []
+    throw err
+  }
+  const out: AuditRecord[] = []
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue
+    try {
+      const r = JSON.parse(line) as AuditRecord
+      if (!agent || r.agent === agent) out.push(r)
+    } catch {
+      // a line torn by a crash mid-append: nothing after it was written by that process
+    }
+  }
+  return out
+}

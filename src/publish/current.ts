@@ -1,0 +1,136 @@
+/**
+ * Resolving `current` (and other channels) for readers. Kept lean on purpose: bin/run.js answers
+ * `store current` through this module without loading oclif, so it imports only node built-ins, the error
+ * classes, env and names.
+ *
+ * Three layouts are read: the relative symlink modelforge writes (`current -> versions/v2`), an absolute
+ * symlink and a real directory, both written by the original Python ModelStore. A reader resolves once and
+ * then uses the returned version directory, which never changes under it.
+ */
+import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs'
+import { basename, isAbsolute, join, resolve } from 'node:path'
+import { errnoCode, IntegrityError, NotFoundError, UsageError } from '../lib/errors.js'
+import { strictStore } from '../lib/env.js'
+import { validateName } from './names.js'
+
+export type LinkLayout = 'relative-link' | 'absolute-link' | 'directory'
+
+export interface ResolvedChannel {
+  agent: string
+  channel: string
+  /** The version name, or null for a Python-made real `current` directory whose manifest names none. */
+  version: string | null
+  /** Absolute path of the version directory to read from. */
+  path: string
+  layout: LinkLayout
+}
+
+export interface ResolveOptions {
+  /** STRICT_MODEL_STORE: throw instead of returning null. Default: from the environment. */
+  strict?: boolean
+}
+
+/**
+ * Checks the store root. Returns false when it does not exist; throws when it exists but is not a
+ * directory (a wrong --store is a usage error whatever the mode).
+ */
+export function storeRootExists(root: string): boolean {
+  let st
+  try {
+    st = statSync(root)
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false
+    throw err
+  }
+  if (!st.isDirectory()) {
+    throw new UsageError(`Store root ${root} is not a directory`, {
+      code: 'STORE_NOT_DIRECTORY',
+      hint: 'Point --store (or MODEL_STORE_ROOT) at a directory; a new store is created on first write.',
+      details: { root },
+    })
+  }
+  return true
+}
+
+function missing(strict: boolean, message: string, code: string, hint: string, details: Record<string, unknown>): null {
+  if (strict) throw new NotFoundError(message, { code, hint, details })
+  return null
+}
+
+/** Where `channel` of `agent` points, or null when the store, agent or channel is absent (non-strict). */
+export function resolveChannel(root: string, agent: string, channel = 'current', options: ResolveOptions = {}): ResolvedChannel | null {
+  validateName('agent', agent)
+  validateName('channel', channel)
+  const strict = options.strict ?? strictStore()
+  const absRoot = resolve(root)
+  if (!storeRootExists(absRoot)) {
+    return missing(strict, `Model store ${absRoot} does not exist`, 'STORE_NOT_FOUND', 'Check --store or MODEL_STORE_ROOT; create a store with `modelforge store stage` and `store finalize`, or `modelforge toy-store`.', { root: absRoot })
+  }
+  const agentDir = join(absRoot, agent)
+  let agentStat
+  try {
+    agentStat = statSync(agentDir)
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err
+  }
+  if (!agentStat?.isDirectory()) {
+    return missing(strict, `Agent ${agent} does not exist in store ${absRoot}`, 'AGENT_NOT_FOUND', 'List the agents with `modelforge store list`.', { root: absRoot, agent })
+  }
+  const linkPath = join(agentDir, channel)
+  let linkStat
+  try {
+    linkStat = lstatSync(linkPath)
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err
+    return missing(strict, `Agent ${agent} has no ${channel} version`, 'NO_CURRENT', channel === 'current'
+      ? `Publish one with \`modelforge store finalize ${agent} <version>\` or \`modelforge store promote ${agent} <version>\`.`
+      : `Point it with \`modelforge store promote ${agent} <version> --channel ${channel}\`.`, { root: absRoot, agent, channel })
+  }
+  if (linkStat.isDirectory()) {
+    // A Python-made store copied the version into a real `current` directory.
+    return { agent, channel, version: manifestVersion(linkPath), path: linkPath, layout: 'directory' }
+  }
+  if (!linkStat.isSymbolicLink()) {
+    throw new IntegrityError(`${linkPath} is neither a symlink nor a directory`, {
+      code: 'CHANNEL_INVALID',
+      hint: `Remove it and point the channel again with \`modelforge store promote ${agent} <version> --channel ${channel}\`.`,
+      details: { path: linkPath },
+    })
+  }
+  const target = readlinkSync(linkPath)
+  const layout: LinkLayout = isAbsolute(target) ? 'absolute-link' : 'relative-link'
+  const candidates = [resolve(agentDir, target)]
+  // A Python store moved to another path keeps absolute links to the old place; its versions are still here.
+  if (layout === 'absolute-link') candidates.push(join(agentDir, 'versions', basename(target)))
+  for (const path of candidates) {
+    if (isDir(path)) return { agent, channel, version: basename(path), path, layout }
+  }
+  throw new IntegrityError(`${channel} of agent ${agent} points to ${target}, which does not exist`, {
+    code: 'CHANNEL_DANGLING',
+    hint: `Point it at an existing version with \`modelforge store promote ${agent} <version> --channel ${channel}\`; \`modelforge store verify ${agent}\` checks the versions.`,
+    details: { path: linkPath, target },
+  })
+}
+
+/** `current` of an agent: see resolveChannel. */
+export function resolveCurrent(root: string, agent: string, options: ResolveOptions = {}): ResolvedChannel | null {
+  return resolveChannel(root, agent, 'current', options)
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false
+    throw err
+  }
+}
+
+function manifestVersion(dir: string): string | null {
+  try {
+    const parsed = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { version?: unknown }
+    return typeof parsed.version === 'string' ? parsed.version : null
+  } catch {
+    return null
+  }
+}

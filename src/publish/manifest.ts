@@ -1,0 +1,154 @@
+/**
+ * manifest.json (schema modelforge/manifest@1, DESIGN.md section 2) and the two checksum algorithms:
+ *
+ * - sha256-files-v1: SHA-256 of the text `sha256sum` prints for every file but the top-level manifest.json,
+ *   lines `<hex>  <path>\n` sorted by path in byte order, so anyone can check a version with coreutils.
+ * - legacy (the original Python ModelStore): SHA-256 over each file's relative path then its bytes, files in
+ *   sorted os.walk order, every file named manifest.json skipped. Its manifests hold only
+ *   version/checksum/metadata.
+ */
+import { createHash } from 'node:crypto'
+import { open, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { errnoCode, IntegrityError } from '../lib/errors.js'
+import { compareBytes, walkTree } from './tree.js'
+
+export const MANIFEST_SCHEMA = 'modelforge/manifest@1'
+export const CHECKSUM_ALGORITHM = 'sha256-files-v1'
+export const LEGACY_ALGORITHM = 'legacy-python-sha256'
+export const MANIFEST_NAME = 'manifest.json'
+
+export interface ManifestFile {
+  path: string
+  size: number
+  sha256: string
+}
+
+export interface Manifest {
+  version: string
+  checksum: string
+  metadata: Record<string, unknown>
+  schema: typeof MANIFEST_SCHEMA
+  agent: string
+  created_at: string
+  checksum_algorithm: typeof CHECKSUM_ALGORITHM
+  files: ManifestFile[]
+  artifacts?: Record<string, unknown>[]
+  source?: Record<string, unknown>
+  build?: Record<string, unknown>
+  validation?: Record<string, unknown>
+  performance?: Record<string, unknown>
+  [key: string]: unknown
+}
+
+/** A manifest written by the original Python ModelStore. */
+export interface LegacyManifest {
+  version: string
+  checksum: string
+  metadata?: Record<string, unknown>
+  [key: string]: unknown
+}
+
+export type ParsedManifest = { kind: 'v1'; manifest: Manifest } | { kind: 'legacy'; manifest: LegacyManifest }
+
+const HEX64 = /^[0-9a-f]{64}$/
+
+/** The sha256sum-format text for these files (sorted by path in byte order). */
+export function sha256sumText(files: Pick<ManifestFile, 'path' | 'sha256'>[]): string {
+  return [...files]
+    .sort((a, b) => compareBytes(a.path, b.path))
+    .map((f) => `${f.sha256}  ${f.path}\n`)
+    .join('')
+}
+
+/** sha256-files-v1 over per-file digests. */
+export function checksumFilesV1(files: Pick<ManifestFile, 'path' | 'sha256'>[]): string {
+  return createHash('sha256').update(sha256sumText(files), 'utf8').digest('hex')
+}
+
+/** The Python ModelStore's checksum of a version directory (streamed, one file at a time). */
+export async function legacyChecksum(dir: string): Promise<string> {
+  const h = createHash('sha256')
+  const buf = Buffer.allocUnsafe(1024 * 1024)
+  for (const e of await walkTree(dir)) {
+    if (e.type === 'directory') continue
+    if (e.rel.split('/').pop() === MANIFEST_NAME) continue
+    h.update(e.rel, 'utf8')
+    const fh = await open(e.abs, 'r')
+    try {
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+        if (bytesRead === 0) break
+        h.update(buf.subarray(0, bytesRead))
+      }
+    } finally {
+      await fh.close()
+    }
+  }
+  return h.digest('hex')
+}
+
+function invalid(where: string, problem: string): IntegrityError {
+  return new IntegrityError(`Manifest ${where} is invalid: ${problem}`, {
+    code: 'MANIFEST_INVALID',
+    hint: 'A finalized version is never edited; restore the version from a backup or publish a new one (`modelforge store verify` lists what is wrong).',
+    details: { path: where, problem },
+  })
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Validates parsed JSON as a manifest@1 or a legacy manifest. `where` names the file in errors. */
+export function parseManifest(value: unknown, where: string): ParsedManifest {
+  if (!isObject(value)) throw invalid(where, 'not a JSON object')
+  if (typeof value.version !== 'string' || !value.version) throw invalid(where, '"version" is missing')
+  if (typeof value.checksum !== 'string' || !HEX64.test(value.checksum)) throw invalid(where, '"checksum" is not 64 lowercase hex digits')
+  if (value.metadata !== undefined && !isObject(value.metadata)) throw invalid(where, '"metadata" is not an object')
+  if (value.schema === undefined) return { kind: 'legacy', manifest: value as LegacyManifest }
+  if (value.schema !== MANIFEST_SCHEMA) {
+    throw new IntegrityError(`Manifest ${where} has schema ${JSON.stringify(value.schema)}, which this modelforge does not know`, {
+      code: 'MANIFEST_SCHEMA_UNKNOWN',
+      hint: 'It was written by a newer modelforge; upgrade modelforge to read it.',
+      details: { path: where, schema: value.schema },
+    })
+  }
+  if (value.checksum_algorithm !== CHECKSUM_ALGORITHM) throw invalid(where, `"checksum_algorithm" is not ${CHECKSUM_ALGORITHM}`)
+  if (typeof value.agent !== 'string') throw invalid(where, '"agent" is missing')
+  if (typeof value.created_at !== 'string' || Number.isNaN(Date.parse(value.created_at))) throw invalid(where, '"created_at" is not an ISO-8601 time')
+  if (!isObject(value.metadata)) throw invalid(where, '"metadata" is missing')
+  if (!Array.isArray(value.files)) throw invalid(where, '"files" is not a list')
+  const seen = new Set<string>()
+  for (const f of value.files as unknown[]) {
+    if (!isObject(f) || typeof f.path !== 'string' || !f.path || typeof f.sha256 !== 'string' || !HEX64.test(f.sha256) || !Number.isSafeInteger(f.size) || (f.size as number) < 0) {
+      throw invalid(where, `bad entry in "files": ${JSON.stringify(f)}`)
+    }
+    if (seen.has(f.path)) throw invalid(where, `"files" lists ${f.path} twice`)
+    seen.add(f.path)
+  }
+  return { kind: 'v1', manifest: value as Manifest }
+}
+
+/** Reads and validates `<dir>/manifest.json`; a missing or malformed file is an IntegrityError (exit 4). */
+export async function readManifest(dir: string): Promise<ParsedManifest> {
+  const where = join(dir, MANIFEST_NAME)
+  let text: string
+  try {
+    text = await readFile(where, 'utf8')
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') {
+      throw new IntegrityError(`Version ${dir} has no manifest.json`, {
+        code: 'MANIFEST_MISSING',
+        hint: 'The version was not finalized by modelforge or was damaged; restore it from a backup or publish a new version.',
+        details: { path: where },
+      })
+    }
+    throw err
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw invalid(where, `not valid JSON (${(err as Error).message})`)
+  }
+  return parseManifest(parsed, where)
+}
