@@ -33,7 +33,7 @@ export interface LoadOptions {
 
 // onnxruntime's load failures arrive as plain Errors whose text is all we have; these patterns map them to
 // our exit codes. Anything unmatched is still reported as an invalid model, with onnxruntime's own words.
-const UNSUPPORTED = /NOT_IMPLEMENTED|Could not find an implementation|is not a registered function\/op|opset .* is under development|Unsupported model IR version|not supported|is not supported|ONNX Runtime only \*guarantees\* support/i
+const UNSUPPORTED = /NOT_IMPLEMENTED|No Op registered for|Unsupported data type|Failed to find kernel|Could not find an implementation|is not a registered function\/op|opset .* is under development|Unsupported model IR version|not supported|is not supported|ONNX Runtime only \*guarantees\* support/i
 
 export async function loadModel(model: string | Uint8Array, options: LoadOptions = {}): Promise<LoadedModel> {
   const source = typeof model === 'string' ? model : (options.label ?? 'model bytes')
@@ -134,6 +134,18 @@ export async function runModel(model: LoadedModel, inputs: TensorMap, outputName
       })
     }
   }
+  for (const name of fetches) {
+    const info = model.outputs.find((o) => o.name === name)!
+    // onnxruntime-node 1.30 aborts the whole process (out of memory in OrtValueToNapiValue) when it hands
+    // back an int4/uint4 tensor, so anything the host side cannot hold is refused before running.
+    if (info.isTensor && !isDtype(info.dtype)) {
+      for (const f of Object.values(feeds)) f.dispose()
+      throw new IntegrityError(`onnxruntime-node cannot return output "${name}" of ${model.source}: its type ${info.dtype} has no JavaScript representation`, {
+        code: 'ONNX_UNSUPPORTED',
+        hint: 'Compare other outputs (--output), or cast this one to a supported type (float32, int8, uint8, ...) in the model.',
+      })
+    }
+  }
   let results: ort.InferenceSession.OnnxValueMapType
   try {
     results = await model.session.run(feeds, fetches)
@@ -167,6 +179,12 @@ function describeValue(info: ValueInfo): string {
 
 function checkInput(source: string, info: ValueInfo, t: HostTensor): void {
   if (!info.isTensor) return
+  if (!isDtype(info.dtype)) {
+    throw new IntegrityError(`input "${info.name}" of ${source} has type ${info.dtype}, which onnxruntime-node cannot take from JavaScript`, {
+      code: 'ONNX_UNSUPPORTED',
+      hint: 'onnxruntime-node accepts float32/64, float16, (u)int8-64, bool and string tensors.',
+    })
+  }
   if (info.dtype !== t.dtype) {
     throw new UsageError(`input "${info.name}" of ${source} is ${info.dtype}, but ${t.dtype} data was given`, {
       code: 'INPUT_DTYPE_MISMATCH',
