@@ -134,3 +134,27 @@ function manifestVersion(dir: string): string | null {
     return null
   }
 }
+
+/** What `store current` reports: the resolved channel, or nulls when there is none (non-strict). */
+export interface CurrentReport {
+  agent: string
+  channel: string
+  version: string | null
+  path: string | null
+  layout: LinkLayout | null
+}
+
+export function currentReport(root: string, agent: string, channel = 'current', options: ResolveOptions = {}): CurrentReport {
+  const r = resolveChannel(root, agent, channel, options)
+  return r ?? { agent, channel, version: null, path: null, layout: null }
+}
+
+/** The human output of `store current`: the path and a newline, or nothing. */
+export function formatCurrent(report: CurrentReport): string {
+  return report.path === null ? '' : report.path + '\n'
+}
+
+/** The stderr note of `store current` when there is no version to print (non-strict mode). */
+export function noCurrentNote(report: CurrentReport): string {
+  return `${report.agent} has no ${report.channel} version (set STRICT_MODEL_STORE=1 to make this an error)\n`
+}

@@ -1,0 +1,48 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { createTasks, formatBytes } from '../../lib/progress.js'
+import { parseMetadata } from '../../publish/options.js'
+import { ModelStore, type FinalizeResult } from '../../publish/store.js'
+
+export default class StoreFinalize extends BaseCommand {
+  static summary = 'Hash a staged version, write its manifest, make it immutable and publish it as current'
+  static examples = [
+    '<%= config.bin %> store finalize scout v3 --metadata dataset=news-2026 --metadata accuracy=0.91',
+    '<%= config.bin %> store finalize scout v3 --metadata-file train.json --no-publish --store ./model-store',
+  ]
+  static args = {
+    agent: Args.string({ description: 'agent name', required: true }),
+    version: Args.string({ description: 'staged version name', required: true }),
+  }
+  static flags = {
+    store: storeFlag,
+    metadata: Flags.string({ description: 'metadata entry key=value (repeatable)', multiple: true, helpValue: '<key=value>' }),
+    'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
+    publish: Flags.boolean({ description: 'point current at the new version', default: true, allowNo: true }),
+  }
+
+  async run(): Promise<FinalizeResult> {
+    const { args, flags } = await this.parse(StoreFinalize)
+    const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
+    const store = new ModelStore(resolveStore(flags.store))
+    const ctx: { result?: FinalizeResult } = {}
+    await createTasks<typeof ctx>([
+      {
+        title: `Finalize ${args.agent}/${args.version}`,
+        task: async (c, task) => {
+          c.result = await store.finalize(args.agent, args.version, {
+            metadata,
+            publish: flags.publish,
+            onProgress: (done, total) => {
+              task.output = `hashed ${formatBytes(done)} of ${formatBytes(total)}`
+            },
+          })
+        },
+      },
+    ], { quiet: this.jsonEnabled() }).run(ctx)
+    const r = ctx.result!
+    this.say(`Finalized ${r.agent}/${r.version}: ${r.files} files, ${formatBytes(r.bytes)}, sha256-files-v1 ${r.checksum}`)
+    this.say(r.published ? `current -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')
+    return r
+  }
+}

@@ -1,0 +1,25 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { parseDuration } from '../../publish/options.js'
+import { ModelStore, type GcResult } from '../../publish/store.js'
+
+export default class StoreGc extends BaseCommand {
+  static summary = 'Remove leftover temporary links and stale staging directories'
+  static description = `Removes temporary links left by an interrupted publish and staging directories untouched for longer
+than --older-than, except where a live finalize holds the agent's lock. --older-than 0 removes every
+staging directory (including ones a shell writer is still filling).`
+  static examples = ['<%= config.bin %> store gc --store ./model-store', '<%= config.bin %> store gc --older-than 0 --json']
+  static flags = {
+    store: storeFlag,
+    'older-than': Flags.string({ description: 'age of staging directories to remove: 30m, 24h, 7d, or 0 for all', default: '24h' }),
+  }
+
+  async run(): Promise<GcResult> {
+    const { flags } = await this.parse(StoreGc)
+    const r = await new ModelStore(resolveStore(flags.store)).gc({ olderThanMs: parseDuration(flags['older-than']) })
+    for (const x of r.removed) this.say(`removed ${x.kind} ${x.path}`)
+    for (const s of r.skipped) this.say(`skipped ${s.agent}: ${s.reason}`)
+    if (r.removed.length === 0) this.say('Nothing to remove.')
+    return r
+  }
+}

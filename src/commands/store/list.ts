@@ -1,0 +1,31 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { formatBytes } from '../../lib/progress.js'
+import { ModelStore, type AgentSummary } from '../../publish/store.js'
+
+export default class StoreList extends BaseCommand {
+  static summary = 'List agents, their versions and channels'
+  static examples = ['<%= config.bin %> store list --store ./model-store', '<%= config.bin %> store list --agent scout --json']
+  static flags = {
+    store: storeFlag,
+    agent: Flags.string({ description: 'only this agent' }),
+  }
+
+  async run(): Promise<AgentSummary[]> {
+    const { flags } = await this.parse(StoreList)
+    const agents = await new ModelStore(resolveStore(flags.store)).list(flags.agent)
+    if (agents.length === 0) this.say('No agents.')
+    for (const a of agents) {
+      const channels = Object.entries(a.channels).map(([c, v]) => `${c} -> ${v ?? '?'}`).join(', ')
+      this.say(`${a.agent}${channels ? `  (${channels})` : ''}`)
+      for (const v of a.versions) {
+        const marks = Object.entries(a.channels).filter(([, x]) => x === v.version).map(([c]) => c)
+        const facts = v.manifestError
+          ? `MANIFEST PROBLEM: ${v.manifestError}`
+          : v.legacy ? 'legacy manifest' : `${v.files} files, ${formatBytes(v.bytes ?? 0)}`
+        this.say(`  ${v.version.padEnd(24)} ${v.created_at}  ${facts}${marks.length ? `  [${marks.join(', ')}]` : ''}`)
+      }
+    }
+    return agents
+  }
+}

@@ -1,0 +1,23 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { ModelStore, type ChannelChange } from '../../publish/store.js'
+
+export default class StorePromote extends BaseCommand {
+  static summary = 'Point current (or another channel) at a finalized version'
+  static examples = ['<%= config.bin %> store promote scout v2', '<%= config.bin %> store promote scout v3 --channel staging --store ./model-store']
+  static args = {
+    agent: Args.string({ description: 'agent name', required: true }),
+    version: Args.string({ description: 'finalized version', required: true }),
+  }
+  static flags = {
+    store: storeFlag,
+    channel: Flags.string({ description: 'channel to move', default: 'current' }),
+  }
+
+  async run(): Promise<ChannelChange> {
+    const { args, flags } = await this.parse(StorePromote)
+    const r = await new ModelStore(resolveStore(flags.store)).promote(args.agent, args.version, flags.channel)
+    this.say(`${r.agent} ${r.channel} -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}`)
+    return r
+  }
+}

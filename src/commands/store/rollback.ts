@@ -1,0 +1,17 @@
+import { Args } from '@oclif/core'
+import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { ModelStore, type ChannelChange } from '../../publish/store.js'
+
+export default class StoreRollback extends BaseCommand {
+  static summary = 'Point current back at the version it pointed to before (from the audit log)'
+  static examples = ['<%= config.bin %> store rollback scout --store ./model-store']
+  static args = { agent: Args.string({ description: 'agent name', required: true }) }
+  static flags = { store: storeFlag }
+
+  async run(): Promise<ChannelChange> {
+    const { args, flags } = await this.parse(StoreRollback)
+    const r = await new ModelStore(resolveStore(flags.store)).rollback(args.agent)
+    this.say(`${r.agent} current -> ${r.version} (was ${r.previous ?? 'none'})`)
+    return r
+  }
+}

@@ -1,0 +1,21 @@
+import { Args } from '@oclif/core'
+import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { ModelStore } from '../../publish/store.js'
+import type { LegacyManifest, Manifest } from '../../publish/manifest.js'
+
+export default class StoreShow extends BaseCommand {
+  static summary = 'Print the manifest of a version (default: the current one)'
+  static examples = ['<%= config.bin %> store show scout', '<%= config.bin %> store show scout v2 --store ./model-store --json']
+  static args = {
+    agent: Args.string({ description: 'agent name', required: true }),
+    version: Args.string({ description: 'version (default: current)' }),
+  }
+  static flags = { store: storeFlag }
+
+  async run(): Promise<Manifest | LegacyManifest> {
+    const { args, flags } = await this.parse(StoreShow)
+    const manifest = await new ModelStore(resolveStore(flags.store)).manifest(args.agent, args.version)
+    this.say(JSON.stringify(manifest, null, 2))
+    return manifest
+  }
+}

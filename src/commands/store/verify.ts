@@ -1,0 +1,24 @@
+import { Args } from '@oclif/core'
+import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { assertVerified, ModelStore, type VerifyReport } from '../../publish/store.js'
+
+export default class StoreVerify extends BaseCommand {
+  static summary = 'Check versions against their manifests (exit 4 naming each modified, missing or extra file)'
+  static description = `Without arguments checks every version of every agent; with an agent, all its versions; with a version,
+that one. Manifests written by the original Python ModelStore are checked with its checksum algorithm.`
+  static examples = ['<%= config.bin %> store verify --store ./model-store', '<%= config.bin %> store verify scout v2 --json']
+  static args = {
+    agent: Args.string({ description: 'agent name' }),
+    version: Args.string({ description: 'version name' }),
+  }
+  static flags = { store: storeFlag }
+
+  async run(): Promise<VerifyReport[]> {
+    const { args, flags } = await this.parse(StoreVerify)
+    const reports = await new ModelStore(resolveStore(flags.store)).verify(args.agent, args.version)
+    for (const r of reports.filter((x) => x.ok)) this.say(`ok  ${r.agent}/${r.version}  (${r.files} files, ${r.algorithm})`)
+    assertVerified(reports)
+    if (reports.length === 0) this.say('Nothing to verify.')
+    return reports
+  }
+}
