@@ -353,7 +353,7 @@ export async function openCheckpoint(dir: string): Promise<SafetensorsCheckpoint
       details: { files: pytorch },
     })
   }
-  throw new NotFoundError(`${dir} has no model weights (${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX})`, {
+  throw new UsageError(`${dir} has no model weights (${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX})`, {
     code: 'WEIGHTS_NOT_FOUND',
     hint: 'Point at a Hugging Face model directory or snapshot that contains safetensors weights.',
   })
@@ -390,7 +390,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   const files = shardNames.map((s) => join(dir, s))
   for (const f of files) {
     if (!existsSync(f)) {
-      throw new NotFoundError(`Shard ${basename(f)} listed in ${basename(indexPath)} is missing`, {
+      throw new UsageError(`Shard ${basename(f)} listed in ${basename(indexPath)} is missing`, {
         code: 'WEIGHTS_NOT_FOUND',
         hint: 'The download is incomplete; fetch the model again.',
         details: { shard: f },

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { errnoCode, NotFoundError, UsageError } from '../../lib/errors.js'
+import { errnoCode, UsageError } from '../../lib/errors.js'
 
 export type HfConfig = Record<string, unknown> & { model_type?: string; architectures?: string[] }
 
@@ -21,7 +21,7 @@ export async function readHfConfig(dir: string): Promise<HfConfig> {
     text = await readFile(file, 'utf8')
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') {
-      throw new NotFoundError(`${dir} has no config.json`, {
+      throw new UsageError(`${dir} has no config.json, so it is not a Hugging Face model directory`, {
         code: 'CONFIG_NOT_FOUND',
         hint: 'Point at a Hugging Face model directory (save_pretrained output or a cache snapshot), which holds config.json next to the weights.',
       })

@@ -1,0 +1,54 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand } from '../lib/base-command.js'
+import { formatBytes } from '../lib/progress.js'
+import { EXPORTERS, exportModel, type Exporter, type ExportResult } from '../onnx/export/index.js'
+
+export default class Export extends BaseCommand {
+  static summary = 'Export a Hugging Face model (directory or cached repo id) to ONNX, checked by a run in onnxruntime'
+  static description = `Writes model.onnx (plus external data over 2 GB), config.json and the tokenizer files to --out.
+--exporter auto uses the repository's own ONNX when it ships one for the task, else the native TypeScript
+exporter (bert, roberta, xlm-roberta, distilbert: feature-extraction, text-classification, sentence-embedding),
+else optimum-cli. The task defaults from config.json's architectures (sentence-embedding for
+sentence-transformers repositories). Every export ends with a smoke run in onnxruntime-node; nothing is
+written to --out unless it passes. See docs/export.md.`
+  static examples = [
+    '<%= config.bin %> export ./bert-base-uncased --out ./exported',
+    '<%= config.bin %> export sentence-transformers/all-MiniLM-L6-v2 --revision main --out ./minilm --exporter native',
+    '<%= config.bin %> export Xenova/bert-base-uncased --exporter repo --variant quantized --out ./bert-q --json',
+  ]
+  static args = {
+    model: Args.string({ description: 'model directory, cache snapshot, or repo id (org/name) in the Hugging Face cache', required: true }),
+  }
+  static flags = {
+    out: Flags.string({ description: 'directory that receives model.onnx, config.json and tokenizer files', required: true, helpValue: '<dir>' }),
+    exporter: Flags.string({ description: 'how to produce the ONNX model', options: [...EXPORTERS], default: 'auto' }),
+    task: Flags.string({ description: 'feature-extraction, text-classification, sentence-embedding (native), or any Optimum task [default: from config.json]' }),
+    opset: Flags.integer({ description: 'ONNX opset (native: 17 to 21) [default: 17]' }),
+    variant: Flags.string({ description: 'shipped ONNX variant for the repo exporter: fp32 (model.onnx), fp16, quantized, ... (model_<variant>.onnx)' }),
+    revision: Flags.string({ description: 'branch, tag or commit of a repo id [default: main]' }),
+    'cache-dir': Flags.string({ description: 'Hugging Face cache [default: $HF_HUB_CACHE, else $HF_HOME/hub]', helpValue: '<dir>' }),
+    force: Flags.boolean({ description: 'replace an existing model.onnx in --out', default: false }),
+  }
+
+  async run(): Promise<ExportResult> {
+    const { args, flags } = await this.parse(Export)
+    const result = await exportModel({
+      model: args.model,
+      out: flags.out,
+      exporter: flags.exporter as Exporter,
+      task: flags.task,
+      opset: flags.opset,
+      variant: flags.variant,
+      revision: flags.revision,
+      cacheDir: flags['cache-dir'],
+      force: flags.force,
+      progress: !this.jsonEnabled(),
+    })
+    const shape = (s: (number | string)[]): string => `[${s.join(', ')}]`
+    this.say(`Exported ${result.source.repo ?? result.source.dir} with the ${result.exporter} exporter (task ${result.task}, opset ${result.opset})`)
+    this.say(`  inputs:  ${result.inputs.map((i) => `${i.name} ${i.dtype} ${shape(i.shape)}`).join(', ')}`)
+    this.say(`  outputs: ${result.outputs.map((o) => `${o.name} ${o.dtype} ${shape(o.shape)}`).join(', ')}`)
+    for (const f of result.files) this.say(`  ${result.out}/${f.path}  ${formatBytes(f.size)}`)
+    return result
+  }
+}

@@ -1,0 +1,358 @@
+/**
+ * `modelforge export`: a model directory or cached repo id -> <out>/model.onnx (+ external data),
+ * config.json and tokenizer files, through one of three exporters, ending with a smoke run in onnxruntime.
+ *
+ * Everything is written into a staging directory inside --out and moved into place only after the smoke
+ * run passed, so a failed export leaves --out as it was.
+ */
+import { cp, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { join, relative, resolve, sep } from 'node:path'
+import { ConflictError, UsageError } from '../../lib/errors.js'
+import { createTasks, formatBytes } from '../../lib/progress.js'
+import { openCheckpoint } from '../safetensors.js'
+import { inferTask, isNativeModelType, isNativeTask, NATIVE_TASKS, readHfConfig, unsupportedModelType, type HfConfig } from './model-config.js'
+import { buildNativeGraph, NATIVE_OPSETS } from './native.js'
+import { isSentenceTransformers, readSentenceTransformers, type SentenceTransformersConfig } from './sentence-transformers.js'
+import { writeModelStreaming } from './write-model.js'
+import { copyRepoOnnx, findRepoOnnx, requireRepoOnnx } from './repo.js'
+import { runOptimum } from './optimum.js'
+import { smokeRun, type SmokeHints } from './smoke.js'
+import { resolveModelSource, type ModelSource } from './source.js'
+import { readModel } from '../proto.js'
+import { externalDataFiles } from '../external-data.js'
+import { type ValueInfo } from '../../validate/runtime.js'
+
+export const EXPORTERS = ['auto', 'repo', 'native', 'optimum'] as const
+export type Exporter = (typeof EXPORTERS)[number]
+
+export interface ExportOptions {
+  /** A model directory or a repo id. */
+  model: string
+  out: string
+  exporter?: Exporter
+  task?: string
+  opset?: number
+  /** Shipped ONNX variant for the repo exporter (fp32 = model.onnx, fp16 = model_fp16.onnx, ...). */
+  variant?: string
+  revision?: string
+  cacheDir?: string
+  /** Replace an existing model.onnx in --out. */
+  force?: boolean
+  /** Show listr2 progress on stderr (the command passes !--json). */
+  progress?: boolean
+  /** Native exporter: weight bytes above which initializers go to external data (default 2 GB). */
+  externalDataThreshold?: number
+  optimumCli?: string
+}
+
+export interface ExportedFile {
+  path: string
+  size: number
+}
+
+export interface ExportResult {
+  source: ModelSource
+  out: string
+  exporter: Exclude<Exporter, 'auto'>
+  /** Why auto picked that exporter. */
+  reason?: string
+  task: string
+  modelType?: string
+  opset: number
+  inputs: ValueInfo[]
+  outputs: ValueInfo[]
+  files: ExportedFile[]
+  externalData: string[]
+  weightBytes?: number
+  smoke: { batch: number; sequence: number; outputs: Record<string, number[]> }
+  durationMs: number
+}
+
+/** Tokenizer and pipeline files copied next to the model when the source has them. */
+const SIDE_FILES = [
+  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
+  'added_tokens.json', 'vocab.txt', 'vocab.json', 'merges.txt', 'sentencepiece.bpe.model', 'spiece.model',
+  'tokenizer.model', 'modules.json', 'sentence_bert_config.json', 'config_sentence_transformers.json',
+  '1_Pooling/config.json',
+]
+
+const TASK_OUTPUT: Record<string, string> = {
+  'feature-extraction': 'last_hidden_state',
+  'text-classification': 'logits',
+  'sentence-embedding': 'sentence_embedding',
+}
+
+interface Ctx {
+  source?: ModelSource
+  config?: HfConfig
+  task?: string
+  exporter?: Exclude<Exporter, 'auto'>
+  reason?: string
+  st?: SentenceTransformersConfig
+  staging?: string
+  opset?: number
+  modelType?: string
+  externalData?: string[]
+  weightBytes?: number
+  hints?: SmokeHints
+  smoke?: Awaited<ReturnType<typeof smokeRun>>
+  files?: ExportedFile[]
+}
+
+async function hasTaskOutput(dir: string, relPath: string, task: string): Promise<boolean> {
+  const want = TASK_OUTPUT[task]
+  if (!want) return true
+  const model = await readModel(join(dir, relPath))
+  return (model.graph?.output ?? []).some((o) => o.name === want)
+}
+
+async function chooseExporter(ctx: Ctx, options: ExportOptions): Promise<void> {
+  const dir = ctx.source!.dir
+  const requested = options.exporter ?? 'auto'
+  if (requested !== 'auto') {
+    ctx.exporter = requested
+    return
+  }
+  const shipped = findRepoOnnx(dir, options.variant)
+  if (shipped && (await hasTaskOutput(dir, shipped, ctx.task!))) {
+    ctx.exporter = 'repo'
+    ctx.reason = `the repository ships ${shipped}`
+    return
+  }
+  if (options.variant && options.variant !== 'fp32') {
+    await requireRepoOnnx(dir, options.variant)
+  }
+  const modelType = ctx.config?.model_type
+  if (isNativeModelType(modelType) && isNativeTask(ctx.task!)) {
+    ctx.exporter = 'native'
+    ctx.reason = `model_type ${modelType} and task ${ctx.task} are supported natively`
+    return
+  }
+  ctx.exporter = 'optimum'
+  ctx.reason = isNativeModelType(modelType) ? `task ${ctx.task} is not native` : `model_type ${String(modelType)} is not native`
+}
+
+async function listFiles(dir: string): Promise<ExportedFile[]> {
+  const out: ExportedFile[] = []
+  const walk = async (d: string): Promise<void> => {
+    for (const entry of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, entry.name)
+      if (entry.isDirectory()) await walk(p)
+      else out.push({ path: relative(dir, p).split(sep).join('/'), size: (await stat(p)).size })
+    }
+  }
+  await walk(dir)
+  return out.sort((a, b) => (a.path < b.path ? -1 : 1))
+}
+
+async function copySideFiles(from: string, to: string, also: string[] = []): Promise<void> {
+  for (const rel of [...SIDE_FILES, ...also]) {
+    const src = join(from, rel)
+    const dst = join(to, rel)
+    if (!existsSync(src) || existsSync(dst)) continue
+    await mkdir(join(dst, '..'), { recursive: true })
+    await cp(src, dst, { dereference: true })
+  }
+}
+
+/** --force: the old model.onnx and the external data files it names go, so no stale weights remain. */
+async function removePreviousExport(out: string): Promise<void> {
+  const old = join(out, 'model.onnx')
+  if (!existsSync(old)) return
+  let external: string[] = []
+  try {
+    external = externalDataFiles(await readModel(old))
+  } catch {
+    // A broken previous export: only model.onnx itself is known to be ours.
+  }
+  for (const f of ['model.onnx', ...external]) await rm(join(out, f), { force: true })
+}
+
+async function exportNative(ctx: Ctx, options: ExportOptions, report: (title: string) => void): Promise<void> {
+  const { config, task } = ctx
+  if (!isNativeModelType(config!.model_type)) throw unsupportedModelType(config!.model_type)
+  if (!isNativeTask(task!)) {
+    throw new UsageError(`Task ${task} is not supported by the native exporter (supported: ${NATIVE_TASKS.join(', ')})`, {
+      code: 'UNSUPPORTED_TASK',
+      hint: 'Use --exporter optimum for other tasks, or pass --task feature-extraction.',
+    })
+  }
+  const weightsDir = ctx.st?.transformerDir ?? ctx.source!.dir
+  const checkpoint = await openCheckpoint(weightsDir)
+  try {
+    const graph = buildNativeGraph(config!, checkpoint, { task, opset: options.opset, sentenceTransformers: ctx.st })
+    report(`Writing model.onnx (${formatBytes(checkpoint.totalBytes)} of ${checkpoint.files.length > 1 ? `${checkpoint.files.length} shards` : 'safetensors'})`)
+    const written = await writeModelStreaming(join(ctx.staging!, 'model.onnx'), graph.model, graph.initializers, {
+      externalDataThreshold: options.externalDataThreshold,
+    })
+    ctx.opset = options.opset ?? 17
+    ctx.modelType = graph.encoder.modelType
+    ctx.externalData = written.externalData ? [written.externalData] : []
+    ctx.weightBytes = written.weightBytes
+    ctx.hints = {
+      vocabSize: graph.encoder.vocabSize,
+      typeVocabSize: graph.encoder.typeVocabSize || undefined,
+      maxSequence: graph.encoder.maxSequence,
+      expectedOutputs: graph.outputs,
+    }
+  } finally {
+    await checkpoint.close()
+  }
+}
+
+function hintsFromConfig(config: HfConfig | undefined): SmokeHints {
+  if (!config) return {}
+  const int = (k: string): number | undefined => (typeof config[k] === 'number' ? (config[k] as number) : undefined)
+  let maxSequence = int('max_position_embeddings')
+  if (maxSequence && /roberta/.test(String(config.model_type)) && typeof config.pad_token_id === 'number') maxSequence -= config.pad_token_id + 1
+  return { vocabSize: int('vocab_size'), typeVocabSize: int('type_vocab_size'), maxSequence }
+}
+
+export async function exportModel(options: ExportOptions): Promise<ExportResult> {
+  const started = performance.now()
+  const out = resolve(options.out)
+  if (options.exporter && !(EXPORTERS as readonly string[]).includes(options.exporter)) {
+    throw new UsageError(`--exporter ${options.exporter} is not one of ${EXPORTERS.join(', ')}`, { code: 'INVALID_EXPORTER', hint: 'Pick auto, repo, native or optimum.' })
+  }
+  if (options.opset !== undefined && (!Number.isInteger(options.opset) || options.opset < 7)) {
+    throw new UsageError(`--opset ${options.opset} is not a valid opset`, { code: 'UNSUPPORTED_OPSET', hint: `The native exporter writes opsets ${NATIVE_OPSETS.min} to ${NATIVE_OPSETS.max}.` })
+  }
+  if (existsSync(join(out, 'model.onnx')) && !options.force) {
+    throw new ConflictError(`${join(out, 'model.onnx')} already exists`, {
+      code: 'OUTPUT_EXISTS',
+      hint: 'Choose another --out directory, or pass --force to replace the export there.',
+    })
+  }
+  const ctx: Ctx = {}
+  const tasks = createTasks<Ctx>(
+    [
+      {
+        title: `Resolving ${options.model}`,
+        task: async (c, t) => {
+          c.source = await resolveModelSource(options.model, { revision: options.revision, cacheDir: options.cacheDir })
+          if (resolve(c.source.dir) === out) {
+            throw new UsageError('--out is the model directory itself', { code: 'OUT_IS_SOURCE', hint: 'Export into a separate directory.' })
+          }
+          t.title = `Model: ${c.source.repo ? `${c.source.repo}@${c.source.revision}` : c.source.dir}`
+        },
+      },
+      {
+        title: 'Reading config and choosing the exporter',
+        task: async (c, t) => {
+          const dir = c.source!.dir
+          const requested = options.exporter ?? 'auto'
+          const st = isSentenceTransformers(dir) ? await readSentenceTransformers(dir) : undefined
+          const configDir = st?.transformerDir ?? dir
+          // The repo and optimum exporters can work without config.json; native and auto need it to decide.
+          if (requested === 'native' || requested === 'auto' || existsSync(join(configDir, 'config.json'))) {
+            c.config = await readHfConfig(configDir)
+          }
+          c.task = options.task ?? inferTask(dir, c.config ?? {})
+          if (c.task === 'sentence-embedding') c.st = st
+          await chooseExporter(c, options)
+          t.title = `Exporter ${c.exporter}${c.reason ? ` (${c.reason})` : ''}, task ${c.task}`
+        },
+      },
+      {
+        title: 'Exporting',
+        task: async (c, t) => {
+          await mkdir(out, { recursive: true })
+          c.staging = await mkdtemp(join(out, '.modelforge-export-'))
+          const dir = c.source!.dir
+          if (c.exporter === 'native') {
+            await exportNative(c, options, (title) => (t.title = title))
+          } else if (c.exporter === 'repo') {
+            const rel = await requireRepoOnnx(dir, options.variant)
+            t.title = `Copying ${rel}`
+            const copied = await copyRepoOnnx(dir, rel, c.staging)
+            if (options.opset !== undefined && options.opset !== copied.opset) {
+              throw new UsageError(`${rel} is opset ${copied.opset}, not the requested --opset ${options.opset}; the repo exporter copies models as they are`, {
+                code: 'OPSET_MISMATCH',
+                hint: 'Drop --opset, or use --exporter native / optimum to export at another opset.',
+              })
+            }
+            c.opset = copied.opset
+            c.externalData = copied.externalData
+            c.modelType = c.config?.model_type
+            c.hints = hintsFromConfig(c.config)
+          } else {
+            t.title = 'Running optimum-cli export onnx'
+            await runOptimum(dir, c.staging, {
+              task: c.task,
+              opset: options.opset,
+              optimumCli: options.optimumCli,
+              onLine: (line) => (t.output = line),
+            })
+            const model = join(c.staging, 'model.onnx')
+            if (!existsSync(model)) {
+              const made = (await listFiles(c.staging)).map((f) => f.path)
+              throw new UsageError(`optimum-cli wrote no model.onnx (it wrote: ${made.join(', ') || 'nothing'})`, {
+                code: 'OPTIMUM_NO_MODEL',
+                hint: 'Encoder-decoder models export to several files, which modelforge does not handle; pick an encoder-only model.',
+              })
+            }
+            const proto = await readModel(model)
+            c.opset = Number(proto.opsetImport?.find((o) => !o.domain)?.version ?? 0)
+            c.externalData = externalDataFiles(proto)
+            c.modelType = c.config?.model_type
+            c.hints = hintsFromConfig(c.config)
+          }
+          await copySideFiles(c.st?.transformerDir ?? dir, c.staging)
+          if (c.st && c.st.transformerDir !== dir) await copySideFiles(dir, c.staging)
+        },
+      },
+      {
+        title: 'Smoke run in onnxruntime',
+        task: async (c, t) => {
+          c.smoke = await smokeRun(join(c.staging!, 'model.onnx'), c.hints)
+          t.title = `Smoke run in onnxruntime: ${Object.entries(c.smoke.ran).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`
+        },
+      },
+      {
+        title: `Writing ${out}`,
+        task: async (c) => {
+          const staged = await listFiles(c.staging!)
+          if (options.force) await removePreviousExport(out)
+          for (const f of staged) {
+            const dst = join(out, f.path)
+            await mkdir(join(dst, '..'), { recursive: true })
+            await rename(join(c.staging!, f.path), dst)
+          }
+          c.files = staged
+        },
+      },
+    ],
+    { quiet: !options.progress },
+  )
+  try {
+    await tasks.run(ctx)
+  } finally {
+    if (ctx.staging) await rm(ctx.staging, { recursive: true, force: true })
+  }
+  return {
+    source: ctx.source!,
+    out,
+    exporter: ctx.exporter!,
+    reason: ctx.reason,
+    task: ctx.task!,
+    modelType: ctx.modelType,
+    opset: ctx.opset!,
+    inputs: ctx.smoke!.inputs,
+    outputs: ctx.smoke!.outputs,
+    files: ctx.files!,
+    externalData: ctx.externalData ?? [],
+    weightBytes: ctx.weightBytes,
+    smoke: { batch: ctx.smoke!.batch, sequence: ctx.smoke!.sequence, outputs: ctx.smoke!.ran },
+    durationMs: Math.round(performance.now() - started),
+  }
+}
+
+export { resolveModelSource, type ModelSource } from './source.js'
+export { inferTask, readHfConfig, encoderConfig, NATIVE_MODEL_TYPES, NATIVE_TASKS } from './model-config.js'
+export { buildNativeGraph } from './native.js'
+export { writeModelStreaming, type LazyInitializer } from './write-model.js'
+export { smokeRun } from './smoke.js'
+export { readSentenceTransformers } from './sentence-transformers.js'
+export { listRepoOnnx, findRepoOnnx } from './repo.js'
+export { optimumArgs } from './optimum.js'

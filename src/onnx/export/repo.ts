@@ -1,0 +1,98 @@
+/**
+ * `--exporter repo`: the repository already ships ONNX. Optimum and sentence-transformers put it at
+ * model.onnx or onnx/model.onnx, with variants named model_<variant>.onnx (model_fp16.onnx,
+ * model_quantized.onnx, model_O3.onnx, ...). The model is copied with the external data files it names
+ * inside itself (never a guessed name), and checked by the smoke run like any export.
+ */
+import { copyFile, mkdir, readdir } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { NotFoundError, UsageError } from '../../lib/errors.js'
+import { externalDataFiles } from '../external-data.js'
+import { readModel, num, type ModelProto } from '../proto.js'
+
+export interface RepoOnnx {
+  /** Path relative to the model directory, e.g. onnx/model_fp16.onnx. */
+  path: string
+  variant: string
+}
+
+const VARIANT_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/
+
+export function variantFileName(variant = 'fp32'): string {
+  if (!VARIANT_RE.test(variant)) {
+    throw new UsageError(`--variant ${JSON.stringify(variant)} is not a variant name`, {
+      code: 'INVALID_VARIANT',
+      hint: 'Variants are suffixes of model_<variant>.onnx, e.g. fp16, quantized, int8, O3; fp32 means model.onnx.',
+    })
+  }
+  return variant === 'fp32' ? 'model.onnx' : `model_${variant}.onnx`
+}
+
+/** Every shipped ONNX model in the usual places, as variants. */
+export async function listRepoOnnx(dir: string): Promise<RepoOnnx[]> {
+  const found: RepoOnnx[] = []
+  for (const sub of ['onnx', '.']) {
+    let names: string[]
+    try {
+      names = await readdir(join(dir, sub))
+    } catch {
+      continue
+    }
+    for (const name of names.sort()) {
+      const m = /^model(?:_(.+))?\.onnx$/.exec(name)
+      if (m) found.push({ path: sub === '.' ? name : `${sub}/${name}`, variant: m[1] ?? 'fp32' })
+    }
+  }
+  return found
+}
+
+/** The shipped model for a variant: onnx/<file> first (transformers.js, sentence-transformers), then <file>. */
+export function findRepoOnnx(dir: string, variant?: string): string | undefined {
+  const file = variantFileName(variant)
+  for (const candidate of [`onnx/${file}`, file]) if (existsSync(join(dir, candidate))) return candidate
+  return undefined
+}
+
+export async function requireRepoOnnx(dir: string, variant?: string): Promise<string> {
+  const found = findRepoOnnx(dir, variant)
+  if (found) return found
+  const available = await listRepoOnnx(dir)
+  throw new NotFoundError(`${dir} ships no ${variantFileName(variant)} (looked in onnx/ and the top level)`, {
+    code: 'REPO_ONNX_NOT_FOUND',
+    hint: available.length > 0
+      ? `Available variants: ${available.map((a) => `${a.variant} (${a.path})`).join(', ')}; pick one with --variant.`
+      : 'The repository has no ONNX files; use --exporter native or --exporter optimum.',
+    details: { available },
+  })
+}
+
+export interface CopiedRepoModel {
+  model: ModelProto
+  opset: number
+  externalData: string[]
+}
+
+/** Copies the shipped model to `<outDir>/model.onnx` and its external data files under their stored names. */
+export async function copyRepoOnnx(dir: string, relPath: string, outDir: string): Promise<CopiedRepoModel> {
+  const source = join(dir, relPath)
+  const model = await readModel(source)
+  const external = externalDataFiles(model)
+  for (const location of external) {
+    const from = join(dirname(source), location)
+    if (!existsSync(from)) {
+      throw new NotFoundError(`${relPath} stores its weights in ${location}, which is missing next to it`, {
+        code: 'EXTERNAL_DATA_MISSING',
+        hint: `Fetch ${dirname(relPath) === '.' ? '' : dirname(relPath) + '/'}${location} too (modelforge fetch <repo> --include '${location}').`,
+      })
+    }
+  }
+  // copyFile follows the HF cache's snapshot symlinks, so the output holds real files.
+  await copyFile(source, join(outDir, 'model.onnx'))
+  for (const location of external) {
+    await mkdir(dirname(join(outDir, location)), { recursive: true })
+    await copyFile(join(dirname(source), location), join(outDir, location))
+  }
+  const opset = num(model.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version)
+  return { model, opset, externalData: external }
+}
