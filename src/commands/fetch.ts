@@ -1,0 +1,60 @@
+import { Args, Flags } from '@oclif/core'
+import { BaseCommand } from '../lib/base-command.js'
+import { formatBytes } from '../lib/progress.js'
+import { fetchModel, type FetchResult } from '../hub/fetch.js'
+
+export default class Fetch extends BaseCommand {
+  static summary = 'Bring a Hugging Face model repository into the local HF cache, offline-first'
+  static description = `Resolves the revision from the cache first: when every wanted file is already there, no request
+is made. Otherwise resolves the revision to a commit once, lists its files, downloads what is missing
+(resumed with HTTP Range after an interruption), verifies size and hash (sha256 for LFS files, git blob
+sha1 for the others) and only then links the snapshot and writes refs/ and trees/. The cache is the
+Hugging Face layout, shared with Python's huggingface_hub. A local directory is used as is.
+Exit codes: 3 network/Hub failure, 4 integrity failure, 6 not cached while offline or not found on the
+Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.`
+  static examples = [
+    '<%= config.bin %> fetch sentence-transformers/all-MiniLM-L6-v2',
+    '<%= config.bin %> fetch google-bert/bert-base-uncased --revision main --include "*.json" --include "*.safetensors" --json',
+    '<%= config.bin %> fetch Xenova/bert-base-uncased --include "onnx/model.onnx" --include "*.json" --exclude "onnx/*_fp16.onnx"',
+    'HF_HUB_OFFLINE=1 <%= config.bin %> fetch org/name --revision v1.0 --cache-dir /models/hf',
+  ]
+  static args = {
+    model: Args.string({ description: 'repo id (org/name) on the Hub, or a local model directory', required: true }),
+  }
+  static flags = {
+    revision: Flags.string({ description: 'branch, tag or 40-hex commit [default: main]' }),
+    include: Flags.string({ description: 'glob of files to fetch (repeatable); replaces the default set of config, tokenizer, weights and ONNX files', multiple: true }),
+    exclude: Flags.string({ description: 'glob of files to leave out (repeatable)', multiple: true }),
+    offline: Flags.boolean({ description: 'never touch the network (also HF_HUB_OFFLINE=1); exit 6 if the cache cannot satisfy the request', default: false }),
+    refresh: Flags.boolean({ description: "ask the Hub for the revision's current commit even if the cache knows one", default: false }),
+    'cache-dir': Flags.string({ description: 'Hugging Face cache [default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]', helpValue: '<dir>' }),
+    token: Flags.string({ description: 'Hub access token [default: $HF_TOKEN]; never printed', helpValue: '<token>' }),
+    yes: Flags.boolean({ description: 'approve the download when the policy (download.requireApproval) asks for it', default: false }),
+  }
+
+  async run(): Promise<FetchResult> {
+    const { args, flags } = await this.parse(Fetch)
+    const result = await fetchModel(args.model, {
+      revision: flags.revision,
+      include: flags.include,
+      exclude: flags.exclude,
+      offline: flags.offline || undefined,
+      refresh: flags.refresh,
+      cacheDir: flags['cache-dir'],
+      token: flags.token,
+      approved: flags.yes,
+      quiet: this.jsonEnabled(),
+    })
+    if (result.source === 'local') {
+      this.say(`Local model directory ${result.snapshot}: ${result.files.length} files, nothing fetched`)
+      return result
+    }
+    const how = result.fromCache
+      ? 'from the cache, no request made'
+      : `${formatBytes(result.bytesDownloaded)} downloaded${result.bytesResumed ? ` (${formatBytes(result.bytesResumed)} resumed)` : ''}, ${result.requests} requests`
+    this.say(`${result.repo}@${result.revision} -> ${result.commit} (${how})`)
+    this.say(`snapshot: ${result.snapshot}`)
+    for (const f of result.files) this.say(`  ${f.path}  ${formatBytes(f.size)}  ${f.hashAlgorithm === 'sha256' ? 'sha256' : 'sha1'}:${f.blob}${f.fromCache ? '' : '  (new)'}`)
+    return result
+  }
+}

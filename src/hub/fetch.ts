@@ -1,0 +1,410 @@
+/**
+ * fetchModel: brings a model repository into the Hugging Face cache, offline-first.
+ *
+ *  1. Policy (allowedSources) before anything else.
+ *  2. Resolve the revision from the cache (a commit as is, a branch or tag through refs/); when every wanted
+ *     file of that commit is in the snapshot, return without a single request.
+ *  3. Offline (--offline / HF_HUB_OFFLINE): stop here with NotFoundError (exit 6) naming what is missing.
+ *  4. Approval (requireApproval -> --yes), then the Hub: revision -> commit once, the listing of that commit,
+ *     each missing blob downloaded, verified and renamed into blobs/ under its lock, the snapshot linked,
+ *     and only then trees/<commit>.json and refs/<revision>; then the audit log.
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readdir, readlink, stat } from 'node:fs/promises'
+import { basename, join, relative, resolve, sep } from 'node:path'
+import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, plainOutput, type ModelforgeConfig } from '../lib/env.js'
+import { NotFoundError, UsageError } from '../lib/errors.js'
+import { createTasks, formatBytes } from '../lib/progress.js'
+import { blobId, listRepoFiles, resolveRevision, type RemoteFile } from './api.js'
+import { appendAudit } from './audit.js'
+import {
+  COMMIT_RE,
+  isDirectory,
+  isFile,
+  readTree,
+  repoCache,
+  resolveCachedCommit,
+  snapshotDir,
+  snapshotFile,
+  validateRepoId,
+  validateRevision,
+  writeRef,
+  writeTree,
+  type RepoCache,
+  type TreeCache,
+} from './cache.js'
+import { downloadBlob } from './download.js'
+import { HubHttp, type RetryOptions } from './http.js'
+import { acquireLock } from './lock.js'
+import { checkApproval, checkSourceAllowed } from './policy.js'
+import { isLiteral, selectPaths } from './select.js'
+import { linkSnapshot } from './snapshot.js'
+
+export interface FetchOptions {
+  /** Branch, tag or 40-hex commit (default "main"). */
+  revision?: string
+  /** Globs of files to fetch instead of the default set (config, tokenizer, weights, ONNX files). */
+  include?: string[]
+  /** Globs of files to leave out. */
+  exclude?: string[]
+  /** Never touch the network (default: HF_HUB_OFFLINE). */
+  offline?: boolean
+  /** Ask the Hub for the revision's current commit even when refs/ knows one. */
+  refresh?: boolean
+  /** Default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub. */
+  cacheDir?: string
+  /** Default: HF_ENDPOINT, else https://huggingface.co. */
+  endpoint?: string
+  /** Default: HF_TOKEN. Sent only to the endpoint's origin and never printed. */
+  token?: string
+  /** --yes: approves the download when the policy requires approval. */
+  approved?: boolean
+  /** Default: loadConfig() (MODELFORGE_CONFIG). */
+  config?: ModelforgeConfig
+  /** No progress output (--json). */
+  quiet?: boolean
+  /** Files downloaded at once (default 4). */
+  concurrency?: number
+  retry?: RetryOptions
+  stallTimeoutMs?: number
+  lockTimeoutMs?: number
+}
+
+export interface FetchedFile {
+  path: string
+  size: number
+  /** The blob id: sha256 for LFS files, git blob sha1 for the others. */
+  blob: string
+  hashAlgorithm: 'sha256' | 'git-sha1'
+  sha256?: string
+  /** Already in the cache before this fetch. */
+  fromCache: boolean
+}
+
+export interface FetchResult {
+  source: 'hub' | 'local'
+  repo: string
+  revision?: string
+  commit?: string
+  /** The directory to read the model from (snapshots/<commit> or the local directory). */
+  snapshot: string
+  cacheDir?: string
+  endpoint?: string
+  files: FetchedFile[]
+  bytesDownloaded: number
+  /** Bytes of partial files from an earlier, interrupted fetch that were reused. */
+  bytesResumed: number
+  requests: number
+  /** True when the cache satisfied the request without any network access. */
+  fromCache: boolean
+}
+
+const BLOB_RE = /^([0-9a-f]{40}|[0-9a-f]{64})$/
+
+function listingFromTree(tree: TreeCache): RemoteFile[] {
+  return Object.entries(tree.files).map(([path, f]) => ({ path, size: f.size, oid: f.blob_id, lfsSha256: f.lfs_sha256, xetHash: f.xet_hash }))
+}
+
+function treeFromListing(files: RemoteFile[]): TreeCache {
+  const out: TreeCache = { format_version: 1, files: {} }
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    out.files[f.path] = {
+      size: f.size,
+      blob_id: f.oid,
+      ...(f.lfsSha256 ? { lfs_sha256: f.lfsSha256, lfs_size: f.size } : {}),
+      ...(f.xetHash ? { xet_hash: f.xetHash } : {}),
+    }
+  }
+  return out
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256')
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
+  return h.digest('hex')
+}
+
+/** Files under a directory, following symlinks (snapshots are made of them), as "/"-separated paths. */
+async function walk(root: string, dir = root): Promise<string[]> {
+  const out: string[] = []
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.name === '.git') continue
+    const full = join(dir, entry.name)
+    if (await isDirectory(full)) out.push(...(await walk(root, full)))
+    else if (await isFile(full)) out.push(relative(root, full).split(sep).join('/'))
+  }
+  return out.sort()
+}
+
+interface CacheState {
+  /** Files wanted from the cache (known when a listing exists, else what the snapshot holds). */
+  wanted: RemoteFile[]
+  missing: string[]
+}
+
+/** What the snapshot of a commit holds of the wanted selection. */
+async function cacheState(repo: RepoCache, commit: string, listing: RemoteFile[] | undefined, options: FetchOptions): Promise<CacheState> {
+  if (listing) {
+    const byPath = new Map(listing.map((f) => [f.path, f]))
+    const wanted = selectPaths([...byPath.keys()], options).map((p) => byPath.get(p)!)
+    const missing: string[] = []
+    for (const f of wanted) {
+      const s = await stat(snapshotFile(repo, commit, f.path)).catch(() => undefined)
+      if (!s?.isFile() || s.size !== f.size) missing.push(f.path)
+    }
+    if (wanted.length === 0) missing.push(...(options.include ?? ['(default file set)']))
+    return { wanted, missing }
+  }
+  // No listing (a cache written by an older huggingface_hub or another tool): judge by what the snapshot holds.
+  const dir = snapshotDir(repo, commit)
+  if (!(await isDirectory(dir))) return { wanted: [], missing: ['snapshot'] }
+  const present = await walk(dir)
+  const wanted: RemoteFile[] = []
+  for (const path of selectPaths(present, options)) {
+    const file = snapshotFile(repo, commit, path)
+    const id = basename(await readlink(file).catch(() => ''))
+    const size = (await stat(file)).size
+    wanted.push(BLOB_RE.test(id) ? { path, size, oid: id.length === 40 ? id : '', lfsSha256: id.length === 64 ? id : undefined } : { path, size, oid: '' })
+  }
+  const missing = (options.include ?? []).filter((p) => isLiteral(p) && !present.includes(p))
+  if (wanted.length === 0) missing.push(...(options.include ?? ['(default file set)']))
+  return { wanted, missing }
+}
+
+async function describeCached(repo: RepoCache, commit: string, files: RemoteFile[]): Promise<FetchedFile[]> {
+  const out: FetchedFile[] = []
+  for (const f of files) {
+    const id = f.oid || f.lfsSha256 ? blobId(f) : ''
+    const lfs = Boolean(f.lfsSha256)
+    out.push({
+      path: f.path,
+      size: f.size,
+      blob: id,
+      hashAlgorithm: lfs ? 'sha256' : 'git-sha1',
+      sha256: lfs ? f.lfsSha256 : await sha256File(snapshotFile(repo, commit, f.path)),
+      fromCache: true,
+    })
+  }
+  return out
+}
+
+/** A local model directory: nothing is fetched; the files are listed with their sha256. */
+async function localSource(dir: string): Promise<FetchResult> {
+  const root = resolve(dir)
+  const files: FetchedFile[] = []
+  for (const path of await walk(root)) {
+    const full = join(root, ...path.split('/'))
+    const sha256 = await sha256File(full)
+    files.push({ path, size: (await stat(full)).size, blob: sha256, hashAlgorithm: 'sha256', sha256, fromCache: true })
+  }
+  return { source: 'local', repo: root, snapshot: root, files, bytesDownloaded: 0, bytesResumed: 0, requests: 0, fromCache: true }
+}
+
+function resolveUrl(endpoint: string, repoId: string, commit: string, path: string): string {
+  return `${endpoint}/${repoId}/resolve/${commit}/${path.split('/').map(encodeURIComponent).join('/')}`
+}
+
+export async function fetchModel(source: string, options: FetchOptions = {}): Promise<FetchResult> {
+  if (await isDirectory(source)) return localSource(source)
+  validateRepoId(source)
+  const repoId = source
+  const revision = options.revision ?? 'main'
+  validateRevision(revision)
+  const offline = options.offline ?? hubOffline()
+  if (offline && options.refresh) {
+    throw new UsageError('--refresh needs the network and cannot be combined with --offline / HF_HUB_OFFLINE', {
+      code: 'USAGE_OFFLINE_REFRESH',
+      hint: 'Drop --refresh, or unset HF_HUB_OFFLINE.',
+    })
+  }
+  const config = options.config ?? loadConfig()
+  checkSourceAllowed(repoId, config, process.env.MODELFORGE_CONFIG)
+
+  const cacheDir = options.cacheDir ? resolve(options.cacheDir) : hubCacheDir()
+  const endpoint = (options.endpoint ?? hubEndpoint()).replace(/\/+$/, '')
+  const repo = repoCache(cacheDir, repoId)
+  const base = { source: 'hub' as const, repo: repoId, revision, cacheDir, endpoint }
+
+  // 2. Offline-first: the cache alone.
+  let commit = options.refresh ? undefined : await resolveCachedCommit(repo, revision)
+  let listing: RemoteFile[] | undefined
+  let missing: string[] = [`refs/${revision}`]
+  if (commit) {
+    const tree = await readTree(repo, commit)
+    listing = tree ? listingFromTree(tree) : undefined
+    const state = await cacheState(repo, commit, listing, options)
+    if (state.missing.length === 0) {
+      return {
+        ...base,
+        commit,
+        snapshot: snapshotDir(repo, commit),
+        files: await describeCached(repo, commit, state.wanted),
+        bytesDownloaded: 0,
+        bytesResumed: 0,
+        requests: 0,
+        fromCache: true,
+      }
+    }
+    missing = state.missing
+  }
+
+  // 3. Offline and not satisfied.
+  if (offline) {
+    const what = commit ? `files missing from snapshot ${commit}: ${missing.join(', ')}` : `no cached commit for revision "${revision}" (refs/${revision} is absent)`
+    throw new NotFoundError(`${repoId}@${revision} is not fully in the cache and the Hub may not be contacted (offline): ${what}`, {
+      code: 'NOT_CACHED',
+      hint: `Fetch it once with network access (without --offline / HF_HUB_OFFLINE=1), or check --cache-dir (${cacheDir}).`,
+      details: { repo: repoId, revision, commit, missing, cacheDir },
+    })
+  }
+
+  // 4. Online.
+  checkApproval(repoId, config, options.approved ?? false)
+  const http = new HubHttp({ endpoint, token: options.token ?? hubToken(), retry: options.retry, context: { repoId, revision } })
+  if (!commit) {
+    commit = await resolveRevision(http, repoId, revision)
+    const tree = await readTree(repo, commit)
+    listing = tree ? listingFromTree(tree) : undefined
+  }
+  if (!listing) listing = await listRepoFiles(http, repoId, commit)
+  const byPath = new Map(listing.map((f) => [f.path, f]))
+  const selected = selectPaths([...byPath.keys()], options).map((p) => byPath.get(p)!)
+  if (selected.length === 0) {
+    throw new NotFoundError(`No file of ${repoId}@${revision} matches ${options.include?.length ? `--include ${options.include.join(' ')}` : 'the default file set'}`, {
+      code: 'NO_MATCHING_FILES',
+      hint: `The repository has: ${[...byPath.keys()].slice(0, 20).join(', ')}${byPath.size > 20 ? ', ...' : ''}. Adjust --include / --exclude.`,
+      details: { repo: repoId, revision, commit },
+    })
+  }
+
+  const files = await downloadAll(http, repo, commit, selected, options)
+  const snapshot = await linkSnapshot(
+    repo,
+    commit,
+    selected.map((f) => ({ path: f.path, blobId: blobId(f) })),
+  )
+  // Only now, with every file in place, do the listing and the ref make the snapshot findable.
+  await writeTree(repo, commit, treeFromListing(listing))
+  if (revision !== commit && !COMMIT_RE.test(revision)) await writeRef(repo, revision, commit)
+  const bytesDownloaded = files.reduce((n, f) => n + f.downloaded, 0)
+  const bytesResumed = files.reduce((n, f) => n + f.resumedFrom, 0)
+  const fetched: FetchedFile[] = files.map((f) => f.file)
+  if (fetched.some((f) => !f.fromCache)) {
+    await appendAudit(cacheDir, {
+      event: 'fetch',
+      repo: repoId,
+      revision,
+      commit,
+      endpoint,
+      bytesDownloaded,
+      files: fetched.map((f) => ({ path: f.path, size: f.size, blob: f.blob, sha256: f.sha256, downloaded: !f.fromCache })),
+    })
+  }
+  return { ...base, commit, snapshot, files: fetched, bytesDownloaded, bytesResumed, requests: http.requests, fromCache: false }
+}
+
+interface Downloaded {
+  file: FetchedFile
+  downloaded: number
+  resumedFrom: number
+}
+
+async function fetchOne(
+  http: HubHttp,
+  repo: RepoCache,
+  commit: string,
+  f: RemoteFile,
+  options: FetchOptions,
+  onBytes: (delta: number) => void,
+): Promise<Downloaded> {
+  const id = blobId(f)
+  const lfs = Boolean(f.lfsSha256)
+  const lock = await acquireLock(join(repo.locksDir, `${id}.lock`), { timeoutMs: options.lockTimeoutMs })
+  try {
+    const r = await downloadBlob({
+      http,
+      url: resolveUrl(http.endpoint, repo.repoId, commit, f.path),
+      path: f.path,
+      blobPath: join(repo.blobsDir, id),
+      size: f.size,
+      algorithm: lfs ? 'sha256' : 'git-sha1',
+      expected: id,
+      onBytes,
+      stallTimeoutMs: options.stallTimeoutMs,
+    })
+    const sha256 = r.sha256 ?? (await sha256File(join(repo.blobsDir, id)))
+    return {
+      file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, fromCache: r.reused },
+      downloaded: r.downloaded,
+      resumedFrom: r.resumedFrom,
+    }
+  } finally {
+    await lock.release()
+  }
+}
+
+/** Downloads what is missing, a few files at a time, with progress (bytes per file and in total). */
+async function downloadAll(http: HubHttp, repo: RepoCache, commit: string, files: RemoteFile[], options: FetchOptions): Promise<Downloaded[]> {
+  const results: Downloaded[] = new Array(files.length)
+  const total = files.reduce((n, f) => n + f.size, 0)
+  let done = 0
+  const plain = plainOutput()
+  const throttleMs = plain ? 2000 : 100
+  const label = `${repo.repoId}@${commit.slice(0, 10)}`
+  const totalTitle = (): string => `Fetch ${label}: ${files.length} files, ${formatBytes(done)} / ${formatBytes(total)}`
+  const list = createTasks<object>(
+    [
+      {
+        title: totalTitle(),
+        task: (_ctx, parent) =>
+          parent.newListr(
+            files.map((f, i) => ({
+              title: `${f.path} (${formatBytes(f.size)})`,
+              task: async (_c, task) => {
+                let mine = 0
+                let last = 0
+                const show = (force = false): void => {
+                  const now = Date.now()
+                  if (!force && now - last < throttleMs) return
+                  last = now
+                  const pct = f.size ? Math.floor((mine / f.size) * 100) : 100
+                  const line = `${f.path} ${formatBytes(mine)} / ${formatBytes(f.size)} (${pct}%)`
+                  if (plain) task.output = `${line}; total ${formatBytes(done)} / ${formatBytes(total)}`
+                  else task.title = line
+                  parent.title = totalTitle()
+                }
+                results[i] = await fetchOne(http, repo, commit, f, options, (delta) => {
+                  mine += delta
+                  done += delta
+                  show()
+                })
+                if (results[i]!.file.fromCache && mine === 0) {
+                  mine = f.size
+                  done += f.size
+                }
+                task.title = `${f.path} ${formatBytes(f.size)} ${results[i]!.file.fromCache ? '(cached)' : 'verified'}`
+                parent.title = totalTitle()
+              },
+            })),
+            { concurrent: options.concurrency ?? 4, exitOnError: true },
+          ),
+      },
+    ],
+    { quiet: options.quiet },
+  )
+  try {
+    await list.run()
+  } catch (err) {
+    throw unwrap(err)
+  }
+  return results
+}
+
+/** listr2 may wrap a task's error; callers need ours, with its exit code. */
+function unwrap(err: unknown): unknown {
+  const e = err as { error?: unknown; errors?: unknown[] }
+  if (e && typeof e === 'object' && !(err instanceof Error) && e.error) return e.error
+  return err
+}
+

@@ -1,0 +1,227 @@
+/**
+ * The one HTTP client of the hub area: every request to the Hub goes through HubHttp.fetch, which
+ *  - adds the token (only towards the Hub's own origin; never to a CDN another origin redirects to),
+ *  - counts requests (the --json result reports them; tests assert "zero requests" on a warm cache),
+ *  - retries connection errors and 5xx with exponential backoff, never 4xx,
+ *  - turns the Hub's 401/403/404 answers (X-Error-Code RepoNotFound / RevisionNotFound / EntryNotFound /
+ *    GatedRepo) into our exit-coded errors with hints, before @huggingface/hub sees them.
+ *
+ * It is handed to @huggingface/hub as its custom `fetch`. The token is added here rather than through the
+ * library's `accessToken` because the library refuses tokens that do not start with "hf_" (organisation
+ * tokens from a self-hosted endpoint, OAuth tokens), and so that one place decides where a token may go.
+ * The token never appears in a message: errors carry the URL (which never holds it) and the Hub's message.
+ */
+import { ExternalError, NotFoundError, type ModelforgeError } from '../lib/errors.js'
+
+export interface RetryOptions {
+  /** Total attempts per request, first one included (default 5). */
+  attempts?: number
+  /** First backoff delay in ms, doubled each time, with +-25% jitter (default 400). */
+  baseDelayMs?: number
+}
+
+export interface HubHttpOptions {
+  endpoint: string
+  token?: string
+  retry?: RetryOptions
+  /** Repo and revision, for messages. */
+  context?: { repoId?: string; revision?: string }
+}
+
+/** A failure worth retrying: the connection broke or the server said 5xx. */
+export class RetryableError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message)
+  }
+}
+
+const MAX_REDIRECTS = 5
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export function backoffDelay(attempt: number, baseMs: number): number {
+  const d = baseMs * 2 ** attempt
+  return Math.round(d * (0.75 + Math.random() * 0.5))
+}
+
+/** Network-level failures of undici's fetch: TypeError("fetch failed") with a cause, or a body stream abort. */
+export function isConnectionError(err: unknown): boolean {
+  if (err instanceof RetryableError) return true
+  if (!err || typeof err !== 'object') return false
+  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string } }
+  if (e.name === 'TypeError' && e.message === 'fetch failed') return true
+  if (e.message === 'terminated' || e.name === 'AbortError') return true
+  const code = e.code ?? e.cause?.code ?? ''
+  return /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)$/.test(code)
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { message?: string; cause?: { code?: string; message?: string } }
+  const cause = e?.cause?.code ?? e?.cause?.message
+  return cause ? `${e?.message ?? String(err)} (${cause})` : (e?.message ?? String(err))
+}
+
+export class HubHttp {
+  readonly endpoint: string
+  private readonly origin: string
+  private readonly token?: string
+  private readonly attempts: number
+  private readonly baseDelayMs: number
+  readonly context: { repoId?: string; revision?: string }
+  /** HTTP requests sent, retries and redirects included. */
+  requests = 0
+
+  constructor(options: HubHttpOptions) {
+    this.endpoint = options.endpoint.replace(/\/+$/, '')
+    this.origin = new URL(this.endpoint).origin
+    this.token = options.token
+    this.attempts = Math.max(1, options.retry?.attempts ?? 5)
+    this.baseDelayMs = options.retry?.baseDelayMs ?? 400
+    this.context = options.context ?? {}
+  }
+
+  /** fetch for @huggingface/hub: retries and error mapping included. */
+  readonly fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.toString() : input.url
+    return this.withRetry(url, async () => {
+      const res = await this.send(url, init)
+      await this.check(res, url)
+      return res
+    })
+  }
+
+  /** Runs fn, retrying connection errors and 5xx (RetryableError) with backoff; throws ExternalError at the end. */
+  async withRetry<T>(url: string, fn: (attempt: number) => Promise<T>, onRetry?: (err: unknown, attempt: number) => void): Promise<T> {
+    let last: unknown
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      try {
+        return await fn(attempt)
+      } catch (err) {
+        if (!isConnectionError(err)) throw err
+        last = err
+        if (attempt + 1 < this.attempts) {
+          onRetry?.(err, attempt)
+          await sleep(backoffDelay(attempt, this.baseDelayMs))
+        }
+      }
+    }
+    const status = last instanceof RetryableError ? last.status : undefined
+    throw new ExternalError(
+      `Request to the Hub failed after ${this.attempts} attempts: ${status ? `HTTP ${status}` : describeNetworkError(last)} (${redact(url)})`,
+      {
+        code: status ? 'HUB_SERVER_ERROR' : 'HUB_UNREACHABLE',
+        hint: `Check the network and HF_ENDPOINT (${this.endpoint}); rerun to resume. Use --offline to work from the cache only.`,
+        cause: last,
+        details: { url: redact(url), attempts: this.attempts, status },
+      },
+    )
+  }
+
+  /**
+   * One request, following redirects by hand so that the Authorization header is sent only to the Hub's
+   * origin (an LFS redirect to a CDN on another host must not receive the token).
+   */
+  async send(url: string, init: RequestInit = {}): Promise<Response> {
+    let current = url
+    for (let hop = 0; ; hop++) {
+      const headers = new Headers(init.headers)
+      const sameOrigin = new URL(current).origin === this.origin
+      if (this.token && sameOrigin) headers.set('Authorization', `Bearer ${this.token}`)
+      else headers.delete('Authorization')
+      this.requests++
+      const res = await fetch(current, { ...init, headers, redirect: 'manual' })
+      const location = res.headers.get('location')
+      if (res.status >= 300 && res.status < 400 && location && hop < MAX_REDIRECTS) {
+        await res.body?.cancel()
+        current = new URL(location, current).toString()
+        continue
+      }
+      return res
+    }
+  }
+
+  /** Throws the right error for a non-2xx response; 5xx becomes RetryableError. */
+  async check(res: Response, url: string): Promise<void> {
+    if (res.ok) return
+    if (res.status >= 500) {
+      await res.body?.cancel()
+      throw new RetryableError(`HTTP ${res.status}`, res.status)
+    }
+    throw await this.httpError(res, url)
+  }
+
+  async httpError(res: Response, url: string): Promise<ModelforgeError> {
+    const code = res.headers.get('x-error-code') ?? ''
+    let serverMessage = res.headers.get('x-error-message') ?? ''
+    try {
+      const text = await res.text()
+      if (text) {
+        try {
+          const json = JSON.parse(text) as { error?: string; message?: string }
+          serverMessage = json.error ?? json.message ?? serverMessage
+        } catch {
+          serverMessage = serverMessage || text.slice(0, 200)
+        }
+      }
+    } catch {
+      // The message is a nicety; the status and error code are what we act on.
+    }
+    const { repoId = 'the repository', revision } = this.context
+    const details = { url: redact(url), status: res.status, hubErrorCode: code || undefined, hubMessage: serverMessage || undefined }
+    const tokenHint = this.token
+      ? 'The token given (HF_TOKEN or --token) was sent; check that it is valid and has access to this repository.'
+      : 'If the repository is private or gated, set HF_TOKEN or pass --token.'
+    if (code === 'RepoNotFound' || res.status === 401) {
+      return new NotFoundError(`Repository ${repoId} was not found on ${this.endpoint} (HTTP ${res.status}${code ? ` ${code}` : ''})`, {
+        code: 'REPO_NOT_FOUND',
+        hint: `Check the repo id. ${tokenHint}`,
+        details,
+      })
+    }
+    if (code === 'RevisionNotFound') {
+      return new NotFoundError(`Revision "${revision}" does not exist in ${repoId}`, {
+        code: 'REVISION_NOT_FOUND',
+        hint: 'Pass an existing branch, tag or commit with --revision (default: main).',
+        details,
+      })
+    }
+    if (code === 'EntryNotFound') {
+      return new NotFoundError(`A file listed for ${repoId} is missing on the Hub: ${redact(url)}`, {
+        code: 'ENTRY_NOT_FOUND',
+        hint: 'The repository changed while fetching; rerun the fetch (with --refresh for a branch).',
+        details,
+      })
+    }
+    if (code === 'GatedRepo' || res.status === 403) {
+      return new ExternalError(`Access to ${repoId} was refused by the Hub (HTTP ${res.status}${code ? ` ${code}` : ''}): ${serverMessage}`, {
+        code: 'ACCESS_DENIED',
+        hint: `Accept the repository's conditions on the Hub if it is gated. ${tokenHint}`,
+        details,
+      })
+    }
+    return new ExternalError(`The Hub answered HTTP ${res.status} for ${redact(url)}${serverMessage ? `: ${serverMessage}` : ''}`, {
+      code: 'HUB_HTTP_ERROR',
+      hint: 'This request is not retried (4xx); check the repo id, revision and HF_ENDPOINT.',
+      details,
+    })
+  }
+}
+
+/** URLs carry no token, but may carry user info if HF_ENDPOINT had some: never print it. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.username || u.password) {
+      u.username = '***'
+      u.password = ''
+    }
+    return u.toString()
+  } catch {
+    return url
+  }
+}

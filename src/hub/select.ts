@@ -1,0 +1,47 @@
+/**
+ * Which files of a repo a fetch brings: --include / --exclude globs (minimatch; a pattern without "/"
+ * matches the file name in any folder, like .gitignore and like huggingface_hub's fnmatch-based
+ * allow_patterns do for "*.json"), or by default what exporting needs: configs, tokenizer files, the
+ * weights (safetensors when the repo has them, else PyTorch .bin) and any ONNX files already there.
+ */
+import { minimatch } from 'minimatch'
+
+export interface SelectOptions {
+  include?: string[]
+  exclude?: string[]
+}
+
+/** Config and tokenizer files of transformers / sentence-transformers repos. */
+const ALWAYS = ['*.json', '*.txt', '*.model', '*.tiktoken', 'merges.txt', 'vocab.*', '*.spm']
+/** ONNX models and their external data, under any name convention (Optimum, transformers.js, PyTorch exporter). */
+const ONNX = ['*.onnx', '*.onnx_data', '*.onnx_data_*', '*.onnx.data', '*.ort']
+const SAFETENSORS = ['*.safetensors']
+const PYTORCH = ['pytorch_model*.bin']
+/** Never wanted by default even if a pattern above matches. */
+const DEFAULT_EXCLUDE = ['.gitattributes', 'openvino/**', 'coreml/**', '*.mlpackage/**']
+
+function matches(path: string, pattern: string): boolean {
+  return minimatch(path, pattern, { dot: true, matchBase: !pattern.includes('/') })
+}
+
+export function matchesAny(path: string, patterns: string[]): boolean {
+  return patterns.some((p) => matches(path, p))
+}
+
+/** The default include patterns for a listing (they depend on whether safetensors weights exist). */
+export function defaultPatterns(paths: string[]): string[] {
+  const hasSafetensors = paths.some((p) => matchesAny(p, SAFETENSORS))
+  return [...ALWAYS, ...ONNX, ...(hasSafetensors ? SAFETENSORS : PYTORCH)]
+}
+
+export function selectPaths(paths: string[], options: SelectOptions = {}): string[] {
+  const explicit = options.include !== undefined && options.include.length > 0
+  const include = explicit ? options.include! : defaultPatterns(paths)
+  const exclude = [...(options.exclude ?? []), ...(explicit ? [] : DEFAULT_EXCLUDE)]
+  return paths.filter((p) => matchesAny(p, include) && !matchesAny(p, exclude)).sort()
+}
+
+/** Whether a pattern can match only itself (no glob characters): used to name missing files offline. */
+export function isLiteral(pattern: string): boolean {
+  return !/[*?[\]{}!]/.test(pattern)
+}

@@ -1,0 +1,89 @@
+/**
+ * Links verified blobs into snapshots/<commit>/. A new snapshot is built in a staging folder next to
+ * snapshots/ (same depth, so the relative links stay valid) and renamed into place in one step: a fetch
+ * that dies halfway never leaves a snapshot that looks complete. Files added to an existing snapshot (a
+ * later fetch with other --include patterns) are linked one by one, each link created under a temporary
+ * name and renamed over, so a reader sees either no file or the whole file.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { errnoCode } from '../lib/errors.js'
+import { blobLinkTarget, isDirectory, safeRepoPath, snapshotDir, type RepoCache } from './cache.js'
+
+export interface SnapshotEntry {
+  path: string
+  blobId: string
+}
+
+const STAGING = '.modelforge-staging'
+
+async function linkInto(root: string, entry: SnapshotEntry): Promise<void> {
+  const file = join(root, ...safeRepoPath(entry.path))
+  const target = blobLinkTarget(entry.path, entry.blobId)
+  try {
+    if ((await readlink(file)) === target) return
+  } catch (err) {
+    const code = errnoCode(err)
+    if (code !== 'ENOENT' && code !== 'EINVAL') throw err
+  }
+  await mkdir(dirname(file), { recursive: true })
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
+  await symlink(target, tmp)
+  try {
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return errnoCode(err) === 'EPERM'
+  }
+}
+
+/** Removes staging folders left by killed processes (their pid is in the name). */
+async function cleanStaging(repo: RepoCache): Promise<void> {
+  const dir = join(repo.repoDir, STAGING)
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const pid = Number(name.split('.')[1])
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) await rm(join(dir, name), { recursive: true, force: true })
+  }
+}
+
+export async function linkSnapshot(repo: RepoCache, commit: string, entries: SnapshotEntry[]): Promise<string> {
+  const target = snapshotDir(repo, commit)
+  await cleanStaging(repo)
+  if (!(await isDirectory(target))) {
+    const staging = join(repo.repoDir, STAGING, `${commit}.${process.pid}.${randomBytes(4).toString('hex')}`)
+    await mkdir(staging, { recursive: true })
+    try {
+      for (const e of entries) await linkInto(staging, e)
+      await mkdir(repo.snapshotsDir, { recursive: true })
+      try {
+        await rename(staging, target)
+        return target
+      } catch (err) {
+        const code = errnoCode(err)
+        // Another process created the snapshot meanwhile: add our links to it below.
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err
+      }
+    } finally {
+      await rm(staging, { recursive: true, force: true })
+      await rmdir(join(repo.repoDir, STAGING)).catch(() => undefined)
+    }
+  }
+  for (const e of entries) await linkInto(target, e)
+  return target
+}
