@@ -3,13 +3,14 @@
  * the same inputs, ONNX test data, or a reference JSON), output by output.
  */
 import { IntegrityError, UsageError } from '../lib/errors.js'
+import { createTasks } from '../lib/progress.js'
 import {
   compareOutput, DEFAULT_TOLERANCES, fmt, parseTolerance, PRECISIONS, toleranceFor,
   type OutputMetrics, type Precision, type Tolerance,
 } from './compare.js'
 import { generateInputs, modelHints, type GenerateOptions } from './inputs.js'
 import { bindByName, classifyPath, readDataSets, type DataSet, type ReferenceKind } from './reference.js'
-import { loadModel, closeModel, runModel, type LoadedModel } from './runtime.js'
+import { closeModel, loadModel, runModel, type LoadedModel } from './runtime.js'
 import type { TensorMap } from './tensors.js'
 
 export interface ValidateOptions {
@@ -29,6 +30,8 @@ export interface ValidateOptions {
   outputs?: string[]
   /** Input generation (samples, seed, sequence length, vocabulary); missing limits come from config.json. */
   generate?: GenerateOptions
+  /** No progress output (--json, library callers). */
+  quiet?: boolean
 }
 
 export interface ValidateResult {
@@ -62,105 +65,147 @@ export async function validateModel(options: ValidateOptions): Promise<ValidateR
     || Object.keys(atol.perOutput).length > 0 || Object.keys(rtol.perOutput).length > 0
 
   const referenceKind = await classifyPath(options.reference, 'reference')
-  const given = options.inputs ? await readDataSets(options.inputs, 'inputs') : undefined
-  const candidate = await loadModel(options.candidate)
-  let referenceModel: LoadedModel | undefined
+  const fallback = DEFAULT_TOLERANCES[precision]
+  const ctx: Ctx = { reports: [], sets: [] }
+  const tasks = createTasks<Ctx>([
+    {
+      title: `Loading candidate ${options.candidate}`,
+      task: async (c) => {
+        c.given = options.inputs ? await readDataSets(options.inputs, 'inputs') : undefined
+        c.candidate = await loadModel(options.candidate)
+      },
+    },
+    {
+      title: `Preparing reference ${options.reference}`,
+      task: async (c, t) => {
+        await prepareSets(c, options, referenceKind)
+        t.title = `Reference ${options.reference}: ${c.sets.length} input set${c.sets.length === 1 ? '' : 's'} (${c.inputsFrom})`
+      },
+    },
+    {
+      title: 'Running and comparing',
+      task: async (c, t) => {
+        for (const set of c.sets) {
+          t.output = set.label
+          c.reports.push(...(await compareSet(c, set, options, precision, { atol, rtol, fallback, explicitTolerance })))
+        }
+        const bad = c.reports.filter((r) => !r.passed).length
+        t.title = `Compared ${c.reports.length} outputs: ${bad ? `${bad} FAILED` : 'all within tolerance'}`
+      },
+    },
+  ], { quiet: options.quiet })
   try {
-    let sets: { label: string; inputs: TensorMap; expected?: TensorMap }[]
-    let inputsFrom: ValidateResult['inputsFrom']
-    let generated: ValidateResult['generated']
-    const inputNames = candidate.inputs.map((i) => i.name)
-    if (referenceKind === 'onnx') {
-      referenceModel = await loadModel(options.reference)
-      if (given) {
-        inputsFrom = 'inputs'
-        sets = given.map((d) => ({ label: d.label, inputs: bindByName(d.inputs, inputNames, 'input') }))
-      } else {
-        inputsFrom = 'generated'
-        const gen = { ...(await modelHints(options.candidate)), ...options.generate }
-        const inputs = generateInputs(candidate.inputs, gen)
-        generated = { seed: gen.seed ?? 0, shapes: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, t.dims])) }
-        sets = [{ label: 'generated', inputs }]
-      }
+    await tasks.run(ctx)
+  } finally {
+    if (ctx.candidate) await closeModel(ctx.candidate)
+    if (ctx.referenceModel) await closeModel(ctx.referenceModel)
+  }
+  const failed = ctx.reports.filter((r) => !r.passed).map((r) => `${r.dataset}/${r.name}`)
+  return {
+    candidate: options.candidate,
+    reference: options.reference,
+    referenceKind,
+    precision,
+    inputsFrom: ctx.inputsFrom!,
+    ...(ctx.generated ? { generated: ctx.generated } : {}),
+    datasets: ctx.sets.length,
+    outputs: ctx.reports,
+    passed: failed.length === 0,
+    failed,
+  }
+}
+
+interface InputSet { label: string; inputs: TensorMap; expected?: TensorMap }
+
+interface Ctx {
+  given?: DataSet[]
+  candidate?: LoadedModel
+  referenceModel?: LoadedModel
+  sets: InputSet[]
+  inputsFrom?: ValidateResult['inputsFrom']
+  generated?: ValidateResult['generated']
+  reports: OutputMetrics[]
+}
+
+async function prepareSets(c: Ctx, options: ValidateOptions, referenceKind: ReferenceKind): Promise<void> {
+  const candidate = c.candidate!
+  const inputNames = candidate.inputs.map((i) => i.name)
+  if (referenceKind === 'onnx') {
+    c.referenceModel = await loadModel(options.reference)
+    if (c.given) {
+      c.inputsFrom = 'inputs'
+      c.sets = c.given.map((d) => ({ label: d.label, inputs: bindByName(d.inputs, inputNames, 'input') }))
     } else {
-      const refSets = await readDataSets(options.reference, 'reference')
-      inputsFrom = given ? 'inputs' : 'reference'
-      sets = refSets.map((d: DataSet, i) => {
-        const source = given ? given[Math.min(i, given.length - 1)] : d
-        if (source.inputs.length === 0) {
-          throw new UsageError(`reference ${options.reference} (${d.label}) holds expected outputs but no inputs`, {
-            code: 'INPUTS_REQUIRED',
-            hint: 'Outputs are only comparable on the inputs they came from: pass those with --inputs <dir|json>.',
-          })
-        }
-        if (d.outputs.length === 0) {
-          throw new UsageError(`reference ${options.reference} (${d.label}) holds no expected outputs`, {
-            code: 'REFERENCE_EMPTY',
-            hint: 'Add "outputs" (JSON) or output_N.pb files, or give an ONNX model as the reference.',
-          })
-        }
-        return {
-          label: d.label,
-          inputs: bindByName(source.inputs, inputNames, 'input'),
-          expected: bindByName(d.outputs, candidate.outputs.map((o) => o.name), 'expected output'),
-        }
+      c.inputsFrom = 'generated'
+      const gen = { ...(await modelHints(options.candidate)), ...options.generate }
+      const inputs = generateInputs(candidate.inputs, gen)
+      c.generated = { seed: gen.seed ?? 0, shapes: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, t.dims])) }
+      c.sets = [{ label: 'generated', inputs }]
+    }
+    return
+  }
+  const refSets = await readDataSets(options.reference, 'reference')
+  c.inputsFrom = c.given ? 'inputs' : 'reference'
+  c.sets = refSets.map((d: DataSet, i) => {
+    const source = c.given ? c.given[Math.min(i, c.given.length - 1)] : d
+    if (source.inputs.length === 0) {
+      throw new UsageError(`reference ${options.reference} (${d.label}) holds expected outputs but no inputs`, {
+        code: 'INPUTS_REQUIRED',
+        hint: 'Outputs are only comparable on the inputs they came from: pass those with --inputs <dir|json>.',
       })
     }
-
-    const reports: OutputMetrics[] = []
-    for (const set of sets) {
-      let expected = set.expected
-      if (referenceModel) {
-        const refNames = referenceModel.inputs.map((i) => i.name)
-        const feed = Object.fromEntries(Object.entries(set.inputs).filter(([k]) => refNames.includes(k)))
-        const common = referenceModel.outputs.map((o) => o.name).filter((n) => candidate.outputs.some((c) => c.name === n))
-        if (common.length === 0) {
-          throw new UsageError(`the candidate and the reference model share no output names`, {
-            code: 'REFERENCE_MISMATCH',
-            hint: `Candidate outputs: ${candidate.outputs.map((o) => o.name).join(', ')}; reference outputs: ${referenceModel.outputs.map((o) => o.name).join(', ')}.`,
-          })
-        }
-        expected = await runModel(referenceModel, feed, common)
-      }
-      const wanted = Object.keys(expected!).filter((n) => !options.outputs || options.outputs.includes(n))
-      if (options.outputs) {
-        const unknown = options.outputs.filter((n) => !Object.keys(expected!).includes(n))
-        if (unknown.length) {
-          throw new UsageError(`--output ${unknown.join(', ')}: not among the compared outputs (${Object.keys(expected!).join(', ')})`, {
-            code: 'OUTPUT_UNKNOWN',
-            hint: 'Name outputs the reference has.',
-          })
-        }
-      }
-      const actual = await runModel(candidate, set.inputs, wanted)
-      for (const name of wanted) {
-        const fallback = DEFAULT_TOLERANCES[precision]
-        reports.push(compareOutput(name, set.label, actual[name], expected![name], {
-          atol: toleranceFor(atol, name, fallback.atol),
-          rtol: toleranceFor(rtol, name, fallback.rtol),
-          precision,
-          elementwiseForInt8: explicitTolerance,
-          minCosine: options.minCosine,
-        }))
-      }
+    if (d.outputs.length === 0) {
+      throw new UsageError(`reference ${options.reference} (${d.label}) holds no expected outputs`, {
+        code: 'REFERENCE_EMPTY',
+        hint: 'Add "outputs" (JSON) or output_N.pb files, or give an ONNX model as the reference.',
+      })
     }
-    const failed = reports.filter((r) => !r.passed).map((r) => `${r.dataset}/${r.name}`)
     return {
-      candidate: options.candidate,
-      reference: options.reference,
-      referenceKind,
-      precision,
-      inputsFrom,
-      ...(generated ? { generated } : {}),
-      datasets: sets.length,
-      outputs: reports,
-      passed: failed.length === 0,
-      failed,
+      label: d.label,
+      inputs: bindByName(source.inputs, inputNames, 'input'),
+      expected: bindByName(d.outputs, candidate.outputs.map((o) => o.name), 'expected output'),
     }
-  } finally {
-    await closeModel(candidate)
-    if (referenceModel) await closeModel(referenceModel)
+  })
+}
+
+async function compareSet(
+  c: Ctx, set: InputSet, options: ValidateOptions, precision: Precision,
+  tol: { atol: Tolerance; rtol: Tolerance; fallback: { atol: number; rtol: number }; explicitTolerance: boolean },
+): Promise<OutputMetrics[]> {
+  const candidate = c.candidate!
+  let expected = set.expected
+  const reference = c.referenceModel
+  if (reference) {
+    const refNames = reference.inputs.map((i) => i.name)
+    const feed = Object.fromEntries(Object.entries(set.inputs).filter(([k]) => refNames.includes(k)))
+    const common = reference.outputs.map((o) => o.name).filter((n) => candidate.outputs.some((o) => o.name === n))
+    if (common.length === 0) {
+      throw new UsageError('the candidate and the reference model share no output names', {
+        code: 'REFERENCE_MISMATCH',
+        hint: `Candidate outputs: ${candidate.outputs.map((o) => o.name).join(', ')}; reference outputs: ${reference.outputs.map((o) => o.name).join(', ')}.`,
+      })
+    }
+    expected = await runModel(reference, feed, common)
   }
+  const available = Object.keys(expected!)
+  if (options.outputs) {
+    const unknown = options.outputs.filter((n) => !available.includes(n))
+    if (unknown.length) {
+      throw new UsageError(`--output ${unknown.join(', ')}: not among the compared outputs (${available.join(', ')})`, {
+        code: 'OUTPUT_UNKNOWN',
+        hint: 'Name outputs the reference has.',
+      })
+    }
+  }
+  const wanted = available.filter((n) => !options.outputs || options.outputs.includes(n))
+  const actual = await runModel(candidate, set.inputs, wanted)
+  return wanted.map((name) => compareOutput(name, set.label, actual[name], expected![name], {
+    atol: toleranceFor(tol.atol, name, tol.fallback.atol),
+    rtol: toleranceFor(tol.rtol, name, tol.fallback.rtol),
+    precision,
+    elementwiseForInt8: tol.explicitTolerance,
+    minCosine: options.minCosine,
+  }))
 }
 
 /** The exit-4 error for a failed validation; the whole result rides along in details for --json. */
@@ -170,11 +215,21 @@ export function validationError(result: ValidateResult): IntegrityError {
   const summary = bad.slice(0, 3).map((o) => `${o.name}${result.datasets > 1 ? ` (${o.dataset})` : ''}: ${o.reason}`).join('; ')
   return new IntegrityError(`validation failed for ${bad.length} of ${result.outputs.length} outputs: ${summary}${bad.length > 3 ? '; ...' : ''}`, {
     code: 'VALIDATION_FAILED',
-    hint: first && first.maxAbsErr > 0 && result.precision === 'fp32'
-      ? `If the difference is expected (reduced precision), pass --precision fp16|int8 or loosen --atol/--rtol (e.g. --atol ${first.name}:${fmt(first.maxAbsErr * 1.5)}).`
-      : 'Check that the candidate was exported from the same weights and that the reference matches its inputs.',
+    hint: validationHint(result, first),
     details: { result },
   })
+}
+
+function validationHint(result: ValidateResult, first: OutputMetrics | undefined): string {
+  if (!first) return 'See the table for each output.'
+  if (first.reason?.startsWith('shape')) return 'The candidate produces a different shape: check the export (dynamic axes, pooling) and the inputs.'
+  if (first.cosine < 0.9) {
+    return `The outputs disagree far beyond precision effects (cosine ${first.cosine.toFixed(3)}): check that the candidate comes from the same weights and that the reference belongs to these inputs.`
+  }
+  if (result.precision === 'fp32') {
+    return `If reduced precision explains it, pass --precision fp16|int8, or loosen the tolerance for this output (e.g. --atol ${first.name}:${fmt(first.maxAbsErr * 1.5)}).`
+  }
+  return `Loosen the tolerance for this output if the error is acceptable (e.g. --atol ${first.name}:${fmt(first.maxAbsErr * 1.5)}).`
 }
 
 /** Throws validationError when the result did not pass. */
