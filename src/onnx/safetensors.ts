@@ -402,7 +402,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   for (const [tensor, shard] of Object.entries(weightMap)) {
     const t = checkpoint.tensors.get(tensor)
     if (!t || basename(t.file) !== shard) {
-      throw new UsageError(`${basename(indexPath)} puts tensor ${tensor} in ${shard}, but ${t ? `it is in ${basename(t.file)}` : 'no shard holds it'}`, {
+      throw new UsageError(`${basename(indexPath)} puts tensor ${tensor} in ${shard}, but ${t ? `it is in ${basename(t.file)}` : `${shard} does not contain it`}`, {
         code: 'SAFETENSORS_INDEX_INVALID',
         hint: 'The index and the shards do not belong together; download the checkpoint again.',
       })

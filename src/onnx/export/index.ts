@@ -5,7 +5,7 @@
  * Everything is written into a staging directory inside --out and moved into place only after the smoke
  * run passed, so a failed export leaves --out as it was.
  */
-import { cp, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 import { ConflictError, UsageError } from '../../lib/errors.js'
@@ -225,6 +225,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     })
   }
   const ctx: Ctx = {}
+  const outExisted = existsSync(out)
   const tasks = createTasks<Ctx>(
     [
       {
@@ -327,9 +328,13 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   )
   try {
     await tasks.run(ctx)
-  } finally {
+  } catch (err) {
     if (ctx.staging) await rm(ctx.staging, { recursive: true, force: true })
+    // Leave no trace of a failed export: an --out we created goes too (rmdir: only when still empty).
+    if (!outExisted) await rmdir(out).catch(() => undefined)
+    throw err
   }
+  if (ctx.staging) await rm(ctx.staging, { recursive: true, force: true })
   return {
     source: ctx.source!,
     out,

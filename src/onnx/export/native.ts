@@ -64,9 +64,9 @@ class Encoder {
   }
 
   linear(x: string, prefix: string, out: number, inp: number): string {
-    this.w.check(`${prefix}.bias`, [out])
-    const y = this.g.op('MatMul', [x, this.w.linear(`${prefix}.weight`, out, inp)])
-    return this.g.op('Add', [y, this.w.tensor(`${prefix}.bias`, [out])])
+    const weight = this.w.linear(`${prefix}.weight`, out, inp)
+    const bias = this.w.tensor(`${prefix}.bias`, [out])
+    return this.g.op('Add', [this.g.op('MatMul', [x, weight]), bias])
   }
 
   layerNorm(x: string, prefix: string, eps: number): string {
