@@ -3,7 +3,7 @@
  * O_APPEND descriptor, so concurrent writers never interleave inside a line and a crash loses at most the
  * last line (a torn last line is skipped by readers).
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { dirname, join } from 'node:path'
 import { errnoCode, InternalError } from '../lib/errors.js'
@@ -40,11 +40,15 @@ function currentUser(): string {
 
 export function appendAudit(root: string, entry: Omit<AuditRecord, 'time' | 'user' | 'host' | 'pid'>): AuditRecord {
   const record = { time: new Date().toISOString(), ...entry, user: currentUser(), host: hostname(), pid: process.pid } as AuditRecord
-  const line = Buffer.from(JSON.stringify(record) + '\n', 'utf8')
   const path = auditPath(root)
   mkdirSync(dirname(path), { recursive: true })
-  const fd = openSync(path, 'a')
+  const fd = openSync(path, 'a+')
   try {
+    // A crash mid-append can leave a torn last line; start on a fresh line so this record stays whole.
+    const size = fstatSync(fd).size
+    const last = Buffer.alloc(1)
+    const torn = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a
+    const line = Buffer.from((torn ? '\n' : '') + JSON.stringify(record) + '\n', 'utf8')
     const n = writeSync(fd, line)
     if (n !== line.length) throw new InternalError(`Short write to ${path} (${n} of ${line.length} bytes)`)
     fsyncSync(fd)

@@ -33,7 +33,7 @@ import {
   type ManifestFile,
 } from './manifest.js'
 import { validateName } from './names.js'
-import { walkTree } from './tree.js'
+import { compareBytes, walkTree } from './tree.js'
 
 export interface StoreOptions {
   /** STRICT_MODEL_STORE: current() throws instead of returning null. Default: from the environment. */
@@ -192,7 +192,12 @@ export class ModelStore {
     const staging = this.stagingDir(agent, version)
     const final = this.versionDir(agent, version)
     const agentDir = this.agentDir(agent)
-    if (!storeRootExists(this.root)) throw notStaged(agent, version, staging)
+    // Checked before the lock too, so that refusing leaves no trace (not even the locks directory).
+    if (!storeRootExists(this.root) || !(await exists(staging))) {
+      if (await exists(final)) throw versionExists(agent, version, final)
+      throw notStaged(agent, version, staging)
+    }
+    if (await exists(final)) throw versionExists(agent, version, final)
     const lock = acquireLock(this.root, agent, { op: 'finalize', version })
     try {
       if (await exists(final)) throw versionExists(agent, version, final)
@@ -214,7 +219,7 @@ export class ModelStore {
         files.map((f) => ({ path: f.abs, rel: f.rel, size: f.size })),
         { fsync: true, threads: this.hashThreads, onProgress: (done) => options.onProgress?.(done, total) },
       )
-      const manifestFiles: ManifestFile[] = hashed.map((h) => ({ path: h.rel, size: h.size, sha256: h.sha256 }))
+      const manifestFiles: ManifestFile[] = hashed.map((h) => ({ path: h.rel, size: h.size, sha256: h.sha256 })).sort((a, b) => compareBytes(a.path, b.path))
       const checksum = checksumFilesV1(manifestFiles)
       const manifest: Manifest = {
         version,

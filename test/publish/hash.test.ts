@@ -1,0 +1,56 @@
+import { spawnSync } from 'node:child_process'
+import { chmodSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { hashFile, hashFiles } from '../../src/publish/hash.js'
+import { makeTemp, removeTemps } from '../helpers/store-helpers.js'
+
+afterAll(removeTemps)
+
+function sha256sum(path: string): string {
+  return spawnSync('sha256sum', [path], { encoding: 'utf8' }).stdout.split(' ')[0]!
+}
+
+describe('hashFiles', () => {
+  it('gives the sha256sum digests on worker threads and inline, in input order', async () => {
+    const dir = makeTemp()
+    const sizes = [0, 1, 1024 * 1024 - 1, 1024 * 1024, 3 * 1024 * 1024 + 7, 5000]
+    const files = sizes.map((size, i) => {
+      const path = join(dir, `f${i}`)
+      const buf = Buffer.alloc(size)
+      for (let j = 0; j < size; j++) buf[j] = (j * 31 + i) & 0xff
+      writeFileSync(path, buf)
+      return { path, rel: `f${i}`, size }
+    })
+    const expected = files.map((f) => sha256sum(f.path))
+    const onWorkers = await hashFiles(files, { threads: 2, inlineBelow: 0, fsync: true })
+    const inline = await hashFiles(files, { inlineBelow: Infinity })
+    expect(onWorkers.map((h) => h.sha256)).toEqual(expected)
+    expect(inline.map((h) => h.sha256)).toEqual(expected)
+    expect(onWorkers.map((h) => h.size)).toEqual(sizes)
+    expect(onWorkers.map((h) => h.rel)).toEqual(files.map((f) => f.rel))
+  })
+
+  it('reports progress up to the total', async () => {
+    const dir = makeTemp()
+    const path = join(dir, 'big')
+    writeFileSync(path, Buffer.alloc(13 * 1024 * 1024))
+    let last = 0
+    await hashFiles([{ path, rel: 'big', size: 13 * 1024 * 1024 }, { path, rel: 'again', size: 13 * 1024 * 1024 }], { inlineBelow: 0, onProgress: (n) => (last = n) })
+    expect(last).toBe(26 * 1024 * 1024)
+  })
+
+  it('names the file it cannot read (exit 4, UNREADABLE_FILE)', async () => {
+    const dir = makeTemp()
+    await expect(hashFiles([{ path: join(dir, 'gone'), rel: 'gone', size: 10 }], { inlineBelow: 0, threads: 2 })).rejects.toMatchObject({
+      exitCode: 4, code: 'UNREADABLE_FILE', message: expect.stringContaining('gone'),
+    })
+    await expect(hashFile(dir, { rel: 'a-directory' })).rejects.toMatchObject({ code: 'UNREADABLE_FILE', message: expect.stringContaining('a-directory') })
+    if (process.getuid?.() !== 0) {
+      const p = join(dir, 'locked')
+      writeFileSync(p, 'x')
+      chmodSync(p, 0)
+      await expect(hashFile(p, { rel: 'locked' })).rejects.toMatchObject({ code: 'UNREADABLE_FILE' })
+    }
+  })
+})
