@@ -69,7 +69,7 @@ export interface FaultSpec {
   times?: number
   /** truncate: body bytes sent before the connection is dropped (default half). corrupt: offset flipped (default middle). */
   atByte?: number
-  /** slow: delay between 64 KiB chunks in ms (default 50). */
+  /** slow: delay before each 16 KiB chunk after the first, in ms (default 50). */
   delayMs?: number
 }
 
@@ -483,10 +483,12 @@ export class MockHub {
     const stopAt = fault.kind === 'truncate' ? (fault.atByte ?? Math.floor(length / 2)) : length
     const flipAt = fault.kind === 'corrupt' ? (fault.atByte ?? Math.floor(length / 2)) : -1
     const delay = fault.kind === 'slow' ? (fault.delayMs ?? 50) : 0
-    if (delay) source = rechunk(source, 64 * 1024)
+    if (delay) source = rechunk(source, 16 * 1024)
     let sent = 0
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
+        if (delay && sent > 0) await new Promise((r) => setTimeout(r, delay))
+        if (res.destroyed) return
         let c = chunk
         if (flipAt >= sent && flipAt < sent + c.length) {
           c = Buffer.from(c)
@@ -501,8 +503,6 @@ export class MockHub {
           res.destroy()
           return
         }
-        if (delay) await new Promise((r) => setTimeout(r, delay))
-        if (res.destroyed) return
       }
       res.end()
     } catch {

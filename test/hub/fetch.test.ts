@@ -1,0 +1,303 @@
+import { mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { repoCache } from '../../src/hub/cache.js'
+import { fetchModel, type FetchOptions } from '../../src/hub/fetch.js'
+import { resolveCachedSnapshot } from '../../src/hub/index.js'
+import { ExternalError, IntegrityError, NotFoundError, PolicyError, UsageError } from '../../src/lib/errors.js'
+import { addTinyRepo, bytes, listTree, sha256, tempDir } from '../helpers/hub-fixtures.js'
+import { gitBlobSha1, MockHub } from '../helpers/mock-hub.js'
+
+let hub: MockHub
+let cacheDir: string
+let repo: { v1: string; main: string }
+const fast = { attempts: 3, baseDelayMs: 5 }
+
+function opts(extra: FetchOptions = {}): FetchOptions {
+  return { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false, retry: fast, token: undefined, ...extra }
+}
+
+beforeEach(async () => {
+  hub = new MockHub()
+  hub.pageSize = 3
+  repo = addTinyRepo(hub)
+  await hub.start()
+  cacheDir = await tempDir()
+})
+afterEach(async () => {
+  await hub.stop()
+  await rm(cacheDir, { recursive: true, force: true })
+})
+
+const repoDir = (): string => join(cacheDir, 'models--org--tiny')
+
+/** Nothing a half-done fetch wrote may be reachable: no snapshot dir and no refs. */
+async function expectNothingReachable(): Promise<void> {
+  expect(await listTree(join(repoDir(), 'snapshots'))).toEqual([])
+  expect(await listTree(join(repoDir(), 'refs'))).toEqual([])
+  expect(await listTree(join(repoDir(), 'trees'))).toEqual([])
+}
+
+describe('fetchModel: cache layout', () => {
+  it('writes the HF layout for a branch and a tag: blobs by sha256/git sha1, relative links, refs, trees', async () => {
+    const main = await fetchModel('org/tiny', opts())
+    const tag = await fetchModel('org/tiny', opts({ revision: 'v1.0' }))
+    expect(main.commit).toBe(repo.main)
+    expect(tag.commit).toBe(repo.v1)
+    expect(main.snapshot).toBe(join(repoDir(), 'snapshots', repo.main))
+
+    expect(await readFile(join(repoDir(), 'refs', 'main'), 'utf8')).toBe(repo.main)
+    expect(await readFile(join(repoDir(), 'refs', 'v1.0'), 'utf8')).toBe(repo.v1)
+
+    const onnx = bytes(20_000, 'org/tiny:onnx')
+    const config = JSON.stringify({ model_type: 'bert', hidden_size: 16 })
+    const snap = join(repoDir(), 'snapshots', repo.main)
+    expect(await readlink(join(snap, 'onnx', 'model.onnx'))).toBe(`../../../blobs/${sha256(onnx)}`)
+    expect(await readlink(join(snap, 'config.json'))).toBe(`../../blobs/${gitBlobSha1(Buffer.from(config))}`)
+    expect(await readFile(join(snap, 'config.json'), 'utf8')).toBe(config)
+    expect(sha256(await readFile(join(snap, 'model.safetensors')))).toBe(main.files.find((f) => f.path === 'model.safetensors')!.blob)
+
+    // The default set: no README, no TF weights.
+    expect(main.files.map((f) => f.path)).toEqual(['config.json', 'model.safetensors', 'onnx/model.onnx', 'tokenizer.json', 'vocab.txt'])
+    // Blobs shared by both commits are stored once and downloaded once.
+    const blobs = await readdir(join(repoDir(), 'blobs'))
+    expect(blobs).toHaveLength(7)
+    expect(tag.files.filter((f) => f.fromCache).map((f) => f.path)).toEqual(['onnx/model.onnx', 'tokenizer.json', 'vocab.txt'])
+    expect(hub.requests.filter((r) => r.path.endsWith('/onnx/model.onnx'))).toHaveLength(1)
+
+    const tree = JSON.parse(await readFile(join(repoDir(), 'trees', `${repo.main}.json`), 'utf8'))
+    expect(tree.format_version).toBe(1)
+    expect(Object.keys(tree.files)).toContain('README.md')
+    expect(tree.files['onnx/model.onnx']).toEqual({ size: 20_000, blob_id: gitBlobSha1(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(onnx)}\nsize 20000\n`)), lfs_sha256: sha256(onnx), lfs_size: 20_000 })
+
+    // Every download is in the audit log, with source, commit, bytes and hashes.
+    const audit = (await readFile(join(cacheDir, '.modelforge', 'audit.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l))
+    expect(audit).toHaveLength(2)
+    expect(audit[0]).toMatchObject({ event: 'fetch', repo: 'org/tiny', revision: 'main', commit: repo.main, endpoint: hub.url, bytesDownloaded: main.bytesDownloaded })
+    expect(audit[0].files.find((f: { path: string }) => f.path === 'onnx/model.onnx')).toMatchObject({ sha256: sha256(onnx), downloaded: true })
+
+    expect(await resolveCachedSnapshot('org/tiny', { cacheDir, revision: 'v1.0' })).toBe(tag.snapshot)
+    // No staging leftovers.
+    expect((await readdir(repoDir())).sort()).toEqual(['blobs', 'refs', 'snapshots', 'trees'])
+  })
+
+  it('pins a commit given as the revision without writing a ref', async () => {
+    const r = await fetchModel('org/tiny', opts({ revision: repo.v1, include: ['config.json'] }))
+    expect(r.commit).toBe(repo.v1)
+    expect(await listTree(join(repoDir(), 'refs'))).toEqual([])
+    expect(await listTree(r.snapshot)).toEqual([`config.json -> ../../blobs/${r.files[0]!.blob}`])
+  })
+})
+
+describe('fetchModel: offline-first', () => {
+  it('makes zero requests the second time, and works offline with the Hub stopped', async () => {
+    const first = await fetchModel('org/tiny', opts())
+    expect(first.requests).toBeGreaterThan(0)
+    hub.resetCounts()
+    const second = await fetchModel('org/tiny', opts())
+    expect(hub.count()).toBe(0)
+    expect(second).toMatchObject({ requests: 0, fromCache: true, commit: first.commit, snapshot: first.snapshot, bytesDownloaded: 0 })
+    expect(second.files).toEqual(first.files.map((f) => ({ ...f, fromCache: true })))
+
+    await hub.stop()
+    const offline = await fetchModel('org/tiny', opts({ offline: true }))
+    expect(offline.commit).toBe(first.commit)
+    await expect(fetchModel('org/tiny', opts({ offline: true, revision: 'v1.0' }))).rejects.toMatchObject({
+      exitCode: 6,
+      code: 'NOT_CACHED',
+      message: expect.stringContaining('refs/v1.0'),
+    })
+    const missing = fetchModel('org/tiny', opts({ offline: true, include: ['README.md'] }))
+    await expect(missing).rejects.toBeInstanceOf(NotFoundError)
+    await expect(missing).rejects.toThrow(/README\.md/)
+  })
+
+  it('fetches only the missing files of a cached commit (no revision or listing request)', async () => {
+    await fetchModel('org/tiny', opts({ include: ['*.json'] }))
+    hub.resetCounts()
+    const r = await fetchModel('org/tiny', opts({ include: ['*.json', 'README.md'] }))
+    expect(hub.requests.map((q) => q.path)).toEqual([`/org/tiny/resolve/${repo.main}/README.md`])
+    expect(r.files.map((f) => [f.path, f.fromCache])).toEqual([
+      ['README.md', false],
+      ['config.json', true],
+      ['tokenizer.json', true],
+    ])
+  })
+
+  it('--refresh asks the Hub for the current commit of a branch; without it the cached commit is used', async () => {
+    await fetchModel('org/tiny', opts({ include: ['config.json'] }))
+    hub.setBranch('org/tiny', 'main', repo.v1)
+    hub.resetCounts()
+    expect((await fetchModel('org/tiny', opts({ include: ['config.json'] }))).commit).toBe(repo.main)
+    expect(hub.count()).toBe(0)
+    const refreshed = await fetchModel('org/tiny', opts({ include: ['config.json'], refresh: true }))
+    expect(refreshed.commit).toBe(repo.v1)
+    expect(await readFile(join(repoDir(), 'refs', 'main'), 'utf8')).toBe(repo.v1)
+    await expect(fetchModel('org/tiny', opts({ refresh: true, offline: true }))).rejects.toBeInstanceOf(UsageError)
+  })
+
+  it('reads a cache without trees/ (older huggingface_hub): judges by the snapshot content', async () => {
+    await fetchModel('org/tiny', opts())
+    await rm(join(repoDir(), 'trees'), { recursive: true })
+    await hub.stop()
+    const r = await fetchModel('org/tiny', opts({ offline: true }))
+    expect(r.files.map((f) => f.path)).toEqual(['config.json', 'model.safetensors', 'onnx/model.onnx', 'tokenizer.json', 'vocab.txt'])
+    expect(r.files.find((f) => f.path === 'onnx/model.onnx')!.hashAlgorithm).toBe('sha256')
+    await expect(fetchModel('org/tiny', opts({ offline: true, include: ['README.md'] }))).rejects.toMatchObject({ exitCode: 6 })
+  })
+
+  it('uses a local directory as is, without the network', async () => {
+    const dir = join(cacheDir, 'local-model')
+    await mkdir(join(dir, 'onnx'), { recursive: true })
+    await writeFile(join(dir, 'config.json'), '{}')
+    await writeFile(join(dir, 'onnx', 'model.onnx'), 'x')
+    const r = await fetchModel(dir, opts())
+    expect(r).toMatchObject({ source: 'local', snapshot: dir, requests: 0, fromCache: true })
+    expect(r.files.map((f) => [f.path, f.sha256])).toEqual([
+      ['config.json', sha256('{}')],
+      ['onnx/model.onnx', sha256('x')],
+    ])
+    expect(hub.count()).toBe(0)
+  })
+})
+
+describe('fetchModel: faults', () => {
+  it('a truncated body is retried with a Range request and completes', async () => {
+    hub.fault({ kind: 'truncate', path: 'model.safetensors', atByte: 20_000 })
+    const r = await fetchModel('org/tiny', opts())
+    const gets = hub.requests.filter((q) => q.path.endsWith('/model.safetensors'))
+    expect(gets.map((q) => q.range)).toEqual([undefined, 'bytes=20000-'])
+    expect(r.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(sha256(bytes(60_000, 'org/tiny:w1')))
+  })
+
+  it('a body truncated on every attempt exits 3, leaves nothing reachable, and a rerun resumes the partial file', async () => {
+    hub.fault({ kind: 'truncate', path: 'model.safetensors', atByte: 10_000, times: 1 })
+    hub.fault({ kind: 'reset', path: 'model.safetensors', times: Infinity })
+    const err = await fetchModel('org/tiny', opts()).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ExternalError)
+    expect(err).toMatchObject({ exitCode: 3, code: 'HUB_UNREACHABLE' })
+    await expectNothingReachable()
+    const blobs = await readdir(join(repoDir(), 'blobs'))
+    const partial = blobs.find((b) => b.endsWith('.incomplete'))!
+    expect((await stat(join(repoDir(), 'blobs', partial))).size).toBe(10_000)
+
+    hub.clearFaults()
+    hub.resetCounts()
+    const r = await fetchModel('org/tiny', opts())
+    expect(hub.requests.filter((q) => q.path.includes('/resolve/')).map((q) => [q.path.split('/').pop(), q.range])).toEqual([['model.safetensors', 'bytes=10000-']])
+    expect(r.bytesResumed).toBe(10_000)
+    expect((await readdir(join(repoDir(), 'blobs'))).some((b) => b.endsWith('.incomplete'))).toBe(false)
+  })
+
+  it('corrupted bytes are rejected with exit 4, the partial is removed, and a rerun completes', async () => {
+    hub.fault({ kind: 'corrupt', path: 'onnx/model.onnx' })
+    const err = await fetchModel('org/tiny', opts()).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(IntegrityError)
+    expect(err).toMatchObject({ exitCode: 4, code: 'HASH_MISMATCH', message: expect.stringContaining('onnx/model.onnx') })
+    await expectNothingReachable()
+    expect((await readdir(join(repoDir(), 'blobs'))).filter((b) => b.endsWith('.incomplete'))).toEqual([])
+    const r = await fetchModel('org/tiny', opts())
+    expect(r.files).toHaveLength(5)
+  })
+
+  it('a corrupted non-LFS file fails its git blob sha1', async () => {
+    hub.fault({ kind: 'corrupt', path: 'vocab.txt', atByte: 3 })
+    await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 4, message: expect.stringContaining('git blob sha1') })
+    await expectNothingReachable()
+  })
+
+  it('a listing whose sha256 disagrees with the content (wrong hash upstream) exits 4', async () => {
+    const h = new MockHub()
+    h.addRepo('org/bad', [[{ path: 'model.safetensors', content: bytes(1000, 'bad'), advertisedSha256: 'f'.repeat(64) }]])
+    await h.start()
+    try {
+      const err = await fetchModel('org/bad', { ...opts(), endpoint: h.url }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ exitCode: 4, code: 'HASH_MISMATCH' })
+      expect(await listTree(join(cacheDir, 'models--org--bad', 'snapshots'))).toEqual([])
+      expect(await listTree(join(cacheDir, 'models--org--bad', 'refs'))).toEqual([])
+    } finally {
+      await h.stop()
+    }
+  })
+
+  it('retries 500 and reset connections on API and file requests; gives up with exit 3 on a persistent 500', async () => {
+    hub.fault({ kind: 'status500', match: /\/revision\// })
+    hub.fault({ kind: 'reset', match: /\/tree\// })
+    hub.fault({ kind: 'status500', path: 'config.json' })
+    const r = await fetchModel('org/tiny', opts())
+    expect(r.requests).toBe(hub.count())
+    expect(hub.requests.filter((q) => q.path.includes('/revision/'))).toHaveLength(2)
+    expect(hub.requests.filter((q) => q.path.endsWith('/config.json'))).toHaveLength(2)
+
+    await rm(cacheDir, { recursive: true, force: true })
+    hub.resetCounts()
+    hub.fault({ kind: 'status500', match: /\/revision\//, times: Infinity })
+    await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 3, code: 'HUB_SERVER_ERROR' })
+    expect(hub.count()).toBe(fast.attempts)
+  })
+
+  it('a stalled body is aborted and resumed', async () => {
+    hub.fault({ kind: 'slow', path: 'model.safetensors', delayMs: 1500 })
+    const r = await fetchModel('org/tiny', opts({ stallTimeoutMs: 300 }))
+    const ranges = hub.requests.filter((q) => q.path.endsWith('/model.safetensors')).map((q) => q.range)
+    expect(ranges[0]).toBeUndefined()
+    expect(ranges[1]).toMatch(/^bytes=\d+-$/)
+    expect(r.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(sha256(bytes(60_000, 'org/tiny:w1')))
+  })
+})
+
+describe('fetchModel: errors and policy', () => {
+  it('policy: a source outside allowedSources is refused (exit 7) before any request, even when cached', async () => {
+    await expect(fetchModel('org/tiny', opts({ config: { download: { allowedSources: ['sentence-transformers/*'] } } }))).rejects.toMatchObject({
+      exitCode: 7,
+      code: 'SOURCE_NOT_ALLOWED',
+    })
+    expect(hub.count()).toBe(0)
+    expect((await fetchModel('org/tiny', opts({ include: ['config.json'], config: { download: { allowedSources: ['org/*'] } } }))).commit).toBe(repo.main)
+  })
+
+  it('policy: requireApproval needs approved (--yes) for a download, not for a cache hit', async () => {
+    const config = { download: { requireApproval: true } }
+    const err = await fetchModel('org/tiny', opts({ config })).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    expect(err).toMatchObject({ exitCode: 7, code: 'APPROVAL_REQUIRED', hint: expect.stringContaining('--yes') })
+    expect(hub.count()).toBe(0)
+    await fetchModel('org/tiny', opts({ config, approved: true }))
+    hub.resetCounts()
+    expect((await fetchModel('org/tiny', opts({ config }))).fromCache).toBe(true)
+  })
+
+  it('401 RepoNotFound and an unknown revision give clear errors (exit 6) and are not retried', async () => {
+    const e1 = await fetchModel('org/nope', opts()).catch((e: unknown) => e)
+    expect(e1).toMatchObject({ exitCode: 6, code: 'REPO_NOT_FOUND', message: expect.stringContaining('org/nope'), hint: expect.stringContaining('HF_TOKEN') })
+    expect(hub.count()).toBe(1)
+    const e2 = await fetchModel('org/tiny', opts({ revision: 'v9' })).catch((e: unknown) => e)
+    expect(e2).toMatchObject({ exitCode: 6, code: 'REVISION_NOT_FOUND', message: 'Revision "v9" does not exist in org/tiny' })
+    expect(hub.count()).toBe(2)
+    await expect(fetchModel('org/tiny', opts({ include: ['nothing-*'] }))).rejects.toMatchObject({ exitCode: 6, code: 'NO_MATCHING_FILES' })
+    expect(await listTree(repoCache(cacheDir, 'org/tiny').refsDir)).toEqual([])
+  })
+
+  it('private repos: the token is sent to the Hub and never appears in errors', async () => {
+    const h = new MockHub()
+    addTinyRepo(h, 'org/private', { private: true })
+    await h.start()
+    try {
+      const wrong = 'hf_wrong_secret_token_value'
+      const err = (await fetchModel('org/private', { ...opts(), endpoint: h.url, token: wrong }).catch((e: unknown) => e)) as NotFoundError
+      expect(err).toMatchObject({ exitCode: 6, code: 'REPO_NOT_FOUND', hint: expect.stringContaining('token') })
+      expect(JSON.stringify({ m: err.message, h: err.hint, d: err.details })).not.toContain(wrong)
+      const r = await fetchModel('org/private', { ...opts(), endpoint: h.url, token: h.token, include: ['config.json'] })
+      expect(r.files).toHaveLength(1)
+      expect(h.requests.every((q) => q.authorized)).toBe(true)
+    } finally {
+      await h.stop()
+    }
+  })
+
+  it('refuses invalid repo ids and revisions before any request (exit 2)', async () => {
+    await expect(fetchModel('../etc', opts())).rejects.toMatchObject({ exitCode: 2 })
+    await expect(fetchModel('org/tiny', opts({ revision: '../x' }))).rejects.toMatchObject({ exitCode: 2 })
+    expect(hub.count()).toBe(0)
+  })
+})
