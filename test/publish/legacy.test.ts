@@ -1,0 +1,70 @@
+import { cpSync, lstatSync, readdirSync, readlinkSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { resolveCurrent } from '../../src/publish/current.js'
+import { ModelStore } from '../../src/publish/store.js'
+import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
+import { writeLegacyAgent } from '../helpers/store-legacy.js'
+
+afterAll(removeTemps)
+
+const versions = [
+  { version: 'v1', files: { 'model.onnx': 'one', 'tokenizer/vocab.txt': 'a\nb\n' }, metadata: { trained: '2025-01-01' } },
+  { version: 'v2', files: { 'model.onnx': 'two', 'tokenizer/vocab.txt': 'a\nb\nc\n', 'config.json': '{}' }, metadata: { trained: '2025-02-01' } },
+]
+
+describe('stores written by the Python ModelStore', () => {
+  it('resolves an absolute current link, lists and verifies the old manifests', async () => {
+    const root = makeTemp()
+    writeLegacyAgent(root, 'scout', versions, 'absolute-link')
+    const store = new ModelStore(root)
+    expect(resolveCurrent(root, 'scout')).toEqual({ agent: 'scout', channel: 'current', version: 'v2', path: join(root, 'scout', 'versions', 'v2'), layout: 'absolute-link' })
+    expect(await store.versions('scout')).toHaveLength(2)
+    expect(await store.manifest('scout', 'v1')).toEqual({ version: 'v1', checksum: expect.stringMatching(/^[0-9a-f]{64}$/), metadata: { trained: '2025-01-01' } })
+    const reports = await store.verify()
+    expect(reports.map((r) => [r.version, r.ok, r.algorithm])).toEqual([['v1', true, 'legacy-python-sha256'], ['v2', true, 'legacy-python-sha256']])
+  })
+
+  it('follows an absolute link into the moved store', () => {
+    const parent = makeTemp()
+    writeLegacyAgent(join(parent, 'old'), 'scout', versions, 'absolute-link')
+    renameSync(join(parent, 'old'), join(parent, 'new'))
+    expect(resolveCurrent(join(parent, 'new'), 'scout')?.path).toBe(join(parent, 'new', 'scout', 'versions', 'v2'))
+  })
+
+  it('reads a real current directory, verifies it, and detects a changed byte (exit 4)', async () => {
+    const root = makeTemp()
+    writeLegacyAgent(root, 'memory', versions, 'directory')
+    const store = new ModelStore(root)
+    expect(resolveCurrent(root, 'memory')).toMatchObject({ version: 'v2', path: join(root, 'memory', 'current'), layout: 'directory' })
+    expect(store.channels('memory')).toEqual({ current: 'v2' })
+    expect((await store.verify('memory')).map((r) => r.ok)).toEqual([true, true, true])
+    writeFileSync(join(root, 'memory', 'versions', 'v1', 'model.onnx'), 'ona')
+    const [bad] = (await store.verify('memory')).filter((r) => !r.ok)
+    expect(bad).toMatchObject({ version: 'v1', problems: [{ kind: 'checksum', message: expect.stringContaining('checksum mismatch') }] })
+  })
+
+  it('publishing into a Python-made agent keeps the old current directory aside and links current', async () => {
+    const root = makeTemp()
+    writeLegacyAgent(root, 'memory', versions, 'directory')
+    const store = new ModelStore(root)
+    writeTree(await store.stage('memory', 'v3'), { 'model.onnx': 'three' })
+    const r = await store.finalize('memory', 'v3')
+    expect(r.previous).toBe('v2')
+    expect(readlinkSync(join(root, 'memory', 'current'))).toBe('versions/v3')
+    const aside = readdirSync(join(root, 'memory')).filter((n) => n.startsWith('current.legacy-'))
+    expect(aside).toHaveLength(1)
+    expect(lstatSync(join(root, 'memory', aside[0]!)).isDirectory()).toBe(true)
+    await store.promote('memory', 'v1')
+    expect(store.current('memory')).toBe(join(root, 'memory', 'versions', 'v1'))
+    expect((await store.verify('memory')).every((x) => x.ok)).toBe(true)
+  })
+
+  it('a legacy version with an extra file fails verification', async () => {
+    const root = makeTemp()
+    writeLegacyAgent(root, 'a', versions, 'absolute-link')
+    cpSync(join(root, 'a', 'versions', 'v1', 'model.onnx'), join(root, 'a', 'versions', 'v1', 'copy.onnx'))
+    const store = new ModelStore(root)
+    expect((await store.verify('a', 'v1'))[0]!.ok).toBe(false)
+  })
+})
