@@ -1,0 +1,134 @@
+/**
+ * Where `export` reads from and which exporter auto picks: repo ids through the HF cache layout, shipped
+ * ONNX vs native vs optimum, --out conflicts and --force.
+ */
+import { cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { exportModel, optimumArgs } from '../../src/onnx/export/index.js'
+import { type ModelforgeError } from '../../src/lib/errors.js'
+import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir } from './export-helpers.js'
+
+let dir: string
+beforeAll(async () => {
+  dir = await tempDir('sources')
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+const fail = (p: Promise<unknown>): Promise<ModelforgeError> => p.then(() => { throw new Error('expected a failure') }, (e: unknown) => e as ModelforgeError)
+
+/** A Hugging Face cache holding `model` as test-org/<model> at one commit, with blobs and relative links. */
+async function hfCache(model: string, withOnnx: boolean): Promise<{ cache: string; commit: string }> {
+  const cache = join(dir, `cache-${model}-${withOnnx}`)
+  const repo = join(cache, `models--test-org--${model}`)
+  const commit = 'a'.repeat(39) + (withOnnx ? '1' : '0')
+  await mkdir(join(repo, 'blobs'), { recursive: true })
+  await mkdir(join(repo, 'refs'))
+  await mkdir(join(repo, 'snapshots', commit), { recursive: true })
+  await writeFile(join(repo, 'refs', 'main'), commit)
+  for (const f of await readdir(join(FIXTURES, model))) {
+    if (f === 'model.onnx' && !withOnnx) continue
+    await cp(join(FIXTURES, model, f), join(repo, 'blobs', `blob-${f}`))
+    await symlink(`../../blobs/blob-${f}`, join(repo, 'snapshots', commit, f))
+  }
+  return { cache, commit }
+}
+
+describe('repo ids through the Hugging Face cache', () => {
+  it('exports test-org/tiny-roberta@main from the cache, following snapshot symlinks', async () => {
+    const { cache } = await hfCache('tiny-roberta', false)
+    const out = join(dir, 'hub-out')
+    const result = await exportModel({ model: 'test-org/tiny-roberta', cacheDir: cache, out })
+    expect(result.source).toMatchObject({ kind: 'hub', repo: 'test-org/tiny-roberta', revision: 'main' })
+    expect(result.exporter).toBe('native')
+    const ref = await loadReference('tiny-roberta')
+    const got = await runOnnx(join(out, 'model.onnx'), referenceFeeds(ref))
+    expect(maxAbsDiff(got.last_hidden_state!.data, ref.outputs.last_hidden_state!.data)).toBeLessThan(1e-4)
+  })
+
+  it('a commit hash works without refs; an uncached revision is exit 6 with the fetch command', async () => {
+    const { cache, commit } = await hfCache('tiny-bert', true)
+    const result = await exportModel({ model: 'test-org/tiny-bert', revision: commit, cacheDir: cache, out: join(dir, 'by-commit') })
+    expect(result.exporter).toBe('repo')
+    const err = await fail(exportModel({ model: 'test-org/tiny-bert', revision: 'v9', cacheDir: cache, out: join(dir, 'v9') }))
+    expect(err.exitCode).toBe(6)
+    expect(err.hint).toMatch(/modelforge fetch test-org\/tiny-bert --revision v9/)
+    expect(existsSync(join(dir, 'v9'))).toBe(false)
+  })
+
+  it('refuses --revision with a local directory, and names that are neither', async () => {
+    const err = await fail(exportModel({ model: join(FIXTURES, 'tiny-bert'), revision: 'main', out: join(dir, 'x') }))
+    expect(err.exitCode).toBe(2)
+    expect(err.message).toMatch(/--revision applies to repo ids/)
+    const err2 = await fail(exportModel({ model: join(dir, 'no-such-dir'), out: join(dir, 'x') }))
+    expect(err2.exitCode).toBe(6)
+    expect(err2.message).toMatch(/is neither a directory nor a repo id/)
+    const err3 = await fail(exportModel({ model: join(FIXTURES, 'tiny-bert', 'config.json'), out: join(dir, 'x') }))
+    expect(err3.message).toMatch(/is a file; export takes a model directory or a repo id/)
+  })
+})
+
+describe('--exporter auto', () => {
+  it('prefers the shipped ONNX when it has the task output', async () => {
+    const result = await exportModel({ model: join(FIXTURES, 'tiny-bert-classifier'), out: join(dir, 'auto-repo') })
+    expect(result).toMatchObject({ exporter: 'repo', task: 'text-classification', reason: 'the repository ships model.onnx' })
+  })
+
+  it('goes native when the shipped ONNX lacks the task output (sentence-transformers repo with a plain encoder)', async () => {
+    const d = await copyFixture('tiny-bert', join(dir, 'st'), true)
+    await writeFile(join(d, 'modules.json'), JSON.stringify([
+      { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+      { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+    ]))
+    await mkdir(join(d, '1_Pooling'))
+    await writeFile(join(d, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_mean_tokens: true }))
+    const result = await exportModel({ model: d, out: join(d, 'out') })
+    expect(result).toMatchObject({ exporter: 'native', task: 'sentence-embedding' })
+  })
+
+  it('falls back to optimum for other architectures: exit 3 with an install hint when optimum-cli is missing', async () => {
+    const d = await copyFixture('tiny-bert', join(dir, 'gpt2'))
+    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }))
+    const err = await fail(exportModel({ model: d, out: join(d, 'out'), optimumCli: 'modelforge-test-no-such-optimum-cli' }))
+    expect(err.exitCode).toBe(3)
+    expect(err.code).toBe('TOOL_NOT_FOUND')
+    expect(err.hint).toMatch(/pip install "optimum\[exporters\]"/)
+    expect(existsSync(join(d, 'out'))).toBe(false)
+  })
+
+  it('reports a failing optimum-cli as exit 3 with its exit code', async () => {
+    const err = await fail(exportModel({ model: join(FIXTURES, 'tiny-bert'), exporter: 'optimum', out: join(dir, 'opt-false'), optimumCli: 'false' }))
+    expect(err.exitCode).toBe(3)
+    expect(err.message).toMatch(/false exited with code 1/)
+  })
+
+  it('passes the task and opset to optimum-cli (sentence-embedding as the sentence_transformers library)', () => {
+    expect(optimumArgs('/m', '/o', { task: 'text-classification', opset: 17 })).toEqual(['export', 'onnx', '--model', '/m', '--task', 'text-classification', '--opset', '17', '/o'])
+    expect(optimumArgs('/m', '/o', { task: 'sentence-embedding' })).toEqual(['export', 'onnx', '--model', '/m', '--library-name', 'sentence_transformers', '--task', 'feature-extraction', '/o'])
+  })
+})
+
+describe('--out', () => {
+  it('refuses to overwrite an export (exit 5) unless --force, which also drops the old data file', async () => {
+    const out = join(dir, 'force')
+    await exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native', externalDataThreshold: 1 })
+    expect(existsSync(join(out, 'model.onnx.data'))).toBe(true)
+    const before = await readFile(join(out, 'model.onnx'))
+    const err = await fail(exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native' }))
+    expect(err.exitCode).toBe(5)
+    expect(err.hint).toMatch(/--force/)
+    expect(await readFile(join(out, 'model.onnx'))).toEqual(before)
+    await exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native', force: true })
+    expect(existsSync(join(out, 'model.onnx.data'))).toBe(false)
+    expect((await readdir(out)).sort()).toEqual(['config.json', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
+  })
+
+  it('refuses --out equal to the model directory', async () => {
+    const d = await copyFixture('tiny-roberta', join(dir, 'same'))
+    const err = await fail(exportModel({ model: d, out: d }))
+    expect(err.message).toMatch(/--out is the model directory itself/)
+  })
+})
