@@ -1,0 +1,74 @@
+/**
+ * `modelforge export` end to end through bin/run.js (dist/ must be built): the --json envelope, human
+ * output with progress on stderr, and documented exit codes for the error cases.
+ */
+import { mkdtemp, rm, writeFile, cp } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cli, envelope } from '../helpers/store-helpers.js'
+
+const FIXTURES = fileURLToPath(new URL('../../fixtures/hf-tiny', import.meta.url))
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mf-e2e-export-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('modelforge export', () => {
+  it('exports tiny-bert natively with --json: one JSON object on stdout, exit 0', () => {
+    const out = join(dir, 'bert')
+    const r = cli(['export', 'fixtures/hf-tiny/tiny-bert', '--out', out, '--exporter', 'native', '--json'])
+    expect(r.code).toBe(0)
+    const env = envelope(r)
+    expect(env.status).toBe(0)
+    expect(env.result).toMatchObject({ exporter: 'native', task: 'feature-extraction', modelType: 'bert', opset: 17, externalData: [] })
+    expect(env.result.inputs.map((i: { name: string }) => i.name)).toEqual(['input_ids', 'attention_mask', 'token_type_ids'])
+    expect(env.result.outputs.map((o: { name: string }) => o.name)).toEqual(['last_hidden_state', 'pooler_output'])
+    expect(env.result.smoke.outputs).toEqual({ last_hidden_state: [2, 8, 32], pooler_output: [2, 32] })
+    expect(existsSync(join(out, 'model.onnx'))).toBe(true)
+  })
+
+  it('default auto export of a fixture (ships model.onnx) with human output and progress on stderr', () => {
+    const out = join(dir, 'auto')
+    const r = cli(['export', join(FIXTURES, 'tiny-distilbert-classifier'), '--out', out])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/with the repo exporter \(task text-classification, opset 17\)/)
+    expect(r.stdout).toMatch(/outputs: logits float32 \[batch, 2\]/)
+    expect(r.stderr).toMatch(/Smoke run in onnxruntime: logits \[2, 2\]/)
+  })
+
+  it('missing config.json: exit 2 with a hint', async () => {
+    const d = join(dir, 'noconfig')
+    await cp(join(FIXTURES, 'tiny-bert', 'model.safetensors'), join(d, 'model.safetensors'), { recursive: true })
+    const r = cli(['export', d, '--out', join(dir, 'noconfig-out'), '--exporter', 'native', '--json'])
+    expect(r.code).toBe(2)
+    const env = envelope(r)
+    expect(env.error).toMatchObject({ code: 'CONFIG_NOT_FOUND' })
+    expect(env.error!.hint).toMatch(/config.json/)
+  })
+
+  it('unsupported model_type: exit 2 listing the supported types; optimum missing: exit 3', async () => {
+    const d = join(dir, 'gpt2')
+    await cp(join(FIXTURES, 'tiny-bert'), d, { recursive: true, filter: (s) => !s.endsWith('model.onnx') })
+    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2Model'] }))
+    const r = cli(['export', d, '--out', join(dir, 'gpt2-out'), '--exporter', 'native'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/Error: The native exporter does not support model_type "gpt2" \(supported: bert, roberta, xlm-roberta, distilbert\)/)
+    expect(r.stderr).toMatch(/Hint: Use --exporter optimum/)
+    // auto falls through to optimum-cli, which this machine does not have (PATH without it).
+    const r2 = cli(['export', d, '--out', join(dir, 'gpt2-out'), '--json'], { env: { PATH: '/nonexistent' } })
+    expect(r2.code).toBe(3)
+    expect(envelope(r2).error).toMatchObject({ code: 'TOOL_NOT_FOUND' })
+  })
+
+  it('an existing export is a conflict (exit 5)', () => {
+    const r = cli(['export', 'fixtures/hf-tiny/tiny-bert', '--out', join(dir, 'bert'), '--exporter', 'native', '--json'])
+    expect(r.code).toBe(5)
+    expect(envelope(r).error).toMatchObject({ code: 'OUTPUT_EXISTS' })
+  })
+})
