@@ -11,3 +11,6 @@ export { resolveCurrent, resolveChannel, type ResolvedChannel } from './publish/
 export { validateName, nameProblem } from './publish/names.js'
 export { checksumFilesV1, legacyChecksum, readManifest, parseManifest, sha256sumText, MANIFEST_SCHEMA, CHECKSUM_ALGORITHM, type Manifest, type LegacyManifest, type ManifestFile } from './publish/manifest.js'
 export { hashFiles, hashFile } from './publish/hash.js'
+export { exportModel, EXPORTERS, type Exporter, type ExportOptions, type ExportResult, type ExportedFile } from './onnx/export/index.js'
+export { openCheckpoint, readSafetensorsHeader, parseSafetensorsHeader, writeSafetensors, SafetensorsCheckpoint, f16ToF32, bf16ToF32, type TensorInfo, type SafetensorsHeader } from './onnx/safetensors.js'
+export { externalDataFiles, externalDataRefs, readExternalTensor, inlineExternalData, type ExternalDataRef } from './onnx/external-data.js'
