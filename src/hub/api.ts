@@ -8,7 +8,6 @@
  * fetched by branch after that file's last commit instead of the revision's commit, has no offline mode and
  * downloads without Range resume. See cache.ts, download.ts and snapshot.ts for what we do instead.
  */
-import { listFiles, modelInfo } from '@huggingface/hub'
 import { ExternalError } from '../lib/errors.js'
 import { COMMIT_RE, safeRepoPath } from './cache.js'
 import type { HubHttp } from './http.js'
@@ -29,7 +28,11 @@ export function blobId(file: RemoteFile): string {
   return file.lfsSha256 ?? file.oid
 }
 
+/** Loaded on first use: a fetch answered from the cache never needs the library. */
+const hubLib = (): Promise<typeof import('@huggingface/hub')> => import('@huggingface/hub')
+
 export async function resolveRevision(http: HubHttp, repoId: string, revision: string): Promise<string> {
+  const { modelInfo } = await hubLib()
   const info = await modelInfo({ name: repoId, revision, hubUrl: http.endpoint, fetch: http.fetch, additionalFields: ['sha'] })
   const sha = (info as { sha?: unknown }).sha
   if (typeof sha !== 'string' || !COMMIT_RE.test(sha)) {
@@ -42,6 +45,7 @@ export async function resolveRevision(http: HubHttp, repoId: string, revision: s
 }
 
 export async function listRepoFiles(http: HubHttp, repoId: string, commit: string): Promise<RemoteFile[]> {
+  const { listFiles } = await hubLib()
   const files: RemoteFile[] = []
   for await (const entry of listFiles({ repo: { type: 'model', name: repoId }, revision: commit, recursive: true, hubUrl: http.endpoint, fetch: http.fetch })) {
     if (entry.type !== 'file') continue
