@@ -7,6 +7,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportModel } from '../../src/onnx/export/index.js'
+import { type ModelforgeError } from '../../src/lib/errors.js'
 import { copyFixture, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir, type Reference } from './export-helpers.js'
 
 let dir: string
@@ -122,7 +123,7 @@ describe('acceptance 3: sentence-transformers layouts', () => {
   it('refuses modules the native exporter cannot write, pointing at optimum', async () => {
     const dense = [...MODULES.slice(0, 2), { idx: 2, name: '2', path: '2_Dense', type: 'sentence_transformers.models.Dense' }]
     const d = await stLayout('dense', { pooling_mode_mean_tokens: true }, true, dense)
-    const err = (await exportModel({ model: d, out: join(d, 'out') }).catch((e: unknown) => e)) as { exitCode: number; message: string; hint: string }
+    const err = (await exportModel({ model: d, out: join(d, 'out') }).catch((e: unknown) => e)) as ModelforgeError
     expect(err.exitCode).toBe(2)
     expect(err.message).toMatch(/module type\(s\) Dense are not supported/)
     expect(err.hint).toMatch(/--exporter optimum/)

@@ -16,6 +16,7 @@ import {
 } from '../../src/onnx/external-data.js'
 import { encodeModel, readModel, type ModelProto, type TensorProto } from '../../src/onnx/proto.js'
 import { openCheckpoint } from '../../src/onnx/safetensors.js'
+import { type ModelforgeError } from '../../src/lib/errors.js'
 import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir, type Reference } from './export-helpers.js'
 
 let dir: string
@@ -81,7 +82,7 @@ describe('native export with external data', () => {
     })
     await expect(readExternalTensor(withEntry('location', '../secret.bin'), out)).rejects.toThrow(/outside the model directory/)
     await expect(readExternalTensor(withEntry('location', '/etc/passwd'), out)).rejects.toThrow(/outside the model directory/)
-    const missing = await readExternalTensor(withEntry('location', 'weights.bin'), out).catch((e: unknown) => e as { exitCode: number; message: string })
+    const missing = (await readExternalTensor(withEntry('location', 'weights.bin'), out).catch((e: unknown) => e)) as ModelforgeError
     expect(missing.exitCode).toBe(6)
     expect(missing.message).toMatch(/External data file weights.bin .* is missing next to the model/)
     await expect(readExternalTensor(withEntry('length', '12'), out)).rejects.toThrow(/needs 5504 bytes but its external data entry says 12/)
@@ -102,7 +103,7 @@ describe('repo exporter with external data', () => {
     await writeFile(join(repo, 'onnx', 'weights-v2.bin'), await readFile(join(out, 'model.onnx.data')))
 
     const target = join(dir, 'repo-out')
-    const noVariant = await exportModel({ model: repo, out: target, exporter: 'repo' }).catch((e: unknown) => e as { exitCode: number; message: string; hint: string })
+    const noVariant = (await exportModel({ model: repo, out: target, exporter: 'repo' }).catch((e: unknown) => e)) as ModelforgeError
     expect(noVariant.exitCode).toBe(6)
     expect(noVariant.message).toMatch(/ships no model.onnx/)
     expect(noVariant.hint).toMatch(/Available variants: quantized \(onnx\/model_quantized.onnx\)/)
@@ -115,7 +116,7 @@ describe('repo exporter with external data', () => {
 
     // Without the data file the copy is refused before anything is written.
     await rename(join(repo, 'onnx', 'weights-v2.bin'), join(repo, 'onnx', 'moved.bin'))
-    const err = await exportModel({ model: repo, out: join(dir, 'repo-out2'), exporter: 'repo', variant: 'quantized' }).catch((e: unknown) => e as Error)
+    const err = (await exportModel({ model: repo, out: join(dir, 'repo-out2'), exporter: 'repo', variant: 'quantized' }).catch((e: unknown) => e)) as Error
     expect(err.message).toMatch(/onnx\/model_quantized.onnx stores its weights in weights-v2.bin, which is missing next to it/)
     expect(existsSync(join(dir, 'repo-out2'))).toBe(false)
   })
@@ -126,7 +127,7 @@ describe('repo exporter with external data', () => {
     await writeFile(join(repo, 'model.onnx.data'), await readFile(join(out, 'model.onnx.data')))
     await truncate(join(repo, 'model.onnx.data'), 1000)
     const target = join(dir, 'trunc-out')
-    const err = await exportModel({ model: repo, out: target, exporter: 'repo' }).catch((e: unknown) => e as { exitCode: number; message: string })
+    const err = (await exportModel({ model: repo, out: target, exporter: 'repo' }).catch((e: unknown) => e)) as ModelforgeError
     expect(err.exitCode).toBe(4)
     expect(existsSync(target)).toBe(false)
   })
