@@ -5,7 +5,7 @@
  *
  * Node's fetch (undici) is used directly rather than @huggingface/hub's downloadFile: the library's
  * WebBlob stream always starts at byte 0 (no Range resume), and its downloadFileToCacheDir keeps no
- * partial file and checks no hash. Reading the body with a reader and writing it in 4 MiB batches keeps
+ * partial file and checks no hash. Reading the body with a reader and writing it in 1 MiB batches keeps
  * memory constant whatever the file size.
  */
 import { createHash, type Hash } from 'node:crypto'
@@ -31,6 +31,8 @@ export interface BlobRequest {
   onBytes?: (delta: number) => void
   /** Abort a body that sends nothing for this long, then resume (default 60 s). */
   stallTimeoutMs?: number
+  /** Stops the download (the partial file stays for a later resume). */
+  signal?: AbortSignal
 }
 
 export interface BlobResult {
@@ -44,7 +46,8 @@ export interface BlobResult {
   sha256?: string
 }
 
-const BATCH = 4 * 1024 * 1024
+// Small enough that a killed fetch loses little of what it received, large enough to keep syscalls few.
+const BATCH = 1024 * 1024
 
 class Hashers {
   readonly main: Hash
@@ -116,7 +119,8 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
       const headers: Record<string, string> = { 'Accept-Encoding': 'identity' }
       if (offset > 0) headers.Range = `bytes=${offset}-`
       const controller = new AbortController()
-      const res = await req.http.send(req.url, { headers, signal: controller.signal })
+      const signal = req.signal ? AbortSignal.any([req.signal, controller.signal]) : controller.signal
+      const res = await req.http.send(req.url, { headers, signal })
       if (res.status === 416 && offset > 0) {
         await res.body?.cancel()
         await restart()
@@ -148,7 +152,7 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
         offset += n
       })
       if (offset < req.size) throw new RetryableError(`Body of ${req.path} ended at byte ${offset} of ${req.size}`)
-    })
+    }, req.signal)
 
     const digest = hashers.main.digest('hex')
     const sha256 = hashers.sha256 === hashers.main ? digest : hashers.sha256.digest('hex')

@@ -35,7 +35,7 @@ import {
   type TreeCache,
 } from './cache.js'
 import { downloadBlob } from './download.js'
-import { HubHttp, type RetryOptions } from './http.js'
+import { CancelledError, HubHttp, type RetryOptions } from './http.js'
 import { acquireLock } from './lock.js'
 import { checkApproval, checkSourceAllowed } from './policy.js'
 import { isLiteral, selectPaths } from './select.js'
@@ -317,6 +317,7 @@ async function fetchOne(
   f: RemoteFile,
   options: FetchOptions,
   onBytes: (delta: number) => void,
+  signal: AbortSignal,
 ): Promise<Downloaded> {
   const id = blobId(f)
   const lfs = Boolean(f.lfsSha256)
@@ -332,6 +333,7 @@ async function fetchOne(
       expected: id,
       onBytes,
       stallTimeoutMs: options.stallTimeoutMs,
+      signal,
     })
     const sha256 = r.sha256 ?? (await sha256File(join(repo.blobsDir, id)))
     return {
@@ -347,6 +349,10 @@ async function fetchOne(
 /** Downloads what is missing, a few files at a time, with progress (bytes per file and in total). */
 async function downloadAll(http: HubHttp, repo: RepoCache, commit: string, files: RemoteFile[], options: FetchOptions): Promise<Downloaded[]> {
   const results: Downloaded[] = new Array(files.length)
+  // The first failure stops the other downloads (their partial files stay for a resume) and is what the
+  // caller sees; nothing keeps running in the background once fetchModel has settled.
+  const stop = new AbortController()
+  let failure: unknown
   const total = files.reduce((n, f) => n + f.size, 0)
   let done = 0
   const plain = plainOutput()
@@ -374,11 +380,19 @@ async function downloadAll(http: HubHttp, repo: RepoCache, commit: string, files
                   else task.title = line
                   parent.title = totalTitle()
                 }
-                results[i] = await fetchOne(http, repo, commit, f, options, (delta) => {
-                  mine += delta
-                  done += delta
-                  show()
-                })
+                try {
+                  results[i] = await fetchOne(http, repo, commit, f, options, (delta) => {
+                    mine += delta
+                    done += delta
+                    show()
+                  }, stop.signal)
+                } catch (err) {
+                  if (failure === undefined && !(err instanceof CancelledError)) {
+                    failure = err
+                    stop.abort()
+                  }
+                  throw err
+                }
                 if (results[i]!.file.fromCache && mine === 0) {
                   mine = f.size
                   done += f.size
@@ -387,24 +401,16 @@ async function downloadAll(http: HubHttp, repo: RepoCache, commit: string, files
                 parent.title = totalTitle()
               },
             })),
-            { concurrent: options.concurrency ?? 4, exitOnError: true },
+            { concurrent: options.concurrency ?? 4, exitOnError: false },
           ),
       },
     ],
     { quiet: options.quiet },
   )
-  try {
-    await list.run()
-  } catch (err) {
-    throw unwrap(err)
-  }
+  await list.run().catch((err: unknown) => {
+    failure ??= err
+  })
+  if (failure !== undefined) throw failure
   return results
-}
-
-/** listr2 may wrap a task's error; callers need ours, with its exit code. */
-function unwrap(err: unknown): unknown {
-  const e = err as { error?: unknown; errors?: unknown[] }
-  if (e && typeof e === 'object' && !(err instanceof Error) && e.error) return e.error
-  return err
 }
 

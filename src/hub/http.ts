@@ -38,6 +38,13 @@ export class RetryableError extends Error {
   }
 }
 
+/** Another download of the same fetch failed, so this one stopped (its partial file is kept for a resume). */
+export class CancelledError extends Error {
+  constructor() {
+    super('cancelled because another download of this fetch failed')
+  }
+}
+
 const MAX_REDIRECTS = 5
 
 export function sleep(ms: number): Promise<void> {
@@ -96,18 +103,17 @@ export class HubHttp {
   }
 
   /** Runs fn, retrying connection errors and 5xx (RetryableError) with backoff; throws ExternalError at the end. */
-  async withRetry<T>(url: string, fn: (attempt: number) => Promise<T>, onRetry?: (err: unknown, attempt: number) => void): Promise<T> {
+  async withRetry<T>(url: string, fn: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     let last: unknown
     for (let attempt = 0; attempt < this.attempts; attempt++) {
       try {
+        if (signal?.aborted) throw new CancelledError()
         return await fn(attempt)
       } catch (err) {
+        if (signal?.aborted) throw new CancelledError()
         if (!isConnectionError(err)) throw err
         last = err
-        if (attempt + 1 < this.attempts) {
-          onRetry?.(err, attempt)
-          await sleep(backoffDelay(attempt, this.baseDelayMs))
-        }
+        if (attempt + 1 < this.attempts) await sleep(backoffDelay(attempt, this.baseDelayMs))
       }
     }
     const status = last instanceof RetryableError ? last.status : undefined
