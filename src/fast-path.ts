@@ -18,7 +18,8 @@ interface Parsed {
   json: boolean
 }
 
-function parse(argv: string[]): Parsed | null {
+/** The arguments of the plain form, or null when oclif must handle them. */
+export function parseFastPath(argv: string[]): Parsed | null {
   if (argv[0] !== 'store' || argv[1] !== 'current') return null
   let agent: string | undefined
   let store: string | undefined
@@ -45,7 +46,7 @@ function parse(argv: string[]): Parsed | null {
 
 /** Handles the plain `store current` form and returns true, or returns false to let oclif run. */
 export async function fastPath(argv: string[]): Promise<boolean> {
-  const args = parse(argv)
+  const args = parseFastPath(argv)
   if (!args) return false
   try {
     const report = currentReport(storeRoot(args.store), args.agent)

@@ -32,7 +32,7 @@ export function validateName(kind: NameKind, name: unknown): string {
     const shown = typeof name === 'string' ? JSON.stringify(name.length > 60 ? name.slice(0, 60) + '…' : name) : String(name)
     throw new UsageError(`Invalid ${kind} name ${shown}: ${problem}`, {
       code: 'INVALID_NAME',
-      hint: `A ${kind} name is 1 to 128 characters of letters, digits, ".", "_" and "-", starting with a letter or digit, not ending in ".tmp".`,
+      hint: `${kind === 'agent' ? 'An' : 'A'} ${kind} name is 1 to 128 characters of letters, digits, ".", "_" and "-", starting with a letter or digit, not ending in ".tmp".`,
       details: { kind, name },
     })
   }

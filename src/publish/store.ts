@@ -583,7 +583,8 @@ export class ModelStore {
 
   private async ensureRoot(): Promise<void> {
     if (!storeRootExists(this.root)) await mkdir(this.root, { recursive: true })
-    await mkdir(join(this.root, '.modelforge'), { recursive: true })
+    // The locks directory is made here, by stage, so that a refused finalize leaves no trace at all.
+    await mkdir(join(this.root, '.modelforge', 'locks'), { recursive: true })
   }
 
   /** The version a channel names now, or null (damaged channels count as none). */
