@@ -4,7 +4,7 @@
  * "outputs": {...}}).
  */
 import { readdir, readFile, stat } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { basename, isAbsolute, join, normalize, sep } from 'node:path'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
 import { DataTypeName, decodeTensor, num, type TensorProto } from '../onnx/proto.js'
 import { allocate, dtypeFromOnnx, elementCount, fromValues, parseDtype, type Dtype, type HostTensor, type TensorData, type TensorMap } from './tensors.js'
@@ -59,6 +59,13 @@ async function readExternal(proto: TensorProto, where: string, baseDir: string |
   const location = entries.location
   if (!location || !baseDir) {
     throw new UsageError(`${where}: external data without a location`, { code: 'EXTERNAL_DATA_INVALID', hint: 'The tensor says its data is external but not where.' })
+  }
+  // Same rule as onnxruntime: external data stays inside the directory of the file that names it.
+  if (isAbsolute(location) || normalize(location).split(sep).includes('..')) {
+    throw new UsageError(`${where}: external data location "${location}" leaves the tensor's directory`, {
+      code: 'EXTERNAL_DATA_INVALID',
+      hint: 'External data must be a relative path next to (or below) the file that references it.',
+    })
   }
   const offset = Number(entries.offset ?? 0)
   const bytes = await readFile(join(baseDir, location)).catch((err: unknown) => {

@@ -225,10 +225,8 @@ function fromOrt(v: ort.Tensor, where: string): HostTensor {
   const dtype: Dtype = type
   const dims = v.dims.map(Number)
   const data = v.data
-  let copy: HostTensor['data']
-  if (Array.isArray(data)) copy = [...(data as string[])]
-  else if (dtype === 'bool') copy = new Uint8Array((data as Uint8Array).buffer.slice((data as Uint8Array).byteOffset, (data as Uint8Array).byteOffset + (data as Uint8Array).byteLength))
-  else copy = (data as Float32Array).slice()
+  // Copies: the tensor's memory is released by dispose() below.
+  let copy: HostTensor['data'] = Array.isArray(data) ? [...(data as string[])] : (data as Float32Array).slice()
   // float16 may come back as Float16Array on runtimes that have it; keep the bit pattern representation.
   if (dtype === 'float16' && !(copy instanceof Uint16Array)) {
     const src = copy as unknown as { buffer: ArrayBuffer; byteOffset: number; length: number }

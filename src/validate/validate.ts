@@ -145,9 +145,15 @@ async function prepareSets(c: Ctx, options: ValidateOptions, referenceKind: Refe
     return
   }
   const refSets = await readDataSets(options.reference, 'reference')
+  if (c.given && c.given.length !== 1 && c.given.length !== refSets.length) {
+    throw new UsageError(`--inputs holds ${c.given.length} input sets but the reference ${refSets.length} output sets`, {
+      code: 'REFERENCE_MISMATCH',
+      hint: 'Give one input set for all, or one per test_data_set_N of the reference, in the same order.',
+    })
+  }
   c.inputsFrom = c.given ? 'inputs' : 'reference'
   c.sets = refSets.map((d: DataSet, i) => {
-    const source = c.given ? c.given[Math.min(i, c.given.length - 1)] : d
+    const source = c.given ? c.given[c.given.length === 1 ? 0 : i] : d
     if (source.inputs.length === 0) {
       throw new UsageError(`reference ${options.reference} (${d.label}) holds expected outputs but no inputs`, {
         code: 'INPUTS_REQUIRED',

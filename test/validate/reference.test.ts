@@ -68,6 +68,8 @@ describe('tensorFromProto', () => {
     expect([...toFloat64(await tensorFromProto(ext('weights.bin', 4, 8), 'x', dir))]).toEqual([1, 2])
     await expect(tensorFromProto(ext('nope.bin', 0, 8), 'x', dir)).rejects.toBeInstanceOf(NotFoundError)
     await expect(tensorFromProto(ext('weights.bin', 8, 8), 'x', dir)).rejects.toMatchObject({ code: 'EXTERNAL_DATA_INVALID' })
+    await expect(tensorFromProto(ext('../weights.bin', 0, 8), 'x', dir)).rejects.toThrow(/leaves the tensor's directory/)
+    await expect(tensorFromProto(ext('/etc/hostname', 0, 8), 'x', dir)).rejects.toMatchObject({ code: 'EXTERNAL_DATA_INVALID' })
   })
 })
 

@@ -69,6 +69,22 @@ describe('validateModel against reference.json (PyTorch outputs)', () => {
     await expect(validateModel({ ...base, reference: inputsOnly })).rejects.toMatchObject({ code: 'REFERENCE_EMPTY' })
   })
 
+  it('pairs --inputs sets with the reference data sets, one for all or one each', async () => {
+    const t = join(dir, 'two-sets')
+    const { cp } = await import('node:fs/promises')
+    await cp('fixtures/onnx-backend-node/test_add', t, { recursive: true })
+    await cp(join(t, 'test_data_set_0'), join(t, 'test_data_set_1'), { recursive: true })
+    const candidate = join(t, 'model.onnx')
+    const result = await validateModel({ candidate, reference: t, quiet: true })
+    expect(result).toMatchObject({ passed: true, datasets: 2 })
+    expect(result.outputs.map((o) => o.dataset)).toEqual(['test_data_set_0', 'test_data_set_1'])
+    expect((await validateModel({ candidate, reference: t, inputs: join(t, 'test_data_set_0'), quiet: true })).passed).toBe(true)
+    const three = join(dir, 'three-sets')
+    await cp(t, three, { recursive: true })
+    await cp(join(t, 'test_data_set_0'), join(three, 'test_data_set_2'), { recursive: true })
+    await expect(validateModel({ candidate, reference: t, inputs: three, quiet: true })).rejects.toThrow(/--inputs holds 3 input sets but the reference 2/)
+  })
+
   it('compares only the outputs asked for, and refuses unknown ones', async () => {
     const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: 'fixtures/hf-tiny/tiny-bert/reference.json', quiet: true }
     const result = await validateModel({ ...base, outputs: ['pooler_output'] })
