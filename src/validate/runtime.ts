@@ -33,7 +33,7 @@ export interface LoadOptions {
 
 // onnxruntime's load failures arrive as plain Errors whose text is all we have; these patterns map them to
 // our exit codes. Anything unmatched is still reported as an invalid model, with onnxruntime's own words.
-const UNSUPPORTED = /NOT_IMPLEMENTED|No Op registered for|Unsupported data type|Failed to find kernel|Could not find an implementation|is not a registered function\/op|opset .* is under development|Unsupported model IR version|not supported|is not supported|ONNX Runtime only \*guarantees\* support/i
+const UNSUPPORTED = /NOT_IMPLEMENTED|No Op registered for|Unsupported data type|Failed to find kernel|Could not find an implementation|is not a registered function\/op|opset .* is under development|Unsupported model IR version|is not supported|ONNX Runtime only \*guarantees\* support/i
 
 export async function loadModel(model: string | Uint8Array, options: LoadOptions = {}): Promise<LoadedModel> {
   const source = typeof model === 'string' ? model : (options.label ?? 'model bytes')
@@ -153,7 +153,7 @@ export async function runModel(model: LoadedModel, inputs: TensorMap, outputName
     const raw = err instanceof Error ? err.message : String(err)
     throw new IntegrityError(`onnxruntime failed to run ${model.source}: ${raw}`, {
       code: 'ONNX_RUN_FAILED',
-      hint: 'The inputs match the declared metadata, so the graph itself failed (a shape mismatch inside, an index out of range such as a token id beyond the vocabulary). Check the inputs values.',
+      hint: 'The inputs match the declared metadata, so the graph itself failed (a shape mismatch inside, an index out of range such as a token id beyond the vocabulary). Check the input values (--vocab-size, --inputs).',
       details: { onnxruntime: raw },
     })
   } finally {
