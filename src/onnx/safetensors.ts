@@ -292,23 +292,65 @@ export class SafetensorsCheckpoint {
     return t
   }
 
-  /** The raw little-endian bytes of a tensor, in a fresh buffer aligned for any typed-array view. */
-  async readRaw(name: string): Promise<Uint8Array> {
+  /**
+   * The raw little-endian bytes of a tensor, in a fresh buffer aligned for any typed-array view, or in the
+   * start of `into` when it is large enough (callers that convert tensor after tensor reuse one buffer).
+   */
+  async readRaw(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const t = this.info(name)
-    let handle = this.handles.get(t.file)
-    if (!handle) {
-      handle = openFile(t.file)
-      this.handles.set(t.file, handle)
-    }
-    const out = new Uint8Array(t.byteLength)
-    await readExactly(await handle, out, t.offset, t.file)
+    const out = into && into.byteLength >= t.byteLength && into.byteOffset % 8 === 0 ? into.subarray(0, t.byteLength) : new Uint8Array(t.byteLength)
+    await readExactly(await this.handle(t.file), out, t.offset, t.file)
     return out
   }
 
-  /** A float tensor converted to float32 (F32 is a view of the bytes read, F16/BF16/F64 are converted). */
-  async readFloat32(name: string): Promise<Float32Array> {
+  private handle(file: string): Promise<FileHandle> {
+    let handle = this.handles.get(file)
+    if (!handle) {
+      handle = openFile(file)
+      this.handles.set(file, handle)
+    }
+    return handle
+  }
+
+  /**
+   * A float tensor as float32 chunks of at most `chunkBytes` (of float32 output), for tensors written
+   * straight through. The chunk buffers are reused: each chunk is valid only until the next is requested.
+   */
+  async *float32Chunks(name: string, chunkBytes = 4 << 20): AsyncGenerator<Float32Array> {
     const t = this.info(name)
-    const raw = await this.readRaw(name)
+    const width = SAFETENSORS_DTYPE_BITS[t.dtype]! / 8
+    if (!(FLOAT_DTYPES as readonly string[]).includes(t.dtype)) {
+      await this.readFloat32(name)
+      return
+    }
+    const total = t.byteLength / width
+    const perChunk = Math.max(1, Math.floor(chunkBytes / 4))
+    const raw = new Uint8Array(Math.min(total, perChunk) * width)
+    const out = t.dtype === 'F32' ? undefined : new Float32Array(Math.min(total, perChunk))
+    const handle = await this.handle(t.file)
+    for (let done = 0; done < total; done += perChunk) {
+      const n = Math.min(perChunk, total - done)
+      const bytes = raw.subarray(0, n * width)
+      await readExactly(handle, bytes, t.offset + done * width, t.file)
+      if (t.dtype === 'F32') {
+        yield new Float32Array(raw.buffer, 0, n)
+        continue
+      }
+      const dst = out!.subarray(0, n)
+      if (t.dtype === 'F64') {
+        const src = new Float64Array(raw.buffer, 0, n)
+        for (let i = 0; i < n; i++) dst[i] = src[i]!
+      } else {
+        dst.set(t.dtype === 'F16' ? f16ToF32(new Uint16Array(raw.buffer, 0, n)) : bf16ToF32(new Uint16Array(raw.buffer, 0, n)))
+      }
+      yield dst
+    }
+  }
+
+  /** A float tensor converted to float32 (F32 is a view of the bytes read, F16/BF16/F64 are converted). */
+  async readFloat32(name: string, into?: Uint8Array): Promise<Float32Array> {
+    const t = this.info(name)
+    const raw = await this.readRaw(name, into)
     const count = t.byteLength / (SAFETENSORS_DTYPE_BITS[t.dtype]! / 8)
     switch (t.dtype) {
       case 'F32':

@@ -39,28 +39,47 @@ export class LazyWeights {
     }
   }
 
-  private add(name: string, dims: number[], load: () => Promise<Float32Array>): string {
+  private add(name: string, dims: number[], load: () => Promise<Float32Array> | AsyncIterable<Float32Array>): string {
     if (!this.names.has(name)) {
       this.names.add(name)
       const count = dims.reduce((a, b) => a * b, 1)
+      const bytes = (data: Float32Array): Uint8Array => new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
       this.initializers.push({
         name,
         dims,
         dataType: DataType.FLOAT,
         byteLength: count * 4,
-        load: async () => {
-          const data = await load()
-          return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+        load: () => {
+          const produced = load()
+          if (produced instanceof Promise) return produced.then(bytes)
+          return (async function* () {
+            for await (const chunk of produced) yield bytes(chunk)
+          })()
         },
       })
     }
     return name
   }
 
-  /** A tensor as stored (converted to float32), after checking its shape. */
+  /** A tensor as stored (converted to float32), after checking its shape; streamed in chunks. */
   tensor(name: string, expected: number[]): string {
     this.check(name, expected)
-    return this.add(name, expected, () => this.checkpoint.readFloat32(name))
+    return this.add(name, expected, () => this.checkpoint.float32Chunks(name))
+  }
+
+  /**
+   * Scratch for transposes, reused from one weight to the next (the writer is done with a tensor before
+   * it loads the next), so exporting allocates about one weight matrix instead of all of them.
+   */
+  private scratch = new Float32Array(0)
+  private rawScratch = new Uint8Array(0)
+  private take(n: number): Float32Array {
+    if (this.scratch.length < n) this.scratch = new Float32Array(n)
+    return this.scratch.subarray(0, n)
+  }
+  private raw(bytes: number): Uint8Array {
+    if (this.rawScratch.byteLength < bytes) this.rawScratch = new Uint8Array(bytes)
+    return this.rawScratch
   }
 
   /**
@@ -70,8 +89,8 @@ export class LazyWeights {
   linear(name: string, out: number, inp: number): string {
     this.check(name, [out, inp])
     return this.add(`${name}.T`, [inp, out], async () => {
-      const w = await this.checkpoint.readFloat32(name)
-      const t = new Float32Array(w.length)
+      const w = await this.checkpoint.readFloat32(name, this.raw(this.checkpoint.info(name).byteLength))
+      const t = this.take(w.length)
       for (let o = 0; o < out; o++) {
         const row = o * inp
         for (let i = 0; i < inp; i++) t[i * out + o] = w[row + i]!

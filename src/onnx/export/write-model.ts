@@ -17,8 +17,11 @@ export interface LazyInitializer {
   dims: number[]
   dataType: number
   byteLength: number
-  /** Produces the little-endian bytes; called once, when the tensor is written. */
-  load(): Promise<Uint8Array>
+  /**
+   * Produces the little-endian bytes, in one piece or in chunks; called once, when the tensor is written.
+   * The writer is done with each piece when the next is requested, so producers may reuse their buffers.
+   */
+  load(): Promise<Uint8Array> | AsyncIterable<Uint8Array>
 }
 
 export interface WriteOptions {
@@ -67,7 +70,8 @@ class Sink {
   async write(chunk: Uint8Array): Promise<void> {
     // Many small header records: batch them into one write call.
     if (chunk.byteLength < 1 << 16) {
-      this.pending.push(chunk)
+      // Copied: producers reuse their buffers once write() returns.
+      this.pending.push(Uint8Array.prototype.slice.call(chunk))
       this.pendingBytes += chunk.byteLength
       this.position += chunk.byteLength
       if (this.pendingBytes >= 1 << 20) await this.flush()
@@ -135,19 +139,26 @@ export async function writeModelStreaming(path: string, model: ModelProto, lazy:
     await sink.write(Uint8Array.from([GRAPH_FIELD, ...varint(graphLength)]))
     await sink.write(graphHead)
     for (const p of plans) {
-      const bytes = await p.t.load()
-      if (bytes.byteLength !== p.t.byteLength) {
-        throw new RangeError(`initializer ${p.t.name}: produced ${bytes.byteLength} bytes, expected ${p.t.byteLength}`)
-      }
       await sink.write(p.recordPrefix)
       await sink.write(p.head)
+      let target = sink
       if (p.toExternal) {
-        const pad = p.offset - dataSink!.position
-        if (pad > 0) await dataSink!.write(new Uint8Array(pad))
-        await dataSink!.write(bytes)
+        target = dataSink!
+        const pad = p.offset - target.position
+        if (pad > 0) await target.write(new Uint8Array(pad))
       } else {
         await sink.write(p.rawPrefix)
-        await sink.write(bytes)
+      }
+      const start = target.position
+      const produced = p.t.load()
+      if (produced instanceof Uint8Array || produced instanceof Promise) {
+        await target.write(await produced)
+      } else {
+        for await (const chunk of produced) await target.write(chunk)
+      }
+      // A wrong length would shift every later field: fail before the file is used.
+      if (target.position - start !== p.t.byteLength) {
+        throw new RangeError(`initializer ${p.t.name}: produced ${target.position - start} bytes, expected ${p.t.byteLength}`)
       }
     }
     await sink.flush()

@@ -1,0 +1,128 @@
+/**
+ * Native export of a MiniLM-L6-sized BERT (hidden 384, 6 layers, 12 heads, intermediate 1536, vocabulary
+ * 30522; random float32 weights, about 91 MB of safetensors, generated here): wall time and peak RSS of the
+ * whole `node bin/run.js export <dir> --out <dir>` command, smoke run included.
+ *
+ * Goals (issue 4): under 2 s and peak RSS under 3x the weights. Baseline, measured in the same run: a
+ * node process that reads the weights file and writes it back out (the least any exporter must do).
+ * For scale, the issue quotes transformers + torch.onnx.export at about 9 s and 745 MB on this machine.
+ */
+import { rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { writeSafetensors, type TensorToWrite } from '../src/onnx/safetensors.js'
+import { measure, median, repoRoot, report, scratch } from './util.js'
+
+const H = 384
+const LAYERS = 6
+const HEADS = 12
+const FF = 1536
+const VOCAB = 30522
+const POSITIONS = 512
+
+function random(n: number, seed: number): Float32Array {
+  // xorshift32: cheap deterministic weights in [-0.05, 0.05).
+  let s = seed >>> 0 || 1
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13
+    s >>>= 0
+    s ^= s >>> 17
+    s ^= s << 5
+    s >>>= 0
+    out[i] = (s / 4294967296 - 0.5) * 0.1
+  }
+  return out
+}
+
+async function makeCheckpoint(dir: string): Promise<number> {
+  let seed = 1
+  const t = (shape: number[]): TensorToWrite => ({ dtype: 'F32', shape, data: random(shape.reduce((a, b) => a * b, 1), seed++) })
+  const ones = (n: number): TensorToWrite => ({ dtype: 'F32', shape: [n], data: new Float32Array(n).fill(1) })
+  const tensors: Record<string, TensorToWrite> = {
+    'embeddings.word_embeddings.weight': t([VOCAB, H]),
+    'embeddings.position_embeddings.weight': t([POSITIONS, H]),
+    'embeddings.token_type_embeddings.weight': t([2, H]),
+    'embeddings.LayerNorm.weight': ones(H),
+    'embeddings.LayerNorm.bias': t([H]),
+    'pooler.dense.weight': t([H, H]),
+    'pooler.dense.bias': t([H]),
+  }
+  for (let i = 0; i < LAYERS; i++) {
+    const l = `encoder.layer.${i}`
+    for (const p of ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense']) {
+      tensors[`${l}.${p}.weight`] = t([H, H])
+      tensors[`${l}.${p}.bias`] = t([H])
+    }
+    tensors[`${l}.intermediate.dense.weight`] = t([FF, H])
+    tensors[`${l}.intermediate.dense.bias`] = t([FF])
+    tensors[`${l}.output.dense.weight`] = t([H, FF])
+    tensors[`${l}.output.dense.bias`] = t([H])
+    for (const ln of ['attention.output.LayerNorm', 'output.LayerNorm']) {
+      tensors[`${l}.${ln}.weight`] = ones(H)
+      tensors[`${l}.${ln}.bias`] = t([H])
+    }
+  }
+  const config = {
+    architectures: ['BertModel'], model_type: 'bert', hidden_size: H, num_hidden_layers: LAYERS, num_attention_heads: HEADS,
+    intermediate_size: FF, vocab_size: VOCAB, max_position_embeddings: POSITIONS, type_vocab_size: 2, hidden_act: 'gelu',
+    layer_norm_eps: 1e-12, pad_token_id: 0,
+  }
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2))
+  return writeSafetensors(join(dir, 'model.safetensors'), tensors)
+}
+
+const work = scratch('export')
+const model = join(work, 'minilm-l6')
+mkdirSync(model)
+const weightBytes = await makeCheckpoint(model)
+const weightsMb = weightBytes / 1024 / 1024
+console.log(`checkpoint: ${weightsMb.toFixed(1)} MiB of float32 safetensors (MiniLM-L6 shape)`)
+
+const runs = 3
+const exportTimes: number[] = []
+let exportRss = 0
+let onnxBytes = 0
+for (let i = 0; i < runs; i++) {
+  const out = join(work, `out-${i}`)
+  const m = measure(process.execPath, [join(repoRoot, 'bin', 'run.js'), 'export', model, '--out', out, '--exporter', 'native', '--json'], {
+    env: { ...process.env, CI: '1' },
+  })
+  if (m.status !== 0) throw new Error(`export failed (exit ${m.status}): ${m.stdout}`)
+  exportTimes.push(m.seconds)
+  exportRss = Math.max(exportRss, m.peakRssMb)
+  onnxBytes = statSync(join(out, 'model.onnx')).size
+  if (i < runs - 1) rmSync(out, { recursive: true, force: true })
+}
+
+// What onnxruntime alone needs to load and run the exported model (part of every export: the smoke run).
+const ortScript = `import('onnxruntime-node').then(async ({ default: ort }) => {
+  const s = await ort.InferenceSession.create(process.argv[1])
+  const t = (v) => new ort.Tensor('int64', new BigInt64Array(16).fill(v), [2, 8])
+  await s.run({ input_ids: t(5n), attention_mask: t(1n), token_type_ids: t(0n) })
+})`
+const ortOnly = measure(process.execPath, ['-e', ortScript, join(work, `out-${runs - 1}`, 'model.onnx')], { cwd: repoRoot })
+if (ortOnly.status !== 0) throw new Error('onnxruntime load of the export failed')
+
+const copyTimes: number[] = []
+let copyRss = 0
+const copyScript = `const fs = require('fs'); fs.writeFileSync(process.argv[2], fs.readFileSync(process.argv[1]))`
+for (let i = 0; i < runs; i++) {
+  const m = measure(process.execPath, ['-e', copyScript, join(model, 'model.safetensors'), join(work, 'copy.bin')])
+  if (m.status !== 0) throw new Error('baseline copy failed')
+  copyTimes.push(m.seconds)
+  copyRss = Math.max(copyRss, m.peakRssMb)
+}
+const nodeStart = median([0, 1, 2].map(() => measure(process.execPath, ['-e', '0']).seconds))
+
+const seconds = median(exportTimes)
+const baseline = median(copyTimes)
+console.log(`export (whole command, smoke run included): ${seconds.toFixed(2)} s median of ${runs}, peak RSS ${exportRss.toFixed(0)} MB; model.onnx ${(onnxBytes / 1024 / 1024).toFixed(1)} MiB`)
+console.log(`baseline (node reads + writes the weights file): ${baseline.toFixed(2)} s, peak RSS ${copyRss.toFixed(0)} MB; bare node start ${nodeStart.toFixed(2)} s`)
+console.log(`onnxruntime alone loading and running the exported model: ${ortOnly.seconds.toFixed(2)} s, peak RSS ${ortOnly.peakRssMb.toFixed(0)} MB`)
+console.log(`for scale (issue 4): transformers + torch.onnx.export of the same checkpoint ~9 s, ~745 MB`)
+report('export time vs read+write baseline', seconds, baseline, 20, 'x')
+const timeOk = seconds < 2
+const rssOk = exportRss < 3 * weightsMb
+console.log(`goal wall time < 2 s: ${seconds.toFixed(2)} s ${timeOk ? 'OK' : 'MISSED'}`)
+console.log(`goal peak RSS < 3x weights (${(3 * weightsMb).toFixed(0)} MB): ${exportRss.toFixed(0)} MB = ${(exportRss / weightsMb).toFixed(2)}x ${rssOk ? 'OK' : 'MISSED'}`)
+rmSync(work, { recursive: true, force: true })
