@@ -157,6 +157,33 @@ describe('checkpoints', () => {
     }
   })
 
+  it('streams float tensors in reused chunks of any size, converting F16/BF16 per chunk', async () => {
+    const d = join(dir, 'chunks')
+    await mkdir(d)
+    const v = Float32Array.from({ length: 37 }, (_, i) => (i - 18) / 8)
+    await writeSafetensors(join(d, 'model.safetensors'), {
+      f: { dtype: 'F32', shape: [37], data: v },
+      h: { dtype: 'F16', shape: [37], data: f32ToF16(v) },
+      b: { dtype: 'BF16', shape: [37], data: f32ToBf16(v) },
+    })
+    const ck = await openCheckpoint(d)
+    try {
+      for (const name of ['f', 'h', 'b']) {
+        const seen: number[] = []
+        let chunks = 0
+        for await (const chunk of ck.float32Chunks(name, 40)) {
+          expect(chunk.length).toBeLessThanOrEqual(10)
+          seen.push(...chunk)
+          chunks++
+        }
+        expect(chunks).toBe(4)
+        expect(seen).toEqual(Array.from(v))
+      }
+    } finally {
+      await ck.close()
+    }
+  })
+
   it('reads sharded checkpoints through model.safetensors.index.json and checks the index', async () => {
     const d = join(dir, 'sharded')
     await mkdir(d)
