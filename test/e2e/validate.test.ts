@@ -48,6 +48,13 @@ describe('modelforge validate', () => {
     expect(env.result.outputs[0]).toMatchObject({ atol: 1e-4, rtol: 1e-3, mismatches: 0, nan: { candidate: 0, reference: 0 } })
   })
 
+  it('an ONNX backend node test passes through the CLI with ONNX tolerances (exit 0)', () => {
+    const r = cli(['validate', 'fixtures/onnx-backend-node/test_softmax_example/model.onnx', '--reference', 'fixtures/onnx-backend-node/test_softmax_example', '--atol', '1e-7', '--rtol', '1e-3'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/reference: .*test_softmax_example \(test-data\); inputs: reference/)
+    expect(r.stdout).toMatch(/PASSED: 1 outputs match/)
+  })
+
   it('a perturbed expected output: exit 4, the table names the output and the error', () => {
     const r = cli(['validate', 'fixtures/onnx-backend-node/test_softmax_example/model.onnx', '--reference', perturbed, '--atol', '1e-7', '--rtol', '1e-3'])
     expect(r.code).toBe(4)
