@@ -175,6 +175,23 @@ describe('weights in other formats', () => {
     expect(maxAbsDiff(got.last_hidden_state!.data, ref.outputs.last_hidden_state!.data)).toBeLessThan(1e-4)
   })
 
+  it('TensorFlow-style LayerNorm names (gamma/beta) load like weight/bias', async () => {
+    const d = join(dir, 'gamma')
+    await rewriteCheckpoint(join(FIXTURES, 'tiny-bert'), d, (_n, data, shape) => ({ dtype: 'F32', shape, data }))
+    const ck = await openCheckpoint(d)
+    const tensors: Record<string, TensorToWrite> = {}
+    for (const [name, info] of ck.tensors) {
+      const renamed = name.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta')
+      tensors[renamed] = { dtype: 'F32', shape: info.shape, data: await ck.readFloat32(name) }
+    }
+    await ck.close()
+    await writeSafetensors(join(d, 'model.safetensors'), tensors)
+    await exportNative(d, join(d, 'out'))
+    const ref = await loadReference('tiny-bert')
+    const got = await runOnnx(join(d, 'out', 'model.onnx'), referenceFeeds(ref))
+    expect(maxAbsDiff(got.last_hidden_state!.data, ref.outputs.last_hidden_state!.data)).toBeLessThan(1e-4)
+  })
+
   it('xlm-roberta uses the RoBERTa graph', async () => {
     const d = await copyFixture('tiny-roberta', join(dir, 'xlmr'))
     const config = JSON.parse(await readFile(join(d, 'config.json'), 'utf8'))

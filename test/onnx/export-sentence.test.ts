@@ -3,7 +3,7 @@
  * equal to the normalized masked mean of last_hidden_state (from a plain feature-extraction export of the
  * same weights), within 1e-5; plus CLS, max and concatenated pooling, and the layout errors.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportModel } from '../../src/onnx/export/index.js'
@@ -130,6 +130,21 @@ describe('acceptance 3: sentence-transformers layouts', () => {
 
     const last = await stLayout('lasttoken', { pooling_mode_lasttoken: true }, false)
     await expect(exportModel({ model: last, out: join(last, 'out') })).rejects.toThrow(/pooling_mode_lasttoken is not supported/)
+  })
+
+  it('old layouts with the transformer in 0_Transformer/ read config and weights from there', async () => {
+    const d = join(dir, 'old-layout')
+    await copyFixture('tiny-bert', join(d))
+    await rename(join(d, 'tiny-bert'), join(d, '0_Transformer'))
+    const modules = [{ ...MODULES[0], path: '0_Transformer' }, MODULES[1]]
+    await writeFile(join(d, 'modules.json'), JSON.stringify(modules))
+    await mkdir(join(d, '1_Pooling'))
+    await writeFile(join(d, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_mean_tokens: true }))
+    const result = await exportModel({ model: d, out: join(d, 'out') })
+    expect(result).toMatchObject({ exporter: 'native', task: 'sentence-embedding', modelType: 'bert' })
+    expect(result.files.map((f) => f.path)).toEqual(expect.arrayContaining(['config.json', 'vocab.txt', 'modules.json', '1_Pooling/config.json']))
+    const got = await runOnnx(join(d, 'out', 'model.onnx'), referenceFeeds(ref))
+    expect(maxAbsDiff(got.sentence_embedding!.data, pool('mean', false).flat())).toBeLessThan(1e-5)
   })
 
   it('--task feature-extraction on a sentence-transformers repo exports the plain encoder', async () => {

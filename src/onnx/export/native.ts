@@ -70,8 +70,10 @@ class Encoder {
   }
 
   layerNorm(x: string, prefix: string, eps: number): string {
-    const scale = this.w.tensor(`${prefix}.weight`, [this.c.hidden])
-    const bias = this.w.tensor(`${prefix}.bias`, [this.c.hidden])
+    // Checkpoints converted from TensorFlow name LayerNorm parameters gamma/beta (transformers renames them on load).
+    const tf = !this.w.has(`${prefix}.weight`) && this.w.has(`${prefix}.gamma`)
+    const scale = this.w.tensor(`${prefix}.${tf ? 'gamma' : 'weight'}`, [this.c.hidden])
+    const bias = this.w.tensor(`${prefix}.${tf ? 'beta' : 'bias'}`, [this.c.hidden])
     return this.g.op('LayerNormalization', [x, scale, bias], { axis: -1, epsilon: float(eps) })
   }
 
