@@ -265,7 +265,7 @@ export function formatValidation(result: ValidateResult): string {
     line(header),
     ...rows.map(line),
     '',
-    result.passed ? `PASSED: ${result.outputs.length} outputs match` : `FAILED: ${result.failed.join(', ')}`,
+    result.passed ? `PASSED: ${result.outputs.length} of ${result.outputs.length} outputs within tolerance` : `FAILED: ${result.failed.join(', ')}`,
   ]
   return lines.join('\n')
 }
