@@ -1,0 +1,77 @@
+/**
+ * Runs a toy model of a version directory in onnxruntime-node and checks its outputs: probabilities that sum
+ * to 1 for a classifier, unit-length vectors for an embedder. toy-store reports success only after this.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as ort from 'onnxruntime-node'
+import { IntegrityError } from '../lib/errors.js'
+import { bagOfWords, tokenize, type ToyConfig } from './models.js'
+
+export const SAMPLE_TEXTS = ['the market rally report', 'alert error in the data signal']
+
+export interface ToyCheck {
+  path: string
+  model_type: ToyConfig['model_type']
+  output: string
+  shape: number[]
+  /** classifier: the top label per sample text; embedder: cosine similarity of the two samples. */
+  predictions?: string[]
+  similarity?: number
+}
+
+function fail(path: string, problem: string): IntegrityError {
+  return new IntegrityError(`Toy model in ${path} failed its onnxruntime check: ${problem}`, {
+    code: 'TOY_MODEL_CHECK_FAILED',
+    hint: 'This is a bug in the toy model builder; rerun with DEBUG=1 and report it.',
+    details: { path, problem },
+  })
+}
+
+export async function checkToyModel(dir: string): Promise<ToyCheck> {
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as ToyConfig
+  const vocab = (await readFile(join(dir, config.vocab_file), 'utf8')).split('\n').filter(Boolean)
+  const session = await ort.InferenceSession.create(join(dir, config.model_file))
+  try {
+    const n = SAMPLE_TEXTS.length
+    let feeds: Record<string, ort.Tensor>
+    if (config.model_type === 'bow-mlp-classifier') {
+      const data = new Float32Array(n * vocab.length)
+      SAMPLE_TEXTS.forEach((t, i) => data.set(bagOfWords(t, vocab), i * vocab.length))
+      feeds = { bow: new ort.Tensor('float32', data, [n, vocab.length]) }
+    } else {
+      const ids = SAMPLE_TEXTS.map((t) => tokenize(t, vocab))
+      const len = Math.max(...ids.map((x) => x.length))
+      // Pad by repeating the last token: a mean over repeated tokens stays a valid embedding input.
+      const data = BigInt64Array.from(ids.flatMap((x) => Array.from({ length: len }, (_, j) => BigInt(x[Math.min(j, x.length - 1)]!))))
+      feeds = { input_ids: new ort.Tensor('int64', data, [n, len]) }
+    }
+    const outName = config.outputs[0]!.name
+    const out = (await session.run(feeds))[outName]
+    if (!out) throw fail(dir, `no output ${outName}`)
+    const values = out.data as Float32Array
+    const shape = out.dims.map(Number)
+    const width = config.model_type === 'bow-mlp-classifier' ? config.num_labels! : config.embedding_dim!
+    if (shape.length !== 2 || shape[0] !== n || shape[1] !== width) throw fail(dir, `output shape [${shape.join(', ')}], expected [${n}, ${width}]`)
+    if (!values.every(Number.isFinite)) throw fail(dir, 'output holds NaN or infinity')
+    const rows = Array.from({ length: n }, (_, i) => Array.from(values.subarray(i * width, (i + 1) * width)))
+    const check: ToyCheck = { path: dir, model_type: config.model_type, output: outName, shape }
+    if (config.model_type === 'bow-mlp-classifier') {
+      const labels = JSON.parse(await readFile(join(dir, config.labels_file!), 'utf8')) as string[]
+      for (const r of rows) {
+        const sum = r.reduce((a, b) => a + b, 0)
+        if (Math.abs(sum - 1) > 1e-4) throw fail(dir, `probabilities sum to ${sum}`)
+      }
+      check.predictions = rows.map((r) => labels[r.indexOf(Math.max(...r))]!)
+    } else {
+      for (const r of rows) {
+        const norm = Math.hypot(...r)
+        if (Math.abs(norm - 1) > 1e-4) throw fail(dir, `embedding norm ${norm}`)
+      }
+      check.similarity = rows[0]!.reduce((a, x, j) => a + x * rows[1]![j]!, 0)
+    }
+    return check
+  } finally {
+    await session.release()
+  }
+}

@@ -1,0 +1,55 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { decodeModel } from '../../src/onnx/proto.js'
+import { checkToyModel } from '../../src/toy/check.js'
+import { bagOfWords, buildToyModel, kindFor, tokenize, VOCAB } from '../../src/toy/models.js'
+import { seededRng } from '../../src/toy/random.js'
+import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
+
+afterAll(removeTemps)
+
+describe('toy models', () => {
+  it('are deterministic per agent and version, and differ between versions', () => {
+    const a = buildToyModel('scout', 'v1', 'classifier').files['model.onnx']
+    expect(Buffer.from(buildToyModel('scout', 'v1', 'classifier').files['model.onnx'] as Uint8Array)).toEqual(Buffer.from(a as Uint8Array))
+    expect(Buffer.from(buildToyModel('scout', 'v2', 'classifier').files['model.onnx'] as Uint8Array)).not.toEqual(Buffer.from(a as Uint8Array))
+    const r1 = seededRng('x')
+    const r2 = seededRng('x')
+    expect([r1(), r1()]).toEqual([r2(), r2()])
+  })
+
+  it('decode as ONNX with the documented graph', () => {
+    const cls = decodeModel(buildToyModel('analyst', 'v1', 'classifier').files['model.onnx'] as Uint8Array)
+    expect(cls.graph!.node!.map((n) => n.opType)).toEqual(['MatMul', 'Add', 'Relu', 'MatMul', 'Add', 'Softmax'])
+    expect(cls.graph!.input!.map((i) => i.name)).toEqual(['bow'])
+    const emb = decodeModel(buildToyModel('memory', 'v1', 'embedder').files['model.onnx'] as Uint8Array)
+    expect(emb.graph!.node!.map((n) => n.opType)).toEqual(['Gather', 'ReduceMean', 'MatMul', 'Tanh', 'LpNormalization'])
+  })
+
+  it.each([['scout', 'classifier'], ['memory', 'embedder']] as const)('%s runs in onnxruntime-node', async (agent, kind) => {
+    const dir = makeTemp()
+    const model = buildToyModel(agent, 'v1', kind)
+    writeTree(dir, model.files)
+    const check = await checkToyModel(dir)
+    expect(check.shape).toEqual(kind === 'classifier' ? [2, 3] : [2, 24])
+    if (kind === 'classifier') expect(check.predictions!.every((p) => ['relevant', 'irrelevant', 'spam'].includes(p))).toBe(true)
+    else expect(Math.abs(check.similarity!)).toBeLessThanOrEqual(1)
+  })
+
+  it('the check fails on a model whose outputs are wrong', async () => {
+    const dir = makeTemp()
+    const model = buildToyModel('scout', 'v1', 'classifier')
+    writeTree(dir, model.files)
+    // Claim more labels than the model outputs.
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...model.config, num_labels: 5 }))
+    await expect(checkToyModel(dir)).rejects.toMatchObject({ exitCode: 4, code: 'TOY_MODEL_CHECK_FAILED', message: expect.stringContaining('expected [2, 5]') })
+  })
+
+  it('kinds and tokenizer', () => {
+    expect(['scout', 'synthesizer', 'analyst', 'memory'].map((a, i) => kindFor(a, i))).toEqual(['classifier', 'embedder', 'classifier', 'embedder'])
+    expect(kindFor('other', 0)).toBe('classifier')
+    expect(tokenize('The market, RALLY! zebra')).toEqual([1, 4, 5, 0])
+    expect(bagOfWords('the the model')[VOCAB.indexOf('the')]).toBe(2)
+  })
+})
