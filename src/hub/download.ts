@@ -3,16 +3,16 @@
  * when a previous attempt (or a killed process) left one, verified (size, then sha256 for LFS files or the
  * git blob sha1 for the others) and only then renamed into place. Callers hold the blob's lock.
  *
- * Node's fetch (undici) is used directly rather than @huggingface/hub's downloadFile: the library's
- * WebBlob stream always starts at byte 0 (no Range resume), and its downloadFileToCacheDir keeps no
- * partial file and checks no hash. Reading the body with a reader and writing it in 1 MiB batches keeps
- * memory constant whatever the file size.
+ * Not @huggingface/hub's downloadFile: its WebBlob stream always starts at byte 0 (no Range resume), and its
+ * downloadFileToCacheDir keeps no partial file and checks no hash. The body is read with node:http (see
+ * HubHttp.getStream) and written in 1 MiB batches (writev) with one write in flight, so memory stays constant
+ * whatever the file size.
  */
-import { createHash, type Hash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
 import { dirname } from 'node:path'
 import { errnoCode, IntegrityError } from '../lib/errors.js'
+import { createHasher, type BlobHasher, type HashAlgorithm } from './hasher.js'
 import { RetryableError, type HubHttp } from './http.js'
 
 export interface BlobRequest {
@@ -24,7 +24,7 @@ export interface BlobRequest {
   blobPath: string
   size: number
   /** sha256 for LFS files, git-sha1 (of "blob <size>\0" + content) for the others. */
-  algorithm: 'sha256' | 'git-sha1'
+  algorithm: HashAlgorithm
   /** The expected digest, i.e. the blob id. */
   expected: string
   /** Progress: bytes added to the partial file (negative when it is restarted). */
@@ -33,6 +33,8 @@ export interface BlobRequest {
   stallTimeoutMs?: number
   /** Stops the download (the partial file stays for a later resume). */
   signal?: AbortSignal
+  /** Files from this size on are hashed in a worker thread (default hasher.WORKER_MIN_BYTES). */
+  hashWorkerMinBytes?: number
 }
 
 export interface BlobResult {
@@ -49,43 +51,22 @@ export interface BlobResult {
 // Small enough that a killed fetch loses little of what it received, large enough to keep syscalls few.
 const BATCH = 1024 * 1024
 
-class Hashers {
-  readonly main: Hash
-  readonly sha256: Hash
-  constructor(readonly req: BlobRequest) {
-    if (req.algorithm === 'git-sha1') {
-      this.main = createHash('sha1').update(`blob ${req.size}\0`)
-      this.sha256 = createHash('sha256')
-    } else {
-      this.main = createHash('sha256')
-      this.sha256 = this.main
-    }
-  }
-  update(chunk: Uint8Array): void {
-    this.main.update(chunk)
-    if (this.sha256 !== this.main) this.sha256.update(chunk)
-  }
+function stripEtag(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value
+  return v ? v.replace(/^W\//, '').replace(/"/g, '') : undefined
 }
 
-function stripEtag(value: string | null): string | undefined {
-  return value ? value.replace(/^W\//, '').replace(/"/g, '') : undefined
-}
-
-/** Feeds the existing partial file to the hashers; returns its length (0 when absent or too long). */
-async function hashPartial(partial: string, size: number, hashers: Hashers): Promise<number> {
-  let length: number
+/** The partial file's length, or 0 (removed) when it cannot be a prefix of the blob. */
+async function partialLength(partial: string, size: number): Promise<number> {
   try {
-    length = (await stat(partial)).size
+    const length = (await stat(partial)).size
+    if (length <= size) return length
+    await rm(partial, { force: true })
+    return 0
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return 0
     throw err
   }
-  if (length > size) {
-    await rm(partial, { force: true })
-    return 0
-  }
-  for await (const chunk of createReadStream(partial, { highWaterMark: 1024 * 1024 })) hashers.update(chunk as Buffer)
-  return length
 }
 
 export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
@@ -100,153 +81,166 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
 
   const partial = `${req.blobPath}.incomplete`
   await mkdir(dirname(req.blobPath), { recursive: true })
-  let hashers = new Hashers(req)
-  let offset = await hashPartial(partial, req.size, hashers)
+  let offset = await partialLength(partial, req.size)
   const resumedFrom = offset
-  if (offset > 0) req.onBytes?.(offset)
-  let downloaded = 0
   const fh = await open(partial, offset > 0 ? 'r+' : 'w')
+  const newHasher = (): BlobHasher => createHasher(partial, req.algorithm, req.size, req.hashWorkerMinBytes)
+  let hasher = newHasher()
+  let downloaded = 0
   let closed = false
+  const close = async (): Promise<void> => {
+    if (!closed) await fh.close().catch(() => undefined)
+    closed = true
+  }
   try {
+    await hasher.prefix(offset)
+    if (offset > 0) req.onBytes?.(offset)
     const restart = async (): Promise<void> => {
+      await hasher.dispose()
       await fh.truncate(0)
       req.onBytes?.(-offset)
       offset = 0
-      hashers = new Hashers(req)
+      hasher = newHasher()
     }
-    await req.http.withRetry(req.url, async () => {
-      if (offset === req.size) return
-      const headers: Record<string, string> = { 'Accept-Encoding': 'identity' }
-      if (offset > 0) headers.Range = `bytes=${offset}-`
-      const controller = new AbortController()
-      const signal = req.signal ? AbortSignal.any([req.signal, controller.signal]) : controller.signal
-      const res = await req.http.send(req.url, { headers, signal })
-      if (res.status === 416 && offset > 0) {
-        await res.body?.cancel()
-        await restart()
-        throw new RetryableError('Range not satisfiable; restarting from byte 0')
-      }
-      await req.http.check(res, req.url)
-      const served = res.headers.get('x-repo-commit') ? stripEtag(res.headers.get('x-linked-etag') ?? res.headers.get('etag')) : undefined
-      if (served && served !== req.expected) {
-        await res.body?.cancel()
-        throw new IntegrityError(`The Hub serves ${req.path} as blob ${served}, but its listing says ${req.expected}`, {
-          code: 'HASH_MISMATCH',
-          hint: 'The repository changed during the fetch or the endpoint is inconsistent; rerun the fetch.',
-          details: { path: req.path, expected: req.expected, served },
-        })
-      }
-      if (res.status === 206) {
-        const m = /^bytes (\d+)-/.exec(res.headers.get('content-range') ?? '')
-        if (!m || Number(m[1]) !== offset) {
-          await res.body?.cancel()
+    await req.http.withRetry(
+      req.url,
+      async () => {
+        if (offset === req.size) return
+        const headers: Record<string, string> = { 'Accept-Encoding': 'identity' }
+        if (offset > 0) headers.Range = `bytes=${offset}-`
+        const res = await req.http.getStream(req.url, headers, { signal: req.signal, idleTimeoutMs: req.stallTimeoutMs ?? 60_000 })
+        if (res.statusCode === 416) {
+          res.resume()
           await restart()
-          throw new RetryableError('Unexpected Content-Range; restarting from byte 0')
+          throw new RetryableError('Range not satisfiable; restarting from byte 0')
         }
-      } else if (offset > 0) {
-        // The server ignored the Range header and sends the whole file.
-        await restart()
-      }
-      downloaded += await receive(res, controller, req, fh, () => offset, (n, chunk) => {
-        hashers.update(chunk)
-        offset += n
-      })
-      if (offset < req.size) throw new RetryableError(`Body of ${req.path} ended at byte ${offset} of ${req.size}`)
-    }, req.signal)
+        const served = res.headers['x-repo-commit'] ? stripEtag(res.headers['x-linked-etag'] ?? res.headers.etag) : undefined
+        if (served && served !== req.expected) {
+          res.destroy()
+          throw new IntegrityError(`The Hub serves ${req.path} as blob ${served}, but its listing says ${req.expected}`, {
+            code: 'HASH_MISMATCH',
+            hint: 'The repository changed during the fetch or the endpoint is inconsistent; rerun the fetch.',
+            details: { path: req.path, expected: req.expected, served },
+          })
+        }
+        if (res.statusCode === 206) {
+          const m = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''))
+          if (!m || Number(m[1]) !== offset) {
+            res.destroy()
+            await restart()
+            throw new RetryableError('Unexpected Content-Range; restarting from byte 0')
+          }
+        } else if (offset > 0) {
+          // The server ignored the Range header and sends the whole file.
+          await restart()
+        }
+        downloaded += await receive(res, req, fh, offset, hasher, (end) => {
+          offset = end
+        })
+        if (offset < req.size) throw new RetryableError(`Body of ${req.path} ended at byte ${offset} of ${req.size}`)
+      },
+      req.signal,
+    )
 
-    const digest = hashers.main.digest('hex')
-    const sha256 = hashers.sha256 === hashers.main ? digest : hashers.sha256.digest('hex')
+    const { digest, sha256 } = await hasher.finish()
     if (digest !== req.expected) {
-      await fh.close()
-      closed = true
-      await rm(partial, { force: true })
       req.onBytes?.(-offset)
-      throw new IntegrityError(`${req.path}: downloaded content does not match its ${req.algorithm === 'sha256' ? 'sha256' : 'git blob sha1'} (got ${digest}, expected ${req.expected})`, {
-        code: 'HASH_MISMATCH',
-        hint: 'The download was corrupted in transit or the Hub listing is wrong; the partial file was removed. Rerun the fetch.',
-        details: { path: req.path, expected: req.expected, actual: digest, algorithm: req.algorithm },
-      })
+      throw new IntegrityError(
+        `${req.path}: downloaded content does not match its ${req.algorithm === 'sha256' ? 'sha256' : 'git blob sha1'} (got ${digest}, expected ${req.expected})`,
+        {
+          code: 'HASH_MISMATCH',
+          hint: 'The download was corrupted in transit or the Hub listing is wrong; the partial file was removed. Rerun the fetch.',
+          details: { path: req.path, expected: req.expected, actual: digest, algorithm: req.algorithm },
+        },
+      )
     }
     await fh.sync()
-    await fh.close()
-    closed = true
+    await close()
     await rename(partial, req.blobPath)
     await syncDir(dirname(req.blobPath))
     return { downloaded, resumedFrom, reused: false, sha256 }
   } catch (err) {
+    await hasher.dispose()
     // Bytes that failed verification are never kept for a resume.
     if (err instanceof IntegrityError) {
-      if (!closed) await fh.close().catch(() => undefined)
-      closed = true
+      await close()
       await rm(partial, { force: true })
     }
     throw err
   } finally {
-    if (!closed) await fh.close().catch(() => undefined)
+    await close()
   }
 }
 
 /**
- * Streams a body into the partial file at the current offset. Bytes are hashed as they arrive and written in
- * batches with one write in flight; on any error the batch is flushed first, so the file always holds
- * exactly the bytes hashed (a retry then resumes from there).
+ * Streams a body into the partial file from `start`. Bytes are written in batches with one write in
+ * flight and handed to the hasher once written; on any error the pending batch is written first, so the
+ * file always holds exactly the bytes hashed and a retry resumes from there. Returns the bytes received.
  */
 async function receive(
-  res: Response,
-  controller: AbortController,
+  res: IncomingMessage,
   req: BlobRequest,
   fh: FileHandle,
-  offsetNow: () => number,
-  accept: (n: number, chunk: Uint8Array) => void,
+  start: number,
+  hasher: BlobHasher,
+  setOffset: (end: number) => void,
 ): Promise<number> {
-  if (!res.body) throw new RetryableError('Response without a body')
-  const reader = res.body.getReader()
-  const stallMs = req.stallTimeoutMs ?? 60_000
-  let timer = setTimeout(() => controller.abort(), stallMs)
   let received = 0
-  let batch: Uint8Array[] = []
+  let batch: Buffer[] = []
   let batchBytes = 0
-  let batchStart = offsetNow()
-  let inFlight: Promise<unknown> = Promise.resolve()
+  let batchStart = start
+  let inFlight: Promise<void> = Promise.resolve()
   const flush = async (): Promise<void> => {
     await inFlight
     if (batchBytes === 0) return
-    const buf = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes)
+    const bufs = batch
     const at = batchStart
+    const length = batchBytes
     batch = []
     batchStart += batchBytes
     batchBytes = 0
-    inFlight = fh.write(buf, 0, buf.length, at)
+    // writev: one syscall for the batch without concatenating it first.
+    inFlight = writeAll(fh, bufs, at, length).then(() => {
+      let pos = at
+      for (const b of bufs) {
+        hasher.written(pos, b)
+        pos += b.length
+      }
+      setOffset(at + length)
+    })
   }
   try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      clearTimeout(timer)
-      timer = setTimeout(() => controller.abort(), stallMs)
-      if (offsetNow() + value.length > req.size) {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (batchStart + batchBytes + chunk.length > req.size) {
         throw new IntegrityError(`${req.path}: the Hub sent more than the ${req.size} bytes listed`, {
           code: 'SIZE_MISMATCH',
           hint: 'The repository changed during the fetch or the endpoint is inconsistent; rerun the fetch.',
           details: { path: req.path, expected: req.size },
         })
       }
-      accept(value.length, value)
-      received += value.length
-      req.onBytes?.(value.length)
-      batch.push(value)
-      batchBytes += value.length
+      received += chunk.length
+      req.onBytes?.(chunk.length)
+      batch.push(chunk)
+      batchBytes += chunk.length
       if (batchBytes >= BATCH) await flush()
     }
   } catch (err) {
-    await reader.cancel().catch(() => undefined)
+    res.destroy()
     throw err
   } finally {
-    clearTimeout(timer)
     await flush()
     await inFlight
   }
   return received
+}
+
+async function writeAll(fh: FileHandle, bufs: Buffer[], position: number, length: number): Promise<void> {
+  let { bytesWritten } = await fh.writev(bufs, position)
+  // A short write (rare: disk full is an error, not a short write) is finished piece by piece.
+  while (bytesWritten < length) {
+    const rest = Buffer.concat(bufs).subarray(bytesWritten)
+    bytesWritten += (await fh.write(rest, 0, rest.length, position + bytesWritten)).bytesWritten
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {

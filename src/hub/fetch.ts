@@ -69,6 +69,8 @@ export interface FetchOptions {
   retry?: RetryOptions
   stallTimeoutMs?: number
   lockTimeoutMs?: number
+  /** Files from this size on are hashed in a worker thread (default 32 MiB). */
+  hashWorkerMinBytes?: number
 }
 
 export interface FetchedFile {
@@ -333,6 +335,7 @@ async function fetchOne(
       expected: id,
       onBytes,
       stallTimeoutMs: options.stallTimeoutMs,
+      hashWorkerMinBytes: options.hashWorkerMinBytes,
       signal,
     })
     const sha256 = r.sha256 ?? (await sha256File(join(repo.blobsDir, id)))

@@ -11,6 +11,8 @@
  * tokens from a self-hosted endpoint, OAuth tokens), and so that one place decides where a token may go.
  * The token never appears in a message: errors carry the URL (which never holds it) and the Hub's message.
  */
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { ExternalError, NotFoundError, type ModelforgeError } from '../lib/errors.js'
 
 export interface RetryOptions {
@@ -151,6 +153,48 @@ export class HubHttp {
     }
   }
 
+  /**
+   * A GET for file bodies with node:http(s) rather than fetch: Node's web streams cost about a third of the
+   * throughput on a 1 GiB body (measured in bench/fetch.bench.ts's setting), and an IncomingMessage gives
+   * socket-level idle timeouts. Same rules as send(): redirects by hand, token only to the Hub's origin,
+   * every request counted. Non-2xx answers are turned into errors here (5xx: RetryableError).
+   */
+  async getStream(url: string, headers: Record<string, string>, options: { signal?: AbortSignal; idleTimeoutMs: number }): Promise<IncomingMessage> {
+    let current = url
+    for (let hop = 0; ; hop++) {
+      const target = new URL(current)
+      const h: Record<string, string> = { ...headers }
+      if (this.token && target.origin === this.origin) h.Authorization = `Bearer ${this.token}`
+      this.requests++
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(target, { method: 'GET', headers: h, signal: options.signal }, resolve)
+        request.setTimeout(options.idleTimeoutMs, () => request.destroy(Object.assign(new Error(`no data for ${options.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' })))
+        request.on('error', reject)
+        request.end()
+      })
+      const status = res.statusCode ?? 0
+      const location = res.headers.location
+      if (status >= 300 && status < 400 && location && hop < MAX_REDIRECTS) {
+        res.resume()
+        current = new URL(location, current).toString()
+        continue
+      }
+      if (status >= 200 && status < 300) return res
+      if (status >= 500) {
+        res.resume()
+        throw new RetryableError(`HTTP ${status}`, status)
+      }
+      if (status === 416) return res
+      const chunks: Buffer[] = []
+      for await (const c of res) chunks.push(c as Buffer)
+      const header = (name: string): string | undefined => {
+        const v = res.headers[name]
+        return Array.isArray(v) ? v[0] : v
+      }
+      throw this.errorFor(status, header, Buffer.concat(chunks).toString('utf8').slice(0, 2000), current)
+    }
+  }
+
   /** Throws the right error for a non-2xx response; 5xx becomes RetryableError. */
   async check(res: Response, url: string): Promise<void> {
     if (res.ok) return
@@ -162,28 +206,34 @@ export class HubHttp {
   }
 
   async httpError(res: Response, url: string): Promise<ModelforgeError> {
-    const code = res.headers.get('x-error-code') ?? ''
-    let serverMessage = res.headers.get('x-error-message') ?? ''
+    let text = ''
     try {
-      const text = await res.text()
-      if (text) {
-        try {
-          const json = JSON.parse(text) as { error?: string; message?: string }
-          serverMessage = json.error ?? json.message ?? serverMessage
-        } catch {
-          serverMessage = serverMessage || text.slice(0, 200)
-        }
-      }
+      text = await res.text()
     } catch {
       // The message is a nicety; the status and error code are what we act on.
     }
+    return this.errorFor(res.status, (name) => res.headers.get(name), text, url)
+  }
+
+  /** Our error for a 4xx answer of the Hub, from its status, headers (X-Error-Code) and body. */
+  errorFor(status: number, header: (name: string) => string | null | undefined, text: string, url: string): ModelforgeError {
+    const code = header('x-error-code') ?? ''
+    let serverMessage = header('x-error-message') ?? ''
+    if (text) {
+      try {
+        const json = JSON.parse(text) as { error?: string; message?: string }
+        serverMessage = json.error ?? json.message ?? serverMessage
+      } catch {
+        serverMessage = serverMessage || text.slice(0, 200)
+      }
+    }
     const { repoId = 'the repository', revision } = this.context
-    const details = { url: redact(url), status: res.status, hubErrorCode: code || undefined, hubMessage: serverMessage || undefined }
+    const details = { url: redact(url), status, hubErrorCode: code || undefined, hubMessage: serverMessage || undefined }
     const tokenHint = this.token
       ? 'The token given (HF_TOKEN or --token) was sent; check that it is valid and has access to this repository.'
       : 'If the repository is private or gated, set HF_TOKEN or pass --token.'
-    if (code === 'RepoNotFound' || res.status === 401) {
-      return new NotFoundError(`Repository ${repoId} was not found on ${this.endpoint} (HTTP ${res.status}${code ? ` ${code}` : ''})`, {
+    if (code === 'RepoNotFound' || status === 401) {
+      return new NotFoundError(`Repository ${repoId} was not found on ${this.endpoint} (HTTP ${status}${code ? ` ${code}` : ''})`, {
         code: 'REPO_NOT_FOUND',
         hint: `Check the repo id. ${tokenHint}`,
         details,
@@ -203,14 +253,14 @@ export class HubHttp {
         details,
       })
     }
-    if (code === 'GatedRepo' || res.status === 403) {
-      return new ExternalError(`Access to ${repoId} was refused by the Hub (HTTP ${res.status}${code ? ` ${code}` : ''}): ${serverMessage}`, {
+    if (code === 'GatedRepo' || status === 403) {
+      return new ExternalError(`Access to ${repoId} was refused by the Hub (HTTP ${status}${code ? ` ${code}` : ''}): ${serverMessage}`, {
         code: 'ACCESS_DENIED',
         hint: `Accept the repository's conditions on the Hub if it is gated. ${tokenHint}`,
         details,
       })
     }
-    return new ExternalError(`The Hub answered HTTP ${res.status} for ${redact(url)}${serverMessage ? `: ${serverMessage}` : ''}`, {
+    return new ExternalError(`The Hub answered HTTP ${status} for ${redact(url)}${serverMessage ? `: ${serverMessage}` : ''}`, {
       code: 'HUB_HTTP_ERROR',
       hint: 'This request is not retried (4xx); check the repo id, revision and HF_ENDPOINT.',
       details,

@@ -201,6 +201,18 @@ describe('fetchModel: faults', () => {
     expect(r.files).toHaveLength(5)
   })
 
+  it('the worker-thread hasher (used for large files) verifies, resumes and rejects the same way', async () => {
+    hub.fault({ kind: 'truncate', path: 'model.safetensors', atByte: 30_000 })
+    hub.fault({ kind: 'corrupt', path: 'onnx/model.onnx' })
+    const workerOpts = opts({ hashWorkerMinBytes: 0, concurrency: 1 })
+    await expect(fetchModel('org/tiny', workerOpts)).rejects.toMatchObject({ exitCode: 4, code: 'HASH_MISMATCH' })
+    await expectNothingReachable()
+    const r = await fetchModel('org/tiny', workerOpts)
+    expect(r.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(sha256(bytes(60_000, 'org/tiny:w1')))
+    expect(r.files.find((f) => f.path === 'config.json')!.sha256).toBe(sha256(JSON.stringify({ model_type: 'bert', hidden_size: 16 })))
+    expect(hub.requests.filter((q) => q.path.endsWith('/model.safetensors')).map((q) => q.range)).toEqual([undefined, 'bytes=30000-'])
+  })
+
   it('a corrupted non-LFS file fails its git blob sha1', async () => {
     hub.fault({ kind: 'corrupt', path: 'vocab.txt', atByte: 3 })
     await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 4, message: expect.stringContaining('git blob sha1') })
