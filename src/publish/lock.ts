@@ -8,10 +8,12 @@
  * record, so a live lock is never removed by mistake. A holder on another host cannot be checked and is
  * treated as live.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ConflictError, errnoCode } from '../lib/errors.js'
+import { TEMP_SUFFIX } from './fsutil.js'
 
 export interface LockInfo {
   pid: number
@@ -62,21 +64,54 @@ export function holderAlive(info: LockInfo): boolean {
   }
 }
 
+/**
+ * Creates `path` holding `content`, failing (false) when it exists. The content is written to a private
+ * temporary file (O_EXCL) and hard-linked into place: link(2) is as exclusive as O_EXCL and the lock appears
+ * with its content, so a crash can never leave an empty lock whose holder is unknown.
+ */
 function createExclusive(path: string, content: string): boolean {
-  let fd: number
-  try {
-    fd = openSync(path, 'wx')
-  } catch (err) {
-    if (errnoCode(err) === 'EEXIST') return false
-    throw err
-  }
+  const temp = `${path}-${process.pid}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`
+  const fd = openSync(temp, 'wx')
   try {
     writeSync(fd, content)
     fsyncSync(fd)
   } finally {
     closeSync(fd)
   }
-  return true
+  try {
+    linkSync(temp, path)
+    return true
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') return false
+    throw err
+  } finally {
+    unlinkSync(temp)
+  }
+}
+
+/** Removes temporary lock files left by processes killed inside createExclusive (pid in the name). */
+export function removeStaleLockTemps(root: string): string[] {
+  const dir = join(root, '.modelforge', 'locks')
+  const removed: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return removed
+    throw err
+  }
+  for (const name of names) {
+    const m = /\.lock(?:\.takeover)?-(\d+)-[0-9a-f]{8}\.tmp$/.exec(name)
+    if (!m) continue
+    if (holderAlive({ pid: Number(m[1]), host: hostname() } as LockInfo)) continue
+    try {
+      unlinkSync(join(dir, name))
+      removed.push(join(dir, name))
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err
+    }
+  }
+  return removed
 }
 
 function ageMs(path: string): number {
@@ -87,11 +122,32 @@ function ageMs(path: string): number {
   }
 }
 
-/** Removes the lock at `path` if it still holds exactly `raw` (the dead holder's record). */
+function unlinkIfExists(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err
+  }
+}
+
+/**
+ * Removes the lock at `path` if it still holds exactly `raw` (the dead holder's record). A takeover mutex
+ * left by a process killed inside this function is removed once its holder is gone (or, for a holder on
+ * another host, after TAKEOVER_STALE_MS). Two processes finding the same dead mutex at the same instant
+ * could both remove it; that needs a crash inside a takeover racing two other writers, and its worst case
+ * is one more retry round, since the lock itself is still only removed when it holds the dead record.
+ */
 function takeOver(path: string, raw: string): void {
   const mutex = `${path}.takeover`
-  if (!createExclusive(mutex, String(process.pid))) {
-    if (ageMs(mutex) > TAKEOVER_STALE_MS) unlinkSync(mutex)
+  const mine = JSON.stringify({ pid: process.pid, host: hostname() })
+  if (!createExclusive(mutex, mine)) {
+    let holder: LockInfo | null = null
+    try {
+      holder = JSON.parse(readFileSync(mutex, 'utf8')) as LockInfo
+    } catch {
+      holder = null
+    }
+    if ((holder && !holderAlive(holder)) || ageMs(mutex) > TAKEOVER_STALE_MS) unlinkIfExists(mutex)
     return
   }
   try {
@@ -103,7 +159,7 @@ function takeOver(path: string, raw: string): void {
     }
     if (now === raw) unlinkSync(path)
   } finally {
-    unlinkSync(mutex)
+    if (readFileSync(mutex, 'utf8') === mine) unlinkIfExists(mutex)
   }
 }
 
@@ -132,7 +188,7 @@ export function acquireLock(root: string, agent: string, what: { op: string; ver
       continue
     }
     if (!held.info && ageMs(path) > TAKEOVER_STALE_MS) {
-      // an empty lock file left by a crash between open and write
+      // unreadable content (written by hand or by another tool): treated as stale once old enough
       takeOver(path, held.raw)
       continue
     }

@@ -19,7 +19,7 @@ import { appendAudit, readAudit } from './audit.js'
 import { resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
 import { fsyncDir, swapSymlink, TEMP_LINK_PREFIX, TEMP_SUFFIX, writeFileDurable } from './fsutil.js'
 import { hashFiles } from './hash.js'
-import { acquireLock, type HeldLock } from './lock.js'
+import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import {
   checksumFilesV1,
   CHECKSUM_ALGORITHM,
@@ -123,7 +123,7 @@ export interface PruneResult {
 
 export interface GcResult {
   olderThanMs: number
-  removed: { path: string; kind: 'temp-link' | 'staging' }[]
+  removed: { path: string; kind: 'temp-link' | 'staging' | 'lock-temp' }[]
   skipped: { agent: string; reason: string }[]
 }
 
@@ -338,6 +338,7 @@ export class ModelStore {
     const result: GcResult = { olderThanMs, removed: [], skipped: [] }
     if (!storeRootExists(this.root)) return result
     const now = Date.now()
+    for (const p of removeStaleLockTemps(this.root)) result.removed.push({ path: p, kind: 'lock-temp' })
     for (const agent of await this.agents()) {
       let lock: HeldLock
       try {
