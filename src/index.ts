@@ -21,3 +21,7 @@ export { generateInputs, modelHints, resolveShape, type GenerateOptions, type Mo
 export { readReferenceJson, readTestDataDir, readDataSets, tensorFromProto, bindByName, type DataSet, type FileTensor } from './validate/reference.js'
 export { fromValues, toFloat64, halfToFloat, floatToHalf, type HostTensor, type TensorMap, type Dtype } from './validate/tensors.js'
 export { inspectModel, assertWellFormed, formatInspection, type ModelInspection, type InspectOptions, type ValueSummary, type Problem as InspectionProblem } from './onnx/inspect.js'
+export { currentReport, type CurrentReport } from './publish/current.js'
+export { createToyStore, DEFAULT_AGENTS as TOY_AGENTS, type ToyStoreOptions, type ToyStoreResult } from './toy/toy-store.js'
+export { buildToyModel, type ToyModel, type ToyConfig, type ToyKind } from './toy/models.js'
+export { checkToyModel, type ToyCheck } from './toy/check.js'
