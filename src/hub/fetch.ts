@@ -71,6 +71,8 @@ export interface FetchOptions {
   lockTimeoutMs?: number
   /** Files from this size on are hashed in a worker thread (default 32 MiB). */
   hashWorkerMinBytes?: number
+  /** fsync every blob before it gets its name (default: MODELFORGE_FSYNC=1). */
+  durable?: boolean
 }
 
 export interface FetchedFile {
@@ -336,6 +338,7 @@ async function fetchOne(
       onBytes,
       stallTimeoutMs: options.stallTimeoutMs,
       hashWorkerMinBytes: options.hashWorkerMinBytes,
+      durable: options.durable ?? process.env.MODELFORGE_FSYNC === '1',
       signal,
     })
     const sha256 = r.sha256 ?? (await sha256File(join(repo.blobsDir, id)))
