@@ -63,6 +63,7 @@ export async function fastPath(argv: string[]): Promise<boolean> {
     } else {
       const lines = [`Error: ${error.message}`]
       if (error.hint) lines.push(`Hint: ${error.hint}`)
+      if (exitCode === 1 && err instanceof Error && err.stack && process.env.DEBUG) lines.push(err.stack)
       process.stderr.write(lines.join('\n') + '\n')
     }
   }

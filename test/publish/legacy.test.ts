@@ -4,11 +4,11 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { resolveCurrent } from '../../src/publish/current.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
-import { writeLegacyAgent } from '../helpers/store-legacy.js'
+import { writeLegacyAgent, type LegacyVersion } from '../helpers/store-legacy.js'
 
 afterAll(removeTemps)
 
-const versions = [
+const versions: LegacyVersion[] = [
   { version: 'v1', files: { 'model.onnx': 'one', 'tokenizer/vocab.txt': 'a\nb\n' }, metadata: { trained: '2025-01-01' } },
   { version: 'v2', files: { 'model.onnx': 'two', 'tokenizer/vocab.txt': 'a\nb\nc\n', 'config.json': '{}' }, metadata: { trained: '2025-02-01' } },
 ]
