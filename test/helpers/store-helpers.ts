@@ -77,6 +77,6 @@ export function cli(args: string[], options: { env?: Record<string, string | und
 
 /** Parses the --json envelope (stdout must hold exactly one JSON object). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test assertions index freely into results
-export function envelope(r: CliResult): { status: number; result?: any; error?: { code: string; message: string; hint?: string; details?: Record<string, unknown> } } {
+export function envelope(r: CliResult): { status: number; result?: any; error?: { code: string; message: string; hint?: string; details?: any } } {
   return JSON.parse(r.stdout)
 }
