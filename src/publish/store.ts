@@ -237,6 +237,9 @@ export class ModelStore {
       await fsyncDir(staging)
       await rename(staging, final)
       await fsyncDir(join(agentDir, 'versions'))
+      // The agent and its versions/ directory may be new since stage; make their entries durable too.
+      await fsyncDir(agentDir)
+      await fsyncDir(this.root)
       const publish = options.publish ?? true
       let previous: string | null | undefined
       if (publish) {
