@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node'
 import { IntegrityError } from '../lib/errors.js'
 import { bagOfWords, tokenize, type ToyConfig } from './models.js'
 
-export const SAMPLE_TEXTS = ['the market rally report', 'alert error in the data signal']
+export const SAMPLE_TEXTS = ['the market rally report', 'bad loss and a slow drop']
 
 export interface ToyCheck {
   path: string

@@ -25,6 +25,15 @@ const LABELS: Record<string, string[]> = {
 }
 const DEFAULT_LABELS = ['class_a', 'class_b', 'class_c']
 
+/**
+ * Words that push each label, planted into the random weights so that the demo's predictions make sense
+ * (an untrained network would pick one label for everything). The middle label is the default.
+ */
+const KEYWORDS: Record<string, string[][]> = {
+  scout: [['market', 'report', 'news', 'signal', 'data', 'trend', 'price'], [], ['fast', 'gain', 'alert']],
+  analyst: [['good', 'gain', 'rally', 'fast'], [], ['bad', 'loss', 'drop', 'risk', 'error', 'slow']],
+}
+
 /** Which kind an agent gets: the demo's names are fixed, other names alternate by position. */
 export function kindFor(agent: string, index: number): ToyKind {
   if (agent === 'scout' || agent === 'analyst') return 'classifier'
@@ -71,10 +80,20 @@ function buildClassifier(agent: string, version: string): ToyModel {
   const C = labels.length
   const g = new GraphBuilder(`${agent}_classifier`)
   const bow = g.input('bow', DataType.FLOAT, ['batch', V])
-  const w1 = g.initializer('fc1.weight', [V, H], uniform(rng, V * H, Math.sqrt(6 / (V + H))))
-  const b1 = g.initializer('fc1.bias', [H], uniform(rng, H, 0.1))
-  const w2 = g.initializer('fc2.weight', [H, C], uniform(rng, H * C, Math.sqrt(6 / (H + C))))
-  const b2 = g.initializer('fc2.bias', [C], uniform(rng, C, 0.1))
+  const fc1 = uniform(rng, V * H, 0.1)
+  const fc2 = uniform(rng, H * C, 0.1)
+  const bias2 = uniform(rng, C, 0.05)
+  const keywords = KEYWORDS[agent] ?? []
+  for (let j = 0; j < H; j++) {
+    const c = j % C
+    fc2[j * C + c]! += 1.5
+    for (const w of keywords[c] ?? []) fc1[VOCAB.indexOf(w) * H + j]! += 1
+  }
+  bias2[1]! += 0.5
+  const w1 = g.initializer('fc1.weight', [V, H], fc1)
+  const b1 = g.initializer('fc1.bias', [H], uniform(rng, H, 0.05))
+  const w2 = g.initializer('fc2.weight', [H, C], fc2)
+  const b2 = g.initializer('fc2.bias', [C], bias2)
   const h = g.op('Relu', [g.op('Add', [g.op('MatMul', [bow, w1]), b1])])
   const logits = g.op('Add', [g.op('MatMul', [h, w2]), b2], {}, 'logits')
   g.op('Softmax', [logits], { axis: -1 }, 'probabilities')
