@@ -146,10 +146,10 @@ export interface TreeCache {
 }
 
 /**
- * trees/<commit>.json as huggingface_hub >= 1.22 writes it: the full recursive listing at that commit, used
- * by snapshot_download offline to check that a snapshot is complete. The field names follow the research
- * notes on huggingface_hub's source (1.29.0.dev0); Python reading our file offline was not re-run here
- * because huggingface_hub is not installed on this machine (see test/hub/python-interop.test.ts).
+ * trees/<commit>.json as huggingface_hub >= 1.22 writes it (huggingface_hub/_tree_cache.py): the full
+ * recursive listing at that commit, used by snapshot_download offline to check that a snapshot is complete
+ * (IncompleteSnapshotError otherwise). Checked against huggingface_hub 1.33.0 reading our cache offline in
+ * test/hub/python-interop.test.ts (skipped where the Python package is not installed).
  */
 export async function readTree(repo: RepoCache, commit: string): Promise<TreeCache | undefined> {
   let text: string
