@@ -13,5 +13,5 @@ export default tseslint.config(
     },
   },
   { files: ['src/lib/exec.ts'], rules: { 'no-restricted-imports': 'off' } },
-  { files: ['bin/**/*.js', '.ci/**/*.mjs'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
+  { files: ['bin/**/*.js', '.ci/**/*.mjs', 'scripts/**/*.mjs'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
 )
