@@ -53,11 +53,6 @@ export interface BlobResult {
 // Small enough that a killed fetch loses little of what it received, large enough to keep syscalls few.
 const BATCH = 1024 * 1024
 
-function stripEtag(value: string | string[] | undefined): string | undefined {
-  const v = Array.isArray(value) ? value[0] : value
-  return v ? v.replace(/^W\//, '').replace(/"/g, '') : undefined
-}
-
 /** The partial file's length, or 0 (removed) when it cannot be a prefix of the blob. */
 async function partialLength(partial: string, size: number): Promise<number> {
   try {
@@ -110,13 +105,12 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
         if (offset === req.size) return
         const headers: Record<string, string> = { 'Accept-Encoding': 'identity' }
         if (offset > 0) headers.Range = `bytes=${offset}-`
-        const res = await req.http.getStream(req.url, headers, { signal: req.signal, idleTimeoutMs: req.stallTimeoutMs ?? 60_000 })
+        const { res, served } = await req.http.getStream(req.url, headers, { signal: req.signal, idleTimeoutMs: req.stallTimeoutMs ?? 60_000 })
         if (res.statusCode === 416) {
           res.resume()
           await restart()
           throw new RetryableError('Range not satisfiable; restarting from byte 0')
         }
-        const served = res.headers['x-repo-commit'] ? stripEtag(res.headers['x-linked-etag'] ?? res.headers.etag) : undefined
         if (served && served !== req.expected) {
           res.destroy()
           throw new IntegrityError(`The Hub serves ${req.path} as blob ${served}, but its listing says ${req.expected}`, {

@@ -159,8 +159,10 @@ export class HubHttp {
    * socket-level idle timeouts. Same rules as send(): redirects by hand, token only to the Hub's origin,
    * every request counted. Non-2xx answers are turned into errors here (5xx: RetryableError).
    */
-  async getStream(url: string, headers: Record<string, string>, options: { signal?: AbortSignal; idleTimeoutMs: number }): Promise<IncomingMessage> {
+  async getStream(url: string, headers: Record<string, string>, options: { signal?: AbortSignal; idleTimeoutMs: number }): Promise<{ res: IncomingMessage; served?: string }> {
     let current = url
+    // The blob id the Hub itself announces (X-Linked-Etag on an LFS redirect, else ETag), before any CDN hop.
+    let served: string | undefined
     for (let hop = 0; ; hop++) {
       const target = new URL(current)
       const h: Record<string, string> = { ...headers }
@@ -173,18 +175,18 @@ export class HubHttp {
         request.end()
       })
       const status = res.statusCode ?? 0
+      if (served === undefined && res.headers['x-repo-commit']) served = stripEtag(res.headers['x-linked-etag'] ?? res.headers.etag)
       const location = res.headers.location
       if (status >= 300 && status < 400 && location && hop < MAX_REDIRECTS) {
         res.resume()
         current = new URL(location, current).toString()
         continue
       }
-      if (status >= 200 && status < 300) return res
+      if ((status >= 200 && status < 300) || status === 416) return { res, served }
       if (status >= 500) {
         res.resume()
         throw new RetryableError(`HTTP ${status}`, status)
       }
-      if (status === 416) return res
       const chunks: Buffer[] = []
       for await (const c of res) chunks.push(c as Buffer)
       const header = (name: string): string | undefined => {
@@ -266,6 +268,11 @@ export class HubHttp {
       details,
     })
   }
+}
+
+export function stripEtag(value: string | string[] | undefined): string | undefined {
+  const v = Array.isArray(value) ? value[0] : value
+  return v ? v.replace(/^W\//, '').replace(/"/g, '') : undefined
 }
 
 /** URLs carry no token, but may carry user info if HF_ENDPOINT had some: never print it. */

@@ -79,6 +79,8 @@ export interface RecordedRequest {
   url: string
   range?: string
   authorized: boolean
+  /** host:port the request was sent to (the Hub or the CDN). */
+  host: string
 }
 
 const LFS_DEFAULT = /\.(safetensors|bin|onnx|onnx_data|h5|msgpack|pt|pth|ot|gguf)$/
@@ -163,9 +165,11 @@ export class MockHub {
   /** Tree listing page size (small values exercise Link paging). */
   pageSize = 50
   private faults: ActiveFault[] = []
-  private server?: Server
+  private servers: Server[] = []
   private sockets = new Set<Socket>()
   url = ''
+  /** Set by startCdn(): LFS files are redirected there (another origin). */
+  cdnUrl = ''
 
   /** Adds a repo with one commit per entry of `commits`; `branches`/`tags` map names to commit indexes. */
   addRepo(
@@ -210,6 +214,17 @@ export class MockHub {
   }
 
   async start(port = 0, host = '127.0.0.1'): Promise<string> {
+    this.url = await this.listen(port, host)
+    return this.url
+  }
+
+  /** A second origin (default 127.0.0.2) serving LFS content, like the Hub's CDN; LFS resolves redirect there. */
+  async startCdn(host = '127.0.0.2'): Promise<string> {
+    this.cdnUrl = await this.listen(0, host)
+    return this.cdnUrl
+  }
+
+  private async listen(port: number, host: string): Promise<string> {
     const server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) this.json(res, 500, { error: String(err) })
@@ -222,18 +237,16 @@ export class MockHub {
       s.on('close', () => this.sockets.delete(s))
     })
     await new Promise<void>((resolve) => server.listen(port, host, resolve))
-    this.server = server
+    this.servers.push(server)
     const addr = server.address() as AddressInfo
-    this.url = `http://${host}:${addr.port}`
-    return this.url
+    return `http://${host}:${addr.port}`
   }
 
   async stop(): Promise<void> {
-    const server = this.server
-    if (!server) return
-    this.server = undefined
+    const servers = this.servers
+    this.servers = []
     for (const s of this.sockets) s.destroy()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))))
   }
 
   private takeFault(urlPath: string, filePath?: string): ActiveFault | undefined {
@@ -284,6 +297,7 @@ export class MockHub {
       url: req.url ?? '',
       range: req.headers.range,
       authorized: req.headers.authorization !== undefined,
+      host: req.headers.host ?? '',
     })
 
     if (rawPath.startsWith('/api/models/')) {
@@ -291,6 +305,7 @@ export class MockHub {
       if (fault && (await this.applyEarlyFault(fault, res))) return
       return this.handleApi(req, res, url)
     }
+    if (rawPath.startsWith('/cdn/') && (req.method === 'GET' || req.method === 'HEAD')) return this.handleCdn(req, res, rawPath)
     const m = /^\/(.+?)\/resolve\/(.+)$/.exec(rawPath)
     if (m && (req.method === 'GET' || req.method === 'HEAD')) return this.handleResolve(req, res, m[1]!, m[2]!, rawPath)
     this.json(res, 404, { error: 'Not Found' })
@@ -432,9 +447,6 @@ export class MockHub {
       res.end()
       return
     }
-    const fault = head ? undefined : this.takeFault(rawPath, filePath)
-    if (fault && (await this.applyEarlyFault(fault, res))) return
-
     const etag = file.lfs ? file.sha256 : file.oid
     const headers: Record<string, string | number> = {
       'X-Repo-Commit': commit,
@@ -446,6 +458,33 @@ export class MockHub {
       headers['X-Linked-Etag'] = `"${file.sha256}"`
       headers['X-Linked-Size'] = file.size
     }
+    if (file.lfs && this.cdnUrl) {
+      // Like the real Hub: LFS files are served by a CDN on another host; the metadata stays on the redirect.
+      const location = `${this.cdnUrl}/cdn/${repo.id}/${commit}/${file.path.split('/').map(encodeURIComponent).join('/')}`
+      res.writeHead(302, { ...headers, ETag: `"${file.oid}"`, Location: location, 'Content-Length': 0 })
+      res.end()
+      return
+    }
+    const fault = head ? undefined : this.takeFault(rawPath, filePath)
+    if (fault && (await this.applyEarlyFault(fault, res))) return
+    await this.serveFile(req, res, file, headers, fault)
+  }
+
+  /** The CDN side of an LFS redirect: the content, with Range, and no Hub headers. */
+  private async handleCdn(req: IncomingMessage, res: ServerResponse, rawPath: string): Promise<void> {
+    const parts = decodeURIComponent(rawPath.slice('/cdn/'.length)).split('/')
+    const { repo, rest } = this.findRepo(parts.join('/'))
+    const [commit, ...fileParts] = rest.split('/')
+    const file = repo?.commits.get(commit ?? '')?.find((f) => f.path === fileParts.join('/'))
+    if (!file) return this.json(res, 404, { error: 'NoSuchKey' })
+    const fault = req.method === 'HEAD' ? undefined : this.takeFault(rawPath, file.path)
+    if (fault && (await this.applyEarlyFault(fault, res))) return
+    const headers = { ETag: `"${createHash('md5').update(file.sha256).digest('hex')}"`, 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream' }
+    await this.serveFile(req, res, file, headers, fault)
+  }
+
+  private async serveFile(req: IncomingMessage, res: ServerResponse, file: MockFile, headers: Record<string, string | number>, fault?: ActiveFault): Promise<void> {
+    const head = req.method === 'HEAD'
     let start = 0
     let end = file.size
     let status = 200

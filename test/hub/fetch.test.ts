@@ -249,6 +249,25 @@ describe('fetchModel: faults', () => {
     expect(hub.count()).toBe(fast.attempts)
   })
 
+  it('LFS files redirected to a CDN on another origin: no token sent there, resume through the redirect, durable mode', async () => {
+    const h = new MockHub()
+    addTinyRepo(h, 'org/private', { private: true })
+    await h.start()
+    const cdn = new URL(await h.startCdn()).host
+    try {
+      h.fault({ kind: 'truncate', path: 'model.safetensors', atByte: 25_000 })
+      const r = await fetchModel('org/private', { ...opts(), endpoint: h.url, token: h.token, durable: true })
+      expect(r.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(sha256(bytes(60_000, 'org/private:w1')))
+      const toCdn = h.requests.filter((q) => q.host === cdn)
+      expect(toCdn.map((q) => q.path.split('/').pop()).sort()).toEqual(['model.onnx', 'model.safetensors', 'model.safetensors'])
+      expect(toCdn.every((q) => !q.authorized)).toBe(true)
+      expect(h.requests.filter((q) => q.host !== cdn).every((q) => q.authorized)).toBe(true)
+      expect(toCdn.filter((q) => q.path.endsWith('model.safetensors')).map((q) => q.range)).toEqual([undefined, 'bytes=25000-'])
+    } finally {
+      await h.stop()
+    }
+  })
+
   it('a stalled body is aborted and resumed', async () => {
     hub.fault({ kind: 'slow', path: 'model.safetensors', delayMs: 1500 })
     const r = await fetchModel('org/tiny', opts({ stallTimeoutMs: 300 }))
