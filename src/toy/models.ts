@@ -9,7 +9,7 @@
  * Both come with config.json describing inputs, outputs and sizes. Weights are seeded by agent and version.
  */
 import { DataType, encodeModel, GraphBuilder } from '../onnx/index.js'
-import { seededRng, uniform } from './random.js'
+import { seededRng, uniform } from '../lib/random.js'
 
 export type ToyKind = 'classifier' | 'embedder'
 

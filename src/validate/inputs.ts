@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { errnoCode, UsageError } from '../lib/errors.js'
+import { prng } from '../lib/random.js'
 import { num, readModel, type GraphProto } from '../onnx/proto.js'
 import type { ValueInfo } from './runtime.js'
 import { allocate, elementCount, floatToHalf, isDtype, type Dtype, type HostTensor, type TensorMap } from './tensors.js'
@@ -29,21 +30,6 @@ export interface GenerateOptions {
   floatRange?: [number, number]
   /** Range of generic integer inputs, [min, max). Default [0, 2). */
   intRange?: [number, number]
-}
-
-/**
- * mulberry32: a small, well-known 32-bit PRNG. Hand-written (eight lines) because the only requirement is
- * determinism across runs and platforms, which Math.random cannot give.
- */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 type Role = 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids' | 'generic'

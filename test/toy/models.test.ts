@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { decodeModel } from '../../src/onnx/proto.js'
 import { checkToyModel } from '../../src/toy/check.js'
 import { bagOfWords, buildToyModel, kindFor, tokenize, VOCAB } from '../../src/toy/models.js'
-import { seededRng } from '../../src/toy/random.js'
+import { seededRng } from '../../src/lib/random.js'
 import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
 
 afterAll(removeTemps)
