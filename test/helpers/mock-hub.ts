@@ -57,7 +57,7 @@ export interface MockRepo {
   tags: Map<string, string>
 }
 
-export type FaultKind = 'status500' | 'reset' | 'truncate' | 'corrupt' | 'slow'
+export type FaultKind = 'status500' | 'status' | 'reset' | 'truncate' | 'corrupt' | 'slow' | 'ignore-range'
 
 export interface FaultSpec {
   kind: FaultKind
@@ -71,6 +71,9 @@ export interface FaultSpec {
   atByte?: number
   /** slow: delay before each 16 KiB chunk after the first, in ms (default 50). */
   delayMs?: number
+  /** status: the HTTP status and X-Error-Code to answer with. */
+  status?: number
+  errorCode?: string
 }
 
 export interface RecordedRequest {
@@ -317,6 +320,11 @@ export class MockHub {
       this.json(res, 500, { error: 'Internal Error - We\'re working hard to fix this as soon as possible!' })
       return true
     }
+    if (fault.kind === 'status') {
+      const headers: Record<string, string> = fault.errorCode ? { 'X-Error-Code': fault.errorCode } : {}
+      this.json(res, fault.status ?? 400, { error: `${fault.errorCode ?? 'Error'} (injected)` }, headers)
+      return true
+    }
     if (fault.kind === 'reset') {
       res.socket?.resetAndDestroy()
       return true
@@ -488,7 +496,7 @@ export class MockHub {
     let start = 0
     let end = file.size
     let status = 200
-    const range = req.headers.range
+    const range = fault?.kind === 'ignore-range' ? undefined : req.headers.range
     if (range) {
       const rm = /^bytes=(\d+)-(\d*)$/.exec(range)
       const s = rm ? Number(rm[1]) : NaN

@@ -268,6 +268,42 @@ describe('fetchModel: faults', () => {
     }
   })
 
+  it('4xx answers are not retried: 403 GatedRepo exits 3, EntryNotFound exits 6, 429 exits 3', async () => {
+    hub.fault({ kind: 'status', status: 403, errorCode: 'GatedRepo', path: 'config.json' })
+    await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 3, code: 'ACCESS_DENIED', hint: expect.stringContaining('gated') })
+    expect(hub.requests.filter((q) => q.path.endsWith('/config.json'))).toHaveLength(1)
+    hub.fault({ kind: 'status', status: 404, errorCode: 'EntryNotFound', path: 'vocab.txt' })
+    await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 6, code: 'ENTRY_NOT_FOUND' })
+    hub.fault({ kind: 'status', status: 429, match: /\/tree\// })
+    await rm(cacheDir, { recursive: true, force: true })
+    await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 3, code: 'HUB_HTTP_ERROR' })
+    await expectNothingReachable()
+  })
+
+  it('a server that ignores Range sends the whole file again: the partial restarts from byte 0', async () => {
+    hub.fault({ kind: 'truncate', path: 'model.safetensors', atByte: 20_000 })
+    hub.fault({ kind: 'ignore-range', path: 'model.safetensors' })
+    const r = await fetchModel('org/tiny', opts())
+    expect(r.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(sha256(bytes(60_000, 'org/tiny:w1')))
+    expect(r.bytesDownloaded).toBeGreaterThan(80_000)
+  })
+
+  it('a complete partial file left by a kill just before the rename is verified without a request; a wrong one is dropped', async () => {
+    const weights = bytes(60_000, 'org/tiny:w1')
+    const blobs = join(repoDir(), 'blobs')
+    await mkdir(blobs, { recursive: true })
+    await writeFile(join(blobs, `${sha256(weights)}.incomplete`), weights)
+    await fetchModel('org/tiny', opts())
+    expect(hub.requests.filter((q) => q.path.endsWith('/model.safetensors'))).toHaveLength(0)
+
+    await rm(cacheDir, { recursive: true, force: true })
+    await mkdir(blobs, { recursive: true })
+    await writeFile(join(blobs, `${sha256(weights)}.incomplete`), Buffer.alloc(60_000))
+    await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 4, code: 'HASH_MISMATCH' })
+    expect(await readdir(blobs)).not.toContain(`${sha256(weights)}.incomplete`)
+    await fetchModel('org/tiny', opts())
+  })
+
   it('a stalled body is aborted and resumed', async () => {
     hub.fault({ kind: 'slow', path: 'model.safetensors', delayMs: 1500 })
     const r = await fetchModel('org/tiny', opts({ stallTimeoutMs: 300 }))
