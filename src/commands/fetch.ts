@@ -5,13 +5,11 @@ import { fetchModel, type FetchResult } from '../hub/fetch.js'
 
 export default class Fetch extends BaseCommand {
   static summary = 'Bring a Hugging Face model repository into the local HF cache, offline-first'
-  static description = `Resolves the revision from the cache first: when every wanted file is already there, no request
-is made. Otherwise resolves the revision to a commit once, lists its files, downloads what is missing
-(resumed with HTTP Range after an interruption), verifies size and hash (sha256 for LFS files, git blob
-sha1 for the others) and only then links the snapshot and writes refs/ and trees/. The cache is the
-Hugging Face layout, shared with Python's huggingface_hub. A local directory is used as is.
-Exit codes: 3 network/Hub failure, 4 integrity failure, 6 not cached while offline or not found on the
-Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.`
+  static description = [
+    'Resolves the revision from the cache first: when every wanted file is already there, no request is made. Otherwise resolves the revision to a commit once, lists its files, downloads what is missing (resumed with HTTP Range after an interruption), verifies size and hash (sha256 for LFS files, git blob sha1 for the others) and only then links the snapshot and writes refs/ and trees/.',
+    "The cache is the Hugging Face layout, shared with Python's huggingface_hub. A local directory is used as is.",
+    'Exit codes: 3 network or Hub failure, 4 integrity failure, 6 not cached while offline or not found on the Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.',
+  ].join('\n\n')
   static examples = [
     '<%= config.bin %> fetch sentence-transformers/all-MiniLM-L6-v2',
     '<%= config.bin %> fetch google-bert/bert-base-uncased --revision main --include "*.json" --include "*.safetensors" --json',
