@@ -93,7 +93,8 @@ class WorkerHasher implements BlobHasher {
   private readonly worker: Worker
   private readonly result: Promise<Digests>
   constructor(path: string, algorithm: HashAlgorithm, size: number) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true })
+    // No inherited execArgv: a flag such as --input-type=module would turn the CommonJS source into ESM.
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] })
     this.result = new Promise<Digests>((resolve, reject) => {
       this.worker.on('message', (m: { type: string; digest: string; sha256: string; message: string }) => {
         if (m.type === 'digest') resolve({ digest: m.digest, sha256: m.sha256 })
