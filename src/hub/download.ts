@@ -5,7 +5,7 @@
  *
  * Not @huggingface/hub's downloadFile: its WebBlob stream always starts at byte 0 (no Range resume), and its
  * downloadFileToCacheDir keeps no partial file and checks no hash. The body is read with node:http (see
- * HubHttp.getStream) and copied into two 1 MiB batch buffers written in turn, so memory stays constant
+ * HubHttp.getStream) and written in 1 MiB batches (writev) with one write in flight, so memory stays constant
  * whatever the file size.
  */
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
@@ -186,29 +186,32 @@ async function receive(
   setOffset: (end: number) => void,
 ): Promise<number> {
   let received = 0
-  // Two batch buffers used in turn (one being written, one being filled): copying the socket's chunks into
-  // them is cheaper than writev of the chunks (measured) and allocates nothing per batch.
-  const buffers = [Buffer.allocUnsafe(BATCH), Buffer.allocUnsafe(BATCH)]
-  let current = 0
-  let filled = 0
+  let batch: Buffer[] = []
+  let batchBytes = 0
   let batchStart = start
   let inFlight: Promise<void> = Promise.resolve()
   const flush = async (): Promise<void> => {
     await inFlight
-    if (filled === 0) return
-    const buf = buffers[current]!.subarray(0, filled)
+    if (batchBytes === 0) return
+    const bufs = batch
     const at = batchStart
-    batchStart += filled
-    filled = 0
-    current ^= 1
-    inFlight = writeAll(fh, buf, at).then(() => {
-      hasher.written(at, buf)
-      setOffset(at + buf.length)
+    const length = batchBytes
+    batch = []
+    batchStart += batchBytes
+    batchBytes = 0
+    // writev: one syscall for the batch without concatenating it first.
+    inFlight = writeAll(fh, bufs, at, length).then(() => {
+      let pos = at
+      for (const b of bufs) {
+        hasher.written(pos, b)
+        pos += b.length
+      }
+      setOffset(at + length)
     })
   }
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
-      if (batchStart + filled + chunk.length > req.size) {
+      if (batchStart + batchBytes + chunk.length > req.size) {
         throw new IntegrityError(`${req.path}: the Hub sent more than the ${req.size} bytes listed`, {
           code: 'SIZE_MISMATCH',
           hint: 'The repository changed during the fetch or the endpoint is inconsistent; rerun the fetch.',
@@ -217,13 +220,9 @@ async function receive(
       }
       received += chunk.length
       req.onBytes?.(chunk.length)
-      let from = 0
-      while (from < chunk.length) {
-        const n = chunk.copy(buffers[current]!, filled, from)
-        filled += n
-        from += n
-        if (filled === BATCH) await flush()
-      }
+      batch.push(chunk)
+      batchBytes += chunk.length
+      if (batchBytes >= BATCH) await flush()
     }
   } catch (err) {
     res.destroy()
@@ -235,10 +234,13 @@ async function receive(
   return received
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let written = 0
+async function writeAll(fh: FileHandle, bufs: Buffer[], position: number, length: number): Promise<void> {
+  let { bytesWritten } = await fh.writev(bufs, position)
   // A short write (rare: disk full is an error, not a short write) is finished piece by piece.
-  while (written < buf.length) written += (await fh.write(buf, written, buf.length - written, position + written)).bytesWritten
+  while (bytesWritten < length) {
+    const rest = Buffer.concat(bufs).subarray(bytesWritten)
+    bytesWritten += (await fh.write(rest, 0, rest.length, position + bytesWritten)).bytesWritten
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {
