@@ -34,6 +34,7 @@ import {
   type RepoCache,
   type TreeCache,
 } from './cache.js'
+import { downloadBlobInThread } from './blob-thread.js'
 import { downloadBlob } from './download.js'
 import { CancelledError, HubHttp, type RetryOptions } from './http.js'
 import { acquireLock } from './lock.js'
@@ -73,7 +74,11 @@ export interface FetchOptions {
   hashWorkerMinBytes?: number
   /** fsync every blob before it gets its name (default: MODELFORGE_FSYNC=1). */
   durable?: boolean
+  /** Files from this size on are downloaded in a worker thread (default 32 MiB; see blob-thread.ts). */
+  threadMinBytes?: number
 }
+
+const THREAD_MIN_BYTES = 32 * 1024 * 1024
 
 export interface FetchedFile {
   path: string
@@ -327,7 +332,8 @@ async function fetchOne(
   const lfs = Boolean(f.lfsSha256)
   const lock = await acquireLock(join(repo.locksDir, `${id}.lock`), { timeoutMs: options.lockTimeoutMs })
   try {
-    const r = await downloadBlob({
+    const download = f.size >= (options.threadMinBytes ?? THREAD_MIN_BYTES) ? downloadBlobInThread : downloadBlob
+    const r = await download({
       http,
       url: resolveUrl(http.endpoint, repo.repoId, commit, f.path),
       path: f.path,

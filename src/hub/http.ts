@@ -94,6 +94,11 @@ export class HubHttp {
     this.context = options.context ?? {}
   }
 
+  /** What it takes to make the same client elsewhere (a download thread); holds the token. */
+  options(): HubHttpOptions {
+    return { endpoint: this.endpoint, token: this.token, retry: { attempts: this.attempts, baseDelayMs: this.baseDelayMs }, context: this.context }
+  }
+
   /** fetch for @huggingface/hub: retries and error mapping included. */
   readonly fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.toString() : input.url

@@ -8,14 +8,17 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { bytes, listTree, sha256, tempDir } from '../helpers/hub-fixtures.js'
 import { assertBuilt, cliEnv, runCli, startCli } from '../helpers/hub-cli.js'
-import { MockHub } from '../helpers/mock-hub.js'
+import { MockHub, streamedContent } from '../helpers/mock-hub.js'
 
-const BIG = 8 * 1024 * 1024
+// Over the 32 MiB from which downloads run in a worker thread, so the kill hits that path.
+const BIG = 40 * 1024 * 1024
 let hub: MockHub
 let dir: string
 let cacheDir: string
 let commit: string
-const weights = bytes(BIG, 'org/big:weights')
+let midCommit: string
+const weights = streamedContent(BIG, 'org/big:weights')
+const mid = bytes(4 * 1024 * 1024, 'org/mid:weights')
 
 beforeAll(async () => {
   assertBuilt()
@@ -25,6 +28,13 @@ beforeAll(async () => {
       { path: 'config.json', content: '{"model_type":"bert"}' },
       { path: 'tokenizer.json', content: '{"version":"1.0"}' },
       { path: 'model.safetensors', content: weights },
+    ],
+  ]).commits[0]!
+  midCommit = hub.addRepo('org/mid', [
+    [
+      { path: 'config.json', content: '{"model_type":"bert"}' },
+      { path: 'tokenizer.json', content: '{"version":"1.0"}' },
+      { path: 'model.safetensors', content: mid },
     ],
   ]).commits[0]!
   await hub.start()
@@ -42,7 +52,7 @@ beforeEach(() => {
 
 const env = (): NodeJS.ProcessEnv => cliEnv({ HF_ENDPOINT: hub.url, HF_HUB_CACHE: cacheDir })
 const repoDir = (): string => join(cacheDir, 'models--org--big')
-const partialPath = (): string => join(repoDir(), 'blobs', `${sha256(weights)}.incomplete`)
+const partialPath = (): string => join(repoDir(), 'blobs', `${weights.sha256}.incomplete`)
 
 async function size(path: string): Promise<number> {
   return stat(path).then((s) => s.size, () => -1)
@@ -81,26 +91,26 @@ describe('fetch: crash and concurrency', () => {
     const result = rerun.json!.result as { bytesResumed: number; bytesDownloaded: number; files: { path: string; fromCache: boolean; sha256: string }[] }
     expect(result.bytesResumed).toBe(resumeFrom)
     expect(result.bytesDownloaded).toBe(BIG - resumeFrom)
-    expect(result.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(sha256(weights))
-    expect(sha256(await readFile(join(repoDir(), 'snapshots', commit, 'model.safetensors')))).toBe(sha256(weights))
+    expect(result.files.find((f) => f.path === 'model.safetensors')!.sha256).toBe(weights.sha256)
+    expect(sha256(await readFile(join(repoDir(), 'snapshots', commit, 'model.safetensors')))).toBe(weights.sha256)
     expect(await readFile(join(repoDir(), 'refs', 'main'), 'utf8')).toBe(commit)
     expect(await readdir(join(cacheDir, '.locks', 'models--org--big'))).toEqual([])
   })
 
   it('two processes fetching the same repo at once both succeed and download each blob once', async () => {
-    hub.fault({ kind: 'slow', path: 'model.safetensors', delayMs: 3, times: Infinity })
-    const a = startCli(['fetch', 'org/big', '--json'], env())
-    const b = startCli(['fetch', 'org/big', '--json'], env())
+    hub.fault({ kind: 'slow', path: 'model.safetensors', delayMs: 6, times: Infinity })
+    const a = startCli(['fetch', 'org/mid', '--json'], env())
+    const b = startCli(['fetch', 'org/mid', '--json'], env())
     const [ra, rb] = await Promise.all([a.done, b.done])
     expect(ra.code, ra.stderr).toBe(0)
     expect(rb.code, rb.stderr).toBe(0)
     expect(ra.json!.result!.snapshot).toBe(rb.json!.result!.snapshot)
     for (const name of ['config.json', 'tokenizer.json', 'model.safetensors']) {
-      expect(hub.requests.filter((r) => r.path.endsWith(`/resolve/${commit}/${name}`)), name).toHaveLength(1)
+      expect(hub.requests.filter((r) => r.path.endsWith(`/resolve/${midCommit}/${name}`)), name).toHaveLength(1)
     }
-    const snap = join(repoDir(), 'snapshots', commit)
-    expect(sha256(await readFile(join(snap, 'model.safetensors')))).toBe(sha256(weights))
-    expect((await readdir(join(repoDir(), 'blobs'))).sort()).toHaveLength(3)
+    const midDir = join(cacheDir, 'models--org--mid')
+    expect(sha256(await readFile(join(midDir, 'snapshots', midCommit, 'model.safetensors')))).toBe(sha256(mid))
+    expect((await readdir(join(midDir, 'blobs'))).sort()).toHaveLength(3)
     const audit = (await readFile(join(cacheDir, '.modelforge', 'audit.jsonl'), 'utf8')).trim().split('\n')
     for (const line of audit) expect(() => JSON.parse(line)).not.toThrow()
   })

@@ -213,6 +213,26 @@ describe('fetchModel: faults', () => {
     expect(hub.requests.filter((q) => q.path.endsWith('/model.safetensors')).map((q) => q.range)).toEqual([undefined, 'bytes=30000-'])
   })
 
+  it('downloads in worker threads (used for large files) resume, verify, count requests and rebuild our errors', async () => {
+    const threaded = opts({ threadMinBytes: 0 })
+    hub.fault({ kind: 'truncate', path: 'model.safetensors', atByte: 30_000 })
+    const r = await fetchModel('org/tiny', threaded)
+    expect(r.requests).toBe(hub.count())
+    expect(hub.requests.filter((q) => q.path.endsWith('/model.safetensors')).map((q) => q.range)).toEqual([undefined, 'bytes=30000-'])
+    expect(r.files.map((f) => f.sha256)).toEqual((await fetchModel('org/tiny', opts({ offline: true }))).files.map((f) => f.sha256))
+
+    await rm(cacheDir, { recursive: true, force: true })
+    hub.fault({ kind: 'corrupt', path: 'onnx/model.onnx' })
+    const corrupt = await fetchModel('org/tiny', threaded).catch((e: unknown) => e)
+    expect(corrupt).toBeInstanceOf(IntegrityError)
+    expect(corrupt).toMatchObject({ exitCode: 4, code: 'HASH_MISMATCH', details: { path: 'onnx/model.onnx' } })
+    await expectNothingReachable()
+
+    hub.fault({ kind: 'status', status: 404, errorCode: 'EntryNotFound', path: 'vocab.txt' })
+    await expect(fetchModel('org/tiny', threaded)).rejects.toMatchObject({ exitCode: 6, code: 'ENTRY_NOT_FOUND' })
+    await expect(fetchModel('org/tiny', threaded)).resolves.toMatchObject({ commit: repo.main })
+  })
+
   it('a corrupted non-LFS file fails its git blob sha1', async () => {
     hub.fault({ kind: 'corrupt', path: 'vocab.txt', atByte: 3 })
     await expect(fetchModel('org/tiny', opts())).rejects.toMatchObject({ exitCode: 4, message: expect.stringContaining('git blob sha1') })
