@@ -44,6 +44,7 @@ export class RetryableError extends Error {
 export class CancelledError extends Error {
   constructor() {
     super('cancelled because another download of this fetch failed')
+    this.name = 'CancelledError'
   }
 }
 
