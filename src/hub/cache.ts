@@ -148,7 +148,7 @@ export interface TreeCache {
 /**
  * trees/<commit>.json as huggingface_hub >= 1.22 writes it (huggingface_hub/_tree_cache.py): the full
  * recursive listing at that commit, used by snapshot_download offline to check that a snapshot is complete
- * (IncompleteSnapshotError otherwise). Checked against huggingface_hub 1.33.0 reading our cache offline in
+ * (IncompleteSnapshotError otherwise). Checked against huggingface_hub 1.33.0 and 2.0.0 reading our cache offline in
  * test/hub/python-interop.test.ts (skipped where the Python package is not installed).
  */
 export async function readTree(repo: RepoCache, commit: string): Promise<TreeCache | undefined> {

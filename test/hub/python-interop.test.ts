@@ -1,6 +1,7 @@
 /**
  * Optional: Python's huggingface_hub reads the cache we write, offline (HF_HUB_OFFLINE=1). Skipped when
- * `python3 -c "import huggingface_hub"` fails (the package is not a dependency of this project).
+ * `python3 -c "import huggingface_hub"` fails (the package is not a dependency of this project). Passed with
+ * huggingface_hub 1.33.0 and 2.0.0 installed from local wheels into a scratch virtualenv.
  */
 import { spawnSync } from 'node:child_process'
 import { realpath, rm } from 'node:fs/promises'
