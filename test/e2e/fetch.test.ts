@@ -80,13 +80,18 @@ describe('modelforge fetch (CLI)', () => {
     expect(approved.code).toBe(0)
   })
 
-  it('exit 6 with clear messages for an unknown repo (401) and an unknown revision; exit 4 for corrupt bytes', async () => {
+  it('exit 6 with clear messages for an unknown repo (401) and an unknown revision; exit 3 when access is refused; exit 4 for corrupt bytes', async () => {
     const unknown = await runCli(['fetch', 'org/unknown', '--json'], env())
     expect(unknown.code).toBe(6)
     expect(unknown.json!.error).toMatchObject({ code: 'REPO_NOT_FOUND', message: expect.stringContaining('org/unknown') })
     const rev = await runCli(['fetch', 'org/tiny', '--revision', 'nope', '--json'], env())
     expect(rev.code).toBe(6)
     expect(rev.json!.error).toMatchObject({ code: 'REVISION_NOT_FOUND', message: 'Revision "nope" does not exist in org/tiny' })
+
+    hub.fault({ kind: 'status', status: 403, errorCode: 'GatedRepo', match: /\/revision\// })
+    const gated = await runCli(['fetch', 'org/tiny', '--json'], env())
+    expect(gated.code).toBe(3)
+    expect(gated.json!.error).toMatchObject({ code: 'ACCESS_DENIED', hint: expect.stringContaining('gated') })
 
     hub.fault({ kind: 'corrupt', path: 'model.safetensors' })
     const corrupt = await runCli(['fetch', 'org/tiny'], env())
