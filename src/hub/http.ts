@@ -250,7 +250,7 @@ export class HubHttp {
     if (code === 'RevisionNotFound') {
       return new NotFoundError(`Revision "${revision}" does not exist in ${repoId}`, {
         code: 'REVISION_NOT_FOUND',
-        hint: 'Pass an existing branch, tag or commit with --revision (default: main).',
+        hint: 'Pass an existing branch, tag or commit with --revision (default: main); if the branch was rewritten since it was cached, add --refresh.',
         details,
       })
     }
