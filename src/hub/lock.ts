@@ -13,6 +13,7 @@ import { hostname } from 'node:os'
 import { dirname } from 'node:path'
 import { ConflictError, errnoCode } from '../lib/errors.js'
 import { sleep } from './http.js'
+import { processAlive } from '../lib/process.js'
 
 export interface LockOptions {
   /** How long to wait for another process's lock before giving up (default 10 minutes). */
@@ -30,14 +31,6 @@ interface Owner {
   token: string
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return errnoCode(err) === 'EPERM'
-  }
-}
 
 async function ageMs(path: string): Promise<number> {
   try {
@@ -96,7 +89,7 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       if (errnoCode(err) !== 'EEXIST') throw err
     }
     const owner = await readOwner(path)
-    if (owner && owner.host === me.host && !alive(owner.pid)) {
+    if (owner && owner.host === me.host && !processAlive(owner.pid)) {
       await breakStale(path, owner)
       continue
     }

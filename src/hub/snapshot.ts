@@ -10,6 +10,7 @@ import { mkdir, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/pr
 import { dirname, join } from 'node:path'
 import { errnoCode } from '../lib/errors.js'
 import { blobLinkTarget, isDirectory, safeRepoPath, snapshotDir, type RepoCache } from './cache.js'
+import { processAlive } from '../lib/process.js'
 
 export interface SnapshotEntry {
   path: string
@@ -38,14 +39,6 @@ async function linkInto(root: string, entry: SnapshotEntry): Promise<void> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return errnoCode(err) === 'EPERM'
-  }
-}
 
 /** Removes staging folders left by killed processes (their pid is in the name). */
 async function cleanStaging(repo: RepoCache): Promise<void> {
@@ -58,7 +51,7 @@ async function cleanStaging(repo: RepoCache): Promise<void> {
   }
   for (const name of names) {
     const pid = Number(name.split('.')[1])
-    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) await rm(join(dir, name), { recursive: true, force: true })
+    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) await rm(join(dir, name), { recursive: true, force: true })
   }
 }
 

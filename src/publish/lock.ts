@@ -14,6 +14,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ConflictError, errnoCode } from '../lib/errors.js'
 import { TEMP_SUFFIX } from './fsutil.js'
+import { processAlive } from '../lib/process.js'
 
 export interface LockInfo {
   pid: number
@@ -56,12 +57,7 @@ export function readLock(root: string, agent: string): { info: LockInfo | null; 
 /** Whether the holder may still be running. Only a holder on this host can be proven dead. */
 export function holderAlive(info: LockInfo): boolean {
   if (info.host !== hostname()) return true
-  try {
-    process.kill(info.pid, 0)
-    return true
-  } catch (err) {
-    return errnoCode(err) === 'EPERM'
-  }
+  return processAlive(info.pid)
 }
 
 /**
