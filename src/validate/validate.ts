@@ -203,6 +203,16 @@ async function compareSet(
       })
     }
   }
+  // A misspelt name in --atol logits:1e-3 would otherwise be ignored silently and the default applied.
+  for (const [flag, t] of [['atol', tol.atol], ['rtol', tol.rtol]] as const) {
+    const unknown = Object.keys(t.perOutput).filter((n) => !available.includes(n))
+    if (unknown.length) {
+      throw new UsageError(`--${flag} ${unknown.map((n) => `${n}:${t.perOutput[n]}`).join(', ')}: no compared output is named ${unknown.join(', ')} (outputs: ${available.join(', ')})`, {
+        code: 'OUTPUT_UNKNOWN',
+        hint: `Per-output tolerances take an output name from that list, e.g. --${flag} ${available[0] ?? 'output'}:1e-3.`,
+      })
+    }
+  }
   const wanted = available.filter((n) => !options.outputs || options.outputs.includes(n))
   const actual = await runModel(candidate, set.inputs, wanted)
   return wanted.map((name) => compareOutput(name, set.label, actual[name], expected![name], {

@@ -112,6 +112,14 @@ describe('compareOutput', () => {
       expect(m.passed).toBe(false)
       expect(m.reason).toMatch(/1 NaN/)
     })
+
+    it('fails when the NaN sits elsewhere than in the reference (same counts, other position)', () => {
+      const m = compareOutput('hidden', 'd', f32([1, 2, NaN, 4]), f32([NaN, 2, 3, 4]), int8)
+      expect(m.passed).toBe(false)
+      expect(m.reason).toMatch(/non-finite values disagree at 2 of 4 positions/)
+      expect(compareOutput('hidden', 'd', f32([NaN, 2, 3, 4]), f32([NaN, 2, 3, 4]), int8).passed).toBe(true)
+      expect(compareOutput('hidden', 'd', f32([1, 2, Infinity]), f32([1, 2, -Infinity]), int8).passed).toBe(false)
+    })
   })
 
   it('compares integers, bools, float16 and strings', () => {

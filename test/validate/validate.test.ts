@@ -91,6 +91,24 @@ describe('validateModel against reference.json (PyTorch outputs)', () => {
     expect(result.outputs.map((o) => o.name)).toEqual(['pooler_output'])
     await expect(validateModel({ ...base, outputs: ['nope'] })).rejects.toMatchObject({ code: 'OUTPUT_UNKNOWN' })
   })
+
+  it('applies name:value tolerances to that output only, and refuses a name no output has', async () => {
+    const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: 'fixtures/hf-tiny/tiny-bert/reference.json', quiet: true }
+    // The torch export differs from reference.json by up to ~6e-7: zero tolerance fails, but only where asked.
+    const strict = await validateModel({ ...base, atol: ['pooler_output:0'], rtol: ['pooler_output:0'] })
+    const byName = Object.fromEntries(strict.outputs.map((o) => [o.name, o]))
+    expect(byName.pooler_output).toMatchObject({ atol: 0, rtol: 0, passed: false })
+    expect(byName.last_hidden_state).toMatchObject({ atol: 1e-4, rtol: 1e-3, passed: true })
+    expect(strict.failed).toEqual(['reference.json/pooler_output'])
+
+    const err = (await validateModel({ ...base, atol: ['pooler_outptu:1e-3'] }).catch((e: unknown) => e)) as UsageError
+    expect(err).toBeInstanceOf(UsageError)
+    expect(err.exitCode).toBe(2)
+    expect(err.code).toBe('OUTPUT_UNKNOWN')
+    expect(err.message).toMatch(/--atol pooler_outptu:0.001: no compared output is named pooler_outptu \(outputs: last_hidden_state, pooler_output\)/)
+    expect(err.hint).toMatch(/--atol last_hidden_state:1e-3/)
+    await expect(validateModel({ ...base, rtol: ['logits:1e-2'] })).rejects.toMatchObject({ code: 'OUTPUT_UNKNOWN' })
+  })
 })
 
 describe('validateModel against another ONNX model', () => {
