@@ -104,9 +104,11 @@ describe('acceptance 2: dynamic batch 1..8 and sequence 1..max positions', () =>
         for (const seq of lengths) {
           const ids: bigint[] = []
           const mask: bigint[] = []
+          const reals: number[] = []
           for (let b = 0; b < batch; b++) {
             // Row b > 0 is padded to a random length; pad id 0 where the mask is 0, as tokenizers do.
             const real = b === 0 ? seq : 1 + Math.floor(rand() * seq)
+            reals.push(real)
             for (let s = 0; s < seq; s++) {
               ids.push(s < real ? BigInt(2 + Math.floor(rand() * 41)) : 0n)
               mask.push(s < real ? 1n : 0n)
@@ -124,6 +126,23 @@ describe('acceptance 2: dynamic batch 1..8 and sequence 1..max positions', () =>
             for (const o of result.outputs) {
               const per = (res[o.name]!.data as Float32Array).length / batch
               expect(maxAbsDiff((res[o.name]!.data as Float32Array).slice(0, per), single[o.name]!.data as Float32Array)).toBeLessThan(1e-5)
+            }
+          }
+          if (batch === 8 && seq === max) {
+            // Padding must not leak into the real tokens: each padded row, at its real positions, equals the
+            // same row run alone without padding (the additive mask at work; a missing mask fails here).
+            for (let b = 1; b < batch; b++) {
+              const real = reals[b]!
+              if (real === seq) continue
+              const alone = await run(1, real, ids.slice(b * seq, b * seq + real), mask.slice(b * seq, b * seq + real))
+              for (const o of result.outputs) {
+                const all = res[o.name]!.data as Float32Array
+                const per = all.length / batch
+                const row = all.slice(b * per, (b + 1) * per)
+                const perToken = o.shape[1] === 'sequence_length' ? per / seq : 0
+                const got = perToken ? row.slice(0, real * perToken) : row
+                expect(maxAbsDiff(got, alone[o.name]!.data as Float32Array), `${o.name} row ${b} (${real} of ${seq} tokens)`).toBeLessThan(1e-5)
+              }
             }
           }
         }
@@ -258,6 +277,7 @@ describe('acceptance 6: errors', () => {
     expect(err.exitCode).toBe(2)
     expect(err.code).toBe('CONFIG_NOT_FOUND')
     expect(err.message).toMatch(/has no config.json/)
+    expect(err.hint).toMatch(/Hugging Face model directory .* holds config.json/)
     expect(existsSync(join(d, 'out', 'model.onnx'))).toBe(false)
   })
 
@@ -277,6 +297,9 @@ describe('acceptance 6: errors', () => {
     const err = await failure(exportNative(d, join(d, 'out')))
     expect(err.exitCode).toBe(2)
     expect(err.message).toMatch(/weights only as pytorch_model.bin/)
+    expect(err.code).toBe('NO_SAFETENSORS')
+    expect(err.hint).toMatch(/reads only safetensors.*--exporter optimum/)
+    expect(existsSync(join(d, 'out'))).toBe(false)
   })
 
   it('a corrupt safetensors file fails the export with the reader\'s message and leaves --out empty', async () => {
@@ -285,6 +308,8 @@ describe('acceptance 6: errors', () => {
     await writeFile(join(d, 'model.safetensors'), bytes.subarray(0, bytes.length - 100))
     const err = await failure(exportNative(d, join(d, 'out')))
     expect(err.code).toBe('SAFETENSORS_INVALID')
+    expect(err.exitCode).toBe(2)
+    expect(err.hint).toMatch(/Download it again/)
     expect(err.message).toMatch(/beyond the .* bytes of data \(out of range\)|belong to no tensor/)
     expect(existsSync(join(d, 'out'))).toBe(false)
   })
@@ -297,6 +322,8 @@ describe('acceptance 6: errors', () => {
     expect(err.exitCode).toBe(2)
     expect(err.code).toBe('WEIGHTS_SHAPE_MISMATCH')
     expect(err.message).toMatch(/Weight encoder.layer.0.intermediate.dense.weight has shape \[37, 32\] but config.json \(.*intermediate 36.*\) implies \[36, 32\]/)
+    expect(err.hint).toMatch(/config.json and the weights belong to different models/)
+    expect(existsSync(join(d, 'out'))).toBe(false)
 
     await writeFile(join(d, 'config.json'), JSON.stringify({ ...config, vocab_size: 50 }))
     const err2 = await failure(exportNative(d, join(d, 'out')))
