@@ -1,0 +1,132 @@
+/**
+ * Acceptance 5, exhaustively: the random-instant kills of store-crash.test.ts may miss a window that lasts
+ * microseconds (between the rename of `<version>.tmp` and the swap of `current`, or between the swap and
+ * the audit line). Here a writer process counts every filesystem call that changes or syncs the store and
+ * SIGKILLs itself just before call K, for every K of a finalize, a promote, a prune and a rollback. So each
+ * state a crash can leave at a syscall boundary is produced once and checked.
+ *
+ * The counting wraps node:fs and node:fs/promises in the writer process only (module.syncBuiltinESMExports
+ * makes the ESM named imports of the built store see the wrappers); the store code is the real dist/ build.
+ */
+import { spawnSync } from 'node:child_process'
+import { cpSync, existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readAudit } from '../../src/publish/audit.js'
+import { resolveChannel } from '../../src/publish/current.js'
+import { lockPath } from '../../src/publish/lock.js'
+import { readManifest } from '../../src/publish/manifest.js'
+import { ModelStore } from '../../src/publish/store.js'
+import { makeTemp, removeTemps, repoRoot, writeTree } from '../helpers/store-helpers.js'
+
+afterAll(removeTemps)
+
+const WRITER = `
+import { createRequire, syncBuiltinESMExports } from 'node:module'
+const require = createRequire(import.meta.url)
+const fs = require('node:fs')
+const fsp = require('node:fs/promises')
+const [root, killAt] = [process.argv[2], Number(process.argv[3])]
+let calls = 0
+const wrap = (mod, name) => {
+  const orig = mod[name]
+  mod[name] = function (...args) {
+    if (++calls === killAt) process.kill(process.pid, 'SIGKILL')
+    return orig.apply(this, args)
+  }
+}
+for (const n of ['rename', 'symlink', 'mkdir', 'rm', 'open', 'writeFile', 'unlink', 'link']) wrap(fsp, n)
+for (const n of ['openSync', 'writeSync', 'fsyncSync', 'closeSync', 'linkSync', 'unlinkSync', 'renameSync', 'mkdirSync', 'rmSync']) wrap(fs, n)
+syncBuiltinESMExports()
+const { ModelStore } = await import(${JSON.stringify(join(repoRoot, 'dist', 'publish', 'store.js'))})
+const store = new ModelStore(root, { strict: true })
+await store.finalize('a', 'v2', { metadata: { step: 'finalize' } })
+await store.promote('a', 'v1', 'staging')
+await store.prune('a', { keep: 1 })
+await store.rollback('a')
+process.stdout.write(String(calls))
+`
+
+let base: string
+let script: string
+
+/** v0 and v1 finalized, current -> v1, v2 staged with a nested tree. */
+beforeAll(async () => {
+  const dir = makeTemp('mf-points-')
+  base = join(dir, 'base')
+  script = join(dir, 'writer.mjs')
+  writeFileSync(script, WRITER)
+  const store = new ModelStore(base, { strict: true })
+  for (const v of ['v0', 'v1']) {
+    writeTree(await store.stage('a', v), { 'model.onnx': `weights ${v}`, 'tok/vocab.txt': 'a\nb\n' })
+    await store.finalize('a', v)
+  }
+  writeTree(await store.stage('a', 'v2'), { 'model.onnx': 'weights v2', 'tok/vocab.txt': 'a\nb\nc\n', 'tok/deep/x.bin': 'x' })
+})
+
+function runWriter(root: string, killAt: number): { killed: boolean; calls: number } {
+  const r = spawnSync(process.execPath, [script, root, String(killAt)], { encoding: 'utf8', timeout: 30_000 })
+  if (r.signal === 'SIGKILL') return { killed: true, calls: 0 }
+  if (r.status !== 0) throw new Error(`writer failed (${r.status}): ${r.stderr}`)
+  return { killed: false, calls: Number(r.stdout) }
+}
+
+/** What must hold after a crash at any instant, before and after `store gc --older-than 0`. */
+async function checkAfterCrash(root: string, killAt: number): Promise<string> {
+  const store = new ModelStore(root, { strict: true })
+  const versionsDir = join(root, 'a', 'versions')
+  // Every version directory holds a valid manifest and verifies; none is half-removed.
+  for (const name of readdirSync(versionsDir).filter((n) => !n.endsWith('.tmp'))) {
+    expect((await readManifest(join(versionsDir, name))).manifest.version).toBe(name)
+    const [report] = await store.verify('a', name)
+    expect(report!.problems, `K=${killAt} ${name}`).toEqual([])
+  }
+  // current always resolves, through the relative link, to a version that verifies; v1 and v2 are never
+  // lost once a channel named them.
+  const current = resolveChannel(root, 'a', 'current', { strict: true })!
+  expect(current.layout).toBe('relative-link')
+  expect(['v1', 'v2'], `K=${killAt}`).toContain(current.version)
+  const staging = resolveChannel(root, 'a', 'staging', { strict: false })
+  if (staging) expect(staging.version).toBe('v1')
+  // The audit line comes after the swap it records, never before: once the log records finalize v2 (and
+  // nothing later has moved current: the rollback's own swap may precede its line), current is v2.
+  const ops = readAudit(root, 'a')
+  if (ops.some((r) => r.op === 'rollback')) expect(current.version, `K=${killAt}`).toBe('v1')
+  else if (ops.some((r) => r.op === 'finalize' && r.version === 'v2') && !ops.some((r) => r.op === 'prune')) expect(current.version, `K=${killAt}`).toBe('v2')
+  // gc restores a clean tree: no staging or prune leftovers, no temporary links, no lock.
+  await store.gc({ olderThanMs: 0 })
+  expect(readdirSync(join(root, 'a')).filter((n) => n.endsWith('.tmp'))).toEqual([])
+  expect(readdirSync(versionsDir).filter((n) => n.endsWith('.tmp'))).toEqual([])
+  expect(readdirSync(join(root, '.modelforge', 'locks'))).toEqual([])
+  expect(existsSync(lockPath(root, 'a'))).toBe(false)
+  expect((await store.verify()).filter((r) => !r.ok), `K=${killAt}`).toEqual([])
+  // The store stays writable (the dead writer's lock was taken over), and rollback from a crash after the
+  // swap goes back to the version current named before.
+  writeTree(await store.stage('a', 'v9'), { 'model.onnx': 'after the crash' })
+  const after = await store.finalize('a', 'v9')
+  expect(after.previous, `K=${killAt}`).toBe(current.version)
+  expect((await store.rollback('a')).version, `K=${killAt}: rollback after the crash`).toBe(current.version)
+  return current.version!
+}
+
+describe('a crash at every filesystem call', () => {
+  it('of finalize, promote, prune and rollback leaves a store that verifies and gc cleans', async () => {
+    const total = runWriter(cpBase('count'), Number.MAX_SAFE_INTEGER).calls
+    expect(total).toBeGreaterThan(30)
+    const seen = new Set<string>()
+    for (let k = 1; k <= total; k++) {
+      const root = cpBase(`k${k}`)
+      const r = runWriter(root, k)
+      expect(r.killed, `K=${k}`).toBe(true)
+      seen.add(await checkAfterCrash(root, k))
+    }
+    // The kills landed both before and after the link swap.
+    expect([...seen].sort()).toEqual(['v1', 'v2'])
+  }, 120_000)
+})
+
+function cpBase(name: string): string {
+  const root = join(base, '..', name)
+  cpSync(base, root, { recursive: true, verbatimSymlinks: true })
+  return root
+}
