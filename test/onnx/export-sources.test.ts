@@ -2,7 +2,7 @@
  * Where `export` reads from and which exporter auto picks: repo ids through the HF cache layout, shipped
  * ONNX vs native vs optimum, --out conflicts and --force.
  */
-import { cp, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -87,6 +87,23 @@ describe('--exporter auto', () => {
     await writeFile(join(d, '1_Pooling', 'config.json'), JSON.stringify({ pooling_mode_mean_tokens: true }))
     const result = await exportModel({ model: d, out: join(d, 'out') })
     expect(result).toMatchObject({ exporter: 'native', task: 'sentence-embedding' })
+  })
+
+  it('with --variant, picks that shipped file, and refuses one lacking the task output instead of exporting fp32 natively', async () => {
+    const d = await copyFixture('tiny-bert', join(dir, 'variant'), true)
+    await mkdir(join(d, 'onnx'))
+    await rename(join(d, 'model.onnx'), join(d, 'onnx', 'model_fp16.onnx'))
+    const result = await exportModel({ model: d, out: join(d, 'out'), variant: 'fp16' })
+    expect(result).toMatchObject({ exporter: 'repo', task: 'feature-extraction', reason: 'the repository ships onnx/model_fp16.onnx' })
+    const err = await fail(exportModel({ model: d, out: join(d, 'out2'), variant: 'fp16', task: 'text-classification' }))
+    expect(err.exitCode).toBe(2)
+    expect(err.code).toBe('VARIANT_TASK_MISMATCH')
+    expect(err.message).toMatch(/onnx\/model_fp16.onnx has no logits output, which task text-classification needs/)
+    expect(err.hint).toMatch(/--task/)
+    expect(existsSync(join(d, 'out2'))).toBe(false)
+    const missing = await fail(exportModel({ model: d, out: join(d, 'out3'), variant: 'quantized' }))
+    expect(missing).toMatchObject({ exitCode: 6, code: 'REPO_ONNX_NOT_FOUND' })
+    expect(missing.hint).toMatch(/Available variants: fp16 \(onnx\/model_fp16.onnx\)/)
   })
 
   it('falls back to optimum for other architectures: exit 3 with an install hint when optimum-cli is missing', async () => {

@@ -121,7 +121,13 @@ async function chooseExporter(ctx: Ctx, options: ExportOptions): Promise<void> {
     return
   }
   if (options.variant && options.variant !== 'fp32') {
-    await requireRepoOnnx(dir, options.variant)
+    // A non-fp32 variant can only come from the repository: exporting fp32 natively instead would hand back
+    // something else than what was asked for.
+    const rel = await requireRepoOnnx(dir, options.variant)
+    throw new UsageError(`${rel} has no ${TASK_OUTPUT[ctx.task!]} output, which task ${ctx.task} needs`, {
+      code: 'VARIANT_TASK_MISMATCH',
+      hint: `Pass the task this file was exported for (--task), or drop --variant to export ${ctx.task} with another exporter.`,
+    })
   }
   const modelType = ctx.config?.model_type
   if (isNativeModelType(modelType) && isNativeTask(ctx.task!)) {
