@@ -19,6 +19,7 @@ import { createTasks, formatBytes } from '../lib/progress.js'
 import { blobId, listRepoFiles, resolveRevision, type RemoteFile } from './api.js'
 import { appendAudit } from './audit.js'
 import {
+  COMMIT_PREFIX_RE,
   COMMIT_RE,
   isDirectory,
   isFile,
@@ -242,7 +243,10 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
   if (commit) {
     const tree = await readTree(repo, commit)
     listing = tree ? listingFromTree(tree) : undefined
-    const state = await cacheState(repo, commit, listing, options)
+    // Without trees/<commit>.json (a snapshot written by hf_hub_download, e.g. AutoConfig.from_pretrained,
+    // holds config.json alone) only the Hub's listing tells whether the snapshot is complete: online, ask for
+    // it; offline, accept what the snapshot holds, as huggingface_hub's snapshot_download does.
+    const state = listing || offline ? await cacheState(repo, commit, listing, options) : { wanted: [], missing: [`trees/${commit}.json`] }
     if (state.missing.length === 0) {
       return {
         ...base,
@@ -295,7 +299,8 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
   )
   // Only now, with every file in place, do the listing and the ref make the snapshot findable.
   await writeTree(repo, commit, treeFromListing(listing))
-  if (revision !== commit && !COMMIT_RE.test(revision)) await writeRef(repo, revision, commit)
+  // A commit, full or abbreviated, is no ref: refs/ holds branch and tag names only.
+  if (!COMMIT_RE.test(revision) && !(COMMIT_PREFIX_RE.test(revision) && commit.startsWith(revision))) await writeRef(repo, revision, commit)
   const bytesDownloaded = files.reduce((n, f) => n + f.downloaded, 0)
   const bytesResumed = files.reduce((n, f) => n + f.resumedFrom, 0)
   const fetched: FetchedFile[] = files.map((f) => f.file)

@@ -146,6 +146,55 @@ describe('fetchModel: offline-first', () => {
     await expect(fetchModel('org/tiny', opts({ offline: true, include: ['README.md'] }))).rejects.toMatchObject({ exitCode: 6 })
   })
 
+  it('online, a snapshot without trees/ (hf_hub_download of config.json alone) is completed from the listing, not taken as whole', async () => {
+    await fetchModel('org/tiny', opts({ include: ['config.json'] }))
+    await rm(join(repoDir(), 'trees'), { recursive: true })
+    hub.resetCounts()
+    const r = await fetchModel('org/tiny', opts())
+    expect(r.fromCache).toBe(false)
+    expect(r.commit).toBe(repo.main)
+    expect(r.files.map((f) => [f.path, f.fromCache])).toEqual([
+      ['config.json', true],
+      ['model.safetensors', false],
+      ['onnx/model.onnx', false],
+      ['tokenizer.json', false],
+      ['vocab.txt', false],
+    ])
+    // The cached ref is trusted (no revision request); only the listing of that commit is asked for.
+    expect(hub.requests.some((q) => q.path.includes('/revision/'))).toBe(false)
+    expect(hub.requests.some((q) => q.path.includes('/tree/'))).toBe(true)
+    hub.resetCounts()
+    expect((await fetchModel('org/tiny', opts())).fromCache).toBe(true)
+    expect(hub.count()).toBe(0)
+  })
+
+  it('an abbreviated commit resolves offline against the cached snapshots; unknown or ambiguous ones exit 6', async () => {
+    await fetchModel('org/tiny', opts({ include: ['config.json'] }))
+    await fetchModel('org/tiny', opts({ include: ['config.json'], revision: 'v1.0' }))
+    await hub.stop()
+    const short = repo.v1.slice(0, 8)
+    const r = await fetchModel('org/tiny', opts({ offline: true, revision: short, include: ['config.json'] }))
+    expect(r).toMatchObject({ commit: repo.v1, fromCache: true, requests: 0 })
+    expect(await resolveCachedSnapshot('org/tiny', { cacheDir, revision: short })).toBe(r.snapshot)
+    expect(await listTree(join(repoDir(), 'refs'))).toEqual(['main', 'v1.0'])
+    const unknown = repo.v1.startsWith('0000000') ? 'fffffff' : '0000000'
+    await expect(fetchModel('org/tiny', opts({ offline: true, revision: unknown }))).rejects.toMatchObject({ exitCode: 6, code: 'NOT_CACHED' })
+    // Two snapshots share the prefix: no guess.
+    const twin = repo.v1.slice(0, 7) + 'f'.repeat(33)
+    await mkdir(join(repoDir(), 'snapshots', twin === repo.v1 ? repo.v1.slice(0, 7) + 'e'.repeat(33) : twin), { recursive: true })
+    await expect(fetchModel('org/tiny', opts({ offline: true, revision: repo.v1.slice(0, 7), include: ['config.json'] }))).rejects.toMatchObject({ exitCode: 6 })
+  })
+
+  it('a branch whose name holds "/" is stored as nested refs/ files, like huggingface_hub', async () => {
+    hub.setBranch('org/tiny', 'release/v2', repo.v1)
+    const r = await fetchModel('org/tiny', opts({ revision: 'release/v2', include: ['config.json'] }))
+    expect(r.commit).toBe(repo.v1)
+    expect(await readFile(join(repoDir(), 'refs', 'release', 'v2'), 'utf8')).toBe(repo.v1)
+    hub.resetCounts()
+    expect(await fetchModel('org/tiny', opts({ revision: 'release/v2', include: ['config.json'], offline: true }))).toMatchObject({ commit: repo.v1, fromCache: true })
+    expect(hub.count()).toBe(0)
+  })
+
   it('uses a local directory as is, without the network', async () => {
     const dir = join(cacheDir, 'local-model')
     await mkdir(join(dir, 'onnx'), { recursive: true })
