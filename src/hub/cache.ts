@@ -12,12 +12,14 @@
  * reader (ours or Python's) never sees half a ref or half a tree listing.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { hubCacheDir } from '../lib/env.js'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
 
 export const COMMIT_RE = /^[0-9a-f]{40}$/
+/** An abbreviated commit (git's default abbreviation is 7): resolved against the cached snapshots. */
+export const COMMIT_PREFIX_RE = /^[0-9a-f]{7,39}$/
 
 /** huggingface_hub's validate_repo_id, restricted to what a repo id can be on the Hub: [namespace/]name. */
 const REPO_ID_RE = /^(?:[A-Za-z0-9][\w.-]*\/)?[A-Za-z0-9][\w.-]{0,95}$/
@@ -199,7 +201,27 @@ export interface ResolveCachedOptions {
 /** The commit a revision points to in the cache, without any network access; undefined when unknown. */
 export async function resolveCachedCommit(repo: RepoCache, revision: string): Promise<string | undefined> {
   if (COMMIT_RE.test(revision)) return revision
-  return readRef(repo, revision)
+  const ref = await readRef(repo, revision)
+  if (ref || !COMMIT_PREFIX_RE.test(revision)) return ref
+  return cachedCommitByPrefix(repo, revision)
+}
+
+/**
+ * An abbreviated commit (e.g. "dd4bc8b", as `git log --oneline` prints it) matched against snapshots/:
+ * the one snapshot whose commit starts with it, else undefined (none, or ambiguous). A ref of that name,
+ * checked first by resolveCachedCommit, wins, as a branch named like a hex string does in git.
+ * huggingface_hub only knows full hashes offline; this adds to it and writes nothing Python would misread.
+ */
+async function cachedCommitByPrefix(repo: RepoCache, prefix: string): Promise<string | undefined> {
+  let names: string[]
+  try {
+    names = await readdir(repo.snapshotsDir)
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined
+    throw err
+  }
+  const hits = names.filter((n) => COMMIT_RE.test(n) && n.startsWith(prefix))
+  return hits.length === 1 ? hits[0] : undefined
 }
 
 /**

@@ -250,7 +250,9 @@ export class HubHttp {
     if (code === 'RevisionNotFound') {
       return new NotFoundError(`Revision "${revision}" does not exist in ${repoId}`, {
         code: 'REVISION_NOT_FOUND',
-        hint: 'Pass an existing branch, tag or commit with --revision (default: main); if the branch was rewritten since it was cached, add --refresh.',
+        hint: /^[0-9a-f]{7,39}$/.test(revision ?? '')
+          ? 'An abbreviated commit is resolved from the cache only; pass the full 40-hex commit, or an existing branch or tag, with --revision.'
+          : 'Pass an existing branch, tag or commit with --revision (default: main); if the branch was rewritten since it was cached, add --refresh.',
         details,
       })
     }

@@ -32,6 +32,7 @@ out = {
   "tag": snapshot_download("org/tiny", revision="v1.0", allow_patterns=patterns),
   "config": hf_hub_download("org/tiny", "config.json"),
   "onnx_tag": hf_hub_download("org/tiny", "onnx/model.onnx", revision="v1.0"),
+  "nested": hf_hub_download("org/tiny", "config.json", revision="release/v2"),
   "vocab": try_to_load_from_cache("org/tiny", "vocab.txt"),
 }
 print(json.dumps(out))
@@ -49,6 +50,9 @@ describe.skipIf(!hasPython)("Python huggingface_hub reads our cache offline", ()
     cacheDir = await tempDir()
     main = await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false })
     tag = await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false, revision: 'v1.0' })
+    // A branch name with "/" lives in nested refs/ folders; Python must find it there.
+    hub.setBranch('org/tiny', 'release/v2', tag.commit!)
+    await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false, revision: 'release/v2', include: ['config.json'] })
     await hub.stop()
   })
   afterAll(async () => {
@@ -67,10 +71,11 @@ describe.skipIf(!hasPython)("Python huggingface_hub reads our cache offline", ()
     expect(await realpath(out.tag!)).toBe(await realpath(tag.snapshot))
     expect(out.config).toBe(join(main.snapshot, 'config.json'))
     expect(out.onnx_tag).toBe(join(tag.snapshot, 'onnx', 'model.onnx'))
+    expect(out.nested).toBe(join(tag.snapshot, 'config.json'))
     expect(out.vocab).toBe(join(main.snapshot, 'vocab.txt'))
     // trees/<commit>.json is read: the whole repo was listed, so without patterns the snapshot is incomplete.
     expect(out.incomplete).toMatch(/^IncompleteSnapshotError: .*README\.md, tf_model\.h5/)
-    expect(out.revisions).toEqual([['main'], ['v1.0']])
+    expect(out.revisions).toEqual([['main'], ['release/v2', 'v1.0']])
     expect(out.files).toEqual([7])
   })
 })
