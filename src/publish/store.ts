@@ -123,11 +123,13 @@ export interface PruneResult {
 
 export interface GcResult {
   olderThanMs: number
-  removed: { path: string; kind: 'temp-link' | 'staging' | 'lock-temp' }[]
+  removed: { path: string; kind: 'temp-link' | 'staging' | 'pruned' | 'lock-temp' }[]
   skipped: { agent: string; reason: string }[]
 }
 
 const DEFAULT_GC_MS = 24 * 3600 * 1000
+/** prune renames a doomed version to `.prune-<version>-<hex>.tmp` first: hidden, and no valid name can match. */
+const PRUNE_PREFIX = '.prune-'
 
 export class ModelStore {
   readonly root: string
@@ -316,7 +318,7 @@ export class ModelStore {
         const versionsDir = join(this.agentDir(agent), 'versions')
         for (const v of removed) {
           // Renamed first so that a crash mid-delete leaves a .tmp directory for gc, not a damaged version.
-          const doomed = join(versionsDir, `${v}.pruned-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`)
+          const doomed = join(versionsDir, `${PRUNE_PREFIX}${v}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`)
           await rename(join(versionsDir, v), doomed)
           await fsyncDir(versionsDir)
           await rm(doomed, { recursive: true, force: true })
@@ -368,9 +370,12 @@ export class ModelStore {
         for (const name of await readdirIfExists(versionsDir)) {
           if (!name.endsWith(TEMP_SUFFIX)) continue
           const p = join(versionsDir, name)
-          if (olderThanMs > 0 && now - (await newestMtime(p)) < olderThanMs) continue
+          // A prune leftover is a version already being deleted (its files are old, so age says nothing):
+          // always removed. A staging dir only once nothing in it changed for olderThanMs.
+          const doomed = name.startsWith(PRUNE_PREFIX)
+          if (!doomed && olderThanMs > 0 && now - (await newestMtime(p)) < olderThanMs) continue
           await rm(p, { recursive: true, force: true })
-          result.removed.push({ path: p, kind: 'staging' })
+          result.removed.push({ path: p, kind: doomed ? 'pruned' : 'staging' })
           removedHere.push(p)
         }
         if (removedHere.length > 0) {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { appendFileSync, existsSync, mkdirSync, lstatSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, lstatSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -166,6 +166,28 @@ describe('ModelStore', () => {
     expect(all.removed).toEqual([{ path: fresh, kind: 'staging' }])
     expect(snapshot(join(root, 'a'))).toEqual(['dir  755', 'link current -> versions/v1', 'dir versions 755', expect.stringMatching(/^dir versions\/v1 /), expect.stringMatching(/^file versions\/v1\/manifest.json/), expect.stringMatching(/^file versions\/v1\/model.onnx/)])
     expect(readAudit(root, 'a').filter((x) => x.op === 'gc')).toHaveLength(2)
+  })
+
+  it('gc removes what a prune killed mid-delete left, whatever its age; versions never list it', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    await publish(store, 'a', 'v2')
+    // The state a prune killed between its rename and the end of its rm leaves: old files, renamed aside.
+    const doomed = join(root, 'a', 'versions', '.prune-v1-0123abcd.tmp')
+    renameSync(join(root, 'a', 'versions', 'v1'), doomed)
+    const past = new Date(Date.now() - 48 * 3600 * 1000)
+    utimesSync(join(doomed, 'model.onnx'), past, past)
+    expect(await store.versions('a')).toEqual(['v2'])
+    // A staging dir a shell writer is still filling (a fresh file deep inside an old directory) is kept.
+    const filling = await store.stage('a', 'v3')
+    writeTree(filling, { 'sub/part.bin': 'x' })
+    utimesSync(filling, past, past)
+    utimesSync(join(filling, 'sub'), past, past)
+    const r = await store.gc()
+    expect(r.removed).toEqual([{ path: doomed, kind: 'pruned' }])
+    expect(existsSync(filling)).toBe(true)
+    expect((await store.verify()).every((x) => x.ok)).toBe(true)
   })
 
   it('gc skips an agent whose lock a live process holds', async () => {
