@@ -38,7 +38,15 @@ export function selectPaths(paths: string[], options: SelectOptions = {}): strin
   const explicit = options.include !== undefined && options.include.length > 0
   const include = explicit ? options.include! : defaultPatterns(paths)
   const exclude = [...(options.exclude ?? []), ...(explicit ? [] : DEFAULT_EXCLUDE)]
-  return paths.filter((p) => matchesAny(p, include) && !matchesAny(p, exclude)).sort()
+  const picked = new Set(paths.filter((p) => matchesAny(p, include) && !matchesAny(p, exclude)))
+  // An ONNX model is unusable without its external data (onnxruntime opens "<model>.onnx_data" next to it),
+  // so --include "onnx/model.onnx" brings that file along unless --exclude names it.
+  for (const p of paths) {
+    if (picked.has(p) || matchesAny(p, exclude)) continue
+    const m = /^(.*\.onnx)(?:_data(?:_\d+)?|\.data)$/.exec(p)
+    if (m && picked.has(m[1]!)) picked.add(p)
+  }
+  return [...picked].sort()
 }
 
 /** Whether a pattern can match only itself (no glob characters): used to name missing files offline. */

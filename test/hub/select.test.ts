@@ -49,4 +49,55 @@ describe('default file selection on real repositories', () => {
     expect(selectPaths(paths, { exclude: ['onnx/**'] })).toEqual(['1_Pooling/config.json', 'config.json', 'model.safetensors'])
     expect(selectPaths(paths, { include: ['README.md'] })).toEqual(['README.md'])
   })
+
+  it('default set: sharded safetensors with their index, sentence-transformers modules, ONNX with external data', () => {
+    const paths = [
+      '.gitattributes',
+      'README.md',
+      'config.json',
+      'model.safetensors.index.json',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+      'pytorch_model.bin',
+      'modules.json',
+      '1_Pooling/config.json',
+      '2_Dense/model.safetensors',
+      'onnx/model.onnx',
+      'onnx/model.onnx_data',
+      'onnx/decoder_model_merged.onnx',
+      'onnx/decoder_model_merged.onnx_data_1',
+      'model.onnx.data',
+      'tokenizer.model',
+      'merges.txt',
+      'vocab.json',
+      'openvino/openvino_model.xml',
+      'openvino/openvino_config.json',
+      'tf_model.h5',
+      'flax_model.msgpack',
+    ]
+    expect(selectPaths(paths)).toEqual([
+      '1_Pooling/config.json',
+      '2_Dense/model.safetensors',
+      'config.json',
+      'merges.txt',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+      'model.onnx.data',
+      'model.safetensors.index.json',
+      'modules.json',
+      'onnx/decoder_model_merged.onnx',
+      'onnx/decoder_model_merged.onnx_data_1',
+      'onnx/model.onnx',
+      'onnx/model.onnx_data',
+      'tokenizer.model',
+      'vocab.json',
+    ])
+  })
+
+  it('an included ONNX model brings its external data along, unless excluded', () => {
+    const paths = ['onnx/model.onnx', 'onnx/model.onnx_data', 'onnx/model_fp16.onnx', 'onnx/model_fp16.onnx_data', 'model.onnx', 'model.onnx.data']
+    expect(selectPaths(paths, { include: ['onnx/model.onnx'] })).toEqual(['onnx/model.onnx', 'onnx/model.onnx_data'])
+    expect(selectPaths(paths, { include: ['model.onnx'] })).toEqual(['model.onnx', 'model.onnx.data', 'onnx/model.onnx', 'onnx/model.onnx_data'])
+    expect(selectPaths(paths, { include: ['onnx/model.onnx'], exclude: ['*.onnx_data'] })).toEqual(['onnx/model.onnx'])
+  })
 })
