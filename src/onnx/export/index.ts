@@ -279,6 +279,14 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
                 hint: 'Drop --opset, or use --exporter native / optimum to export at another opset.',
               })
             }
+            const want = TASK_OUTPUT[c.task!]
+            if (options.task && want && !(copied.model.graph?.output ?? []).some((o) => o.name === want)) {
+              // An explicit --task is a promise about the outputs; a copied model that cannot keep it is refused.
+              throw new UsageError(`${rel} has no ${want} output, which --task ${c.task} needs (it has ${(copied.model.graph?.output ?? []).map((o) => o.name).join(', ')})`, {
+                code: 'VARIANT_TASK_MISMATCH',
+                hint: 'Drop --task to copy the model as it is, or use --exporter native / optimum to export that task.',
+              })
+            }
             c.opset = copied.opset
             c.externalData = copied.externalData
             c.modelType = c.config?.model_type
