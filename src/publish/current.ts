@@ -7,7 +7,7 @@
  * symlink and a real directory, both written by the original Python ModelStore. A reader resolves once and
  * then uses the returned version directory, which never changes under it.
  */
-import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs'
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { basename, isAbsolute, join, resolve } from 'node:path'
 import { errnoCode, IntegrityError, NotFoundError, UsageError } from '../lib/errors.js'
 import { strictStore } from '../lib/env.js'
@@ -82,6 +82,8 @@ export function resolveChannel(root: string, agent: string, channel = 'current',
     linkStat = lstatSync(linkPath)
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err
+    const aside = legacyAside(agentDir, channel)
+    if (aside) return { agent, channel, version: manifestVersion(aside), path: aside, layout: 'directory' }
     return missing(strict, `Agent ${agent} has no ${channel} version`, 'NO_CURRENT', channel === 'current'
       ? `Publish one with \`modelforge store finalize ${agent} <version>\` or \`modelforge store promote ${agent} <version>\`.`
       : `Point it with \`modelforge store promote ${agent} <version> --channel ${channel}\`.`, { root: absRoot, agent, channel })
@@ -115,6 +117,28 @@ export function resolveChannel(root: string, agent: string, channel = 'current',
 /** `current` of an agent: see resolveChannel. */
 export function resolveCurrent(root: string, agent: string, options: ResolveOptions = {}): ResolvedChannel | null {
   return resolveChannel(root, agent, 'current', options)
+}
+
+/** Where the first publish into a Python-made agent moves its real `current` directory (see pointChannel). */
+export function legacyAsideName(channel: string, stamp: number): string {
+  return `${channel}.legacy-${stamp}`
+}
+
+/**
+ * The newest `<channel>.legacy-<ms>` directory, or null. Replacing a Python-made real `current` directory by
+ * a link takes two renames (the directory aside, then the link in), as no rename(2) swaps a directory for a
+ * link; a crash between them leaves no `current`, so readers then use the directory that was just moved aside.
+ */
+function legacyAside(agentDir: string, channel: string): string | null {
+  const prefix = `${channel}.legacy-`
+  let best: { stamp: number; path: string } | null = null
+  for (const name of readdirSync(agentDir)) {
+    if (!name.startsWith(prefix) || !/^\d+$/.test(name.slice(prefix.length))) continue
+    const stamp = Number(name.slice(prefix.length))
+    const path = join(agentDir, name)
+    if ((!best || stamp > best.stamp) && isDir(path)) best = { stamp, path }
+  }
+  return best?.path ?? null
 }
 
 function isDir(path: string): boolean {

@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path'
 import { ConflictError, errnoCode, IntegrityError, ModelforgeError, NotFoundError, UsageError } from '../lib/errors.js'
 import { loadConfig, strictStore } from '../lib/env.js'
 import { appendAudit, readAudit } from './audit.js'
-import { resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
+import { legacyAsideName, resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
 import { fsyncDir, swapSymlink, TEMP_LINK_PREFIX, TEMP_SUFFIX, writeFileDurable } from './fsutil.js'
 import { hashFiles } from './hash.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
@@ -617,8 +617,10 @@ export class ModelStore {
     if (st?.isDirectory()) {
       // A Python-made store kept `current` as a real directory, which rename() cannot replace by a link:
       // it is moved aside (kept, never deleted) and the link put in its place.
-      const aside = join(agentDir, `${channel}.legacy-${Date.now()}`)
+      const aside = join(agentDir, legacyAsideName(channel, Date.now()))
       await rename(linkPath, aside)
+      // Durable before the link goes in: readers fall back to the aside directory while `current` is absent.
+      await fsyncDir(agentDir)
     }
     await swapSymlink(agentDir, channel, `versions/${version}`)
   }

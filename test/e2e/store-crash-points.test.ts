@@ -9,7 +9,7 @@
  * makes the ESM named imports of the built store see the wrappers); the store code is the real dist/ build.
  */
 import { spawnSync } from 'node:child_process'
-import { cpSync, existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
@@ -18,6 +18,7 @@ import { lockPath } from '../../src/publish/lock.js'
 import { readManifest } from '../../src/publish/manifest.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { makeTemp, removeTemps, repoRoot, writeTree } from '../helpers/store-helpers.js'
+import { writeLegacyAgent } from '../helpers/store-legacy.js'
 
 afterAll(removeTemps)
 
@@ -41,6 +42,10 @@ syncBuiltinESMExports()
 const { ModelStore } = await import(${JSON.stringify(join(repoRoot, 'dist', 'publish', 'store.js'))})
 const store = new ModelStore(root, { strict: true })
 await store.finalize('a', 'v2', { metadata: { step: 'finalize' } })
+if (process.argv[4] === 'finalize-only') {
+  process.stdout.write(String(calls))
+  process.exit(0)
+}
 await store.promote('a', 'v1', 'staging')
 await store.prune('a', { keep: 1 })
 await store.rollback('a')
@@ -64,8 +69,8 @@ beforeAll(async () => {
   writeTree(await store.stage('a', 'v2'), { 'model.onnx': 'weights v2', 'tok/vocab.txt': 'a\nb\nc\n', 'tok/deep/x.bin': 'x' })
 })
 
-function runWriter(root: string, killAt: number): { killed: boolean; calls: number } {
-  const r = spawnSync(process.execPath, [script, root, String(killAt)], { encoding: 'utf8', timeout: 30_000 })
+function runWriter(root: string, killAt: number, mode = 'all'): { killed: boolean; calls: number } {
+  const r = spawnSync(process.execPath, [script, root, String(killAt), mode], { encoding: 'utf8', timeout: 30_000 })
   if (r.signal === 'SIGKILL') return { killed: true, calls: 0 }
   if (r.status !== 0) throw new Error(`writer failed (${r.status}): ${r.stderr}`)
   return { killed: false, calls: Number(r.stdout) }
@@ -125,8 +130,36 @@ describe('a crash at every filesystem call', () => {
   }, 120_000)
 })
 
-function cpBase(name: string): string {
-  const root = join(base, '..', name)
-  cpSync(base, root, { recursive: true, verbatimSymlinks: true })
+describe('a crash at every filesystem call of the first publish into a Python-made agent', () => {
+  it('never leaves readers without current: the real current directory is moved aside, then linked', async () => {
+    const legacyBase = join(base, '..', 'legacy-base')
+    writeLegacyAgent(legacyBase, 'a', [
+      { version: 'v0', files: { 'model.onnx': 'zero' } },
+      { version: 'v1', files: { 'model.onnx': 'one', 'tok/vocab.txt': 'a\n' } },
+    ], 'directory')
+    writeTree(await new ModelStore(legacyBase).stage('a', 'v2'), { 'model.onnx': 'two' })
+    const total = runWriter(cpBase('legacy-count', legacyBase), Number.MAX_SAFE_INTEGER, 'finalize-only').calls
+    const layouts = new Set<string>()
+    for (let k = 1; k <= total; k++) {
+      const root = cpBase(`legacy-k${k}`, legacyBase)
+      expect(runWriter(root, k, 'finalize-only').killed, `K=${k}`).toBe(true)
+      const current = resolveChannel(root, 'a', 'current', { strict: true })!
+      layouts.add(`${current.layout}:${current.version}`)
+      expect(existsSync(join(current.path, 'manifest.json')), `K=${k}`).toBe(true)
+      expect(current.layout === 'directory' ? 'v1' : 'v2', `K=${k}`).toBe(current.version)
+      const store = new ModelStore(root, { strict: true })
+      await store.gc({ olderThanMs: 0 })
+      expect((await store.verify()).filter((r) => !r.ok), `K=${k}`).toEqual([])
+      writeTree(await store.stage('a', 'v9'), { 'model.onnx': 'nine' })
+      expect((await store.finalize('a', 'v9')).previous, `K=${k}`).toBe(current.version)
+      expect(readlinkSync(join(root, 'a', 'current'))).toBe('versions/v9')
+    }
+    expect([...layouts].sort()).toEqual(['directory:v1', 'relative-link:v2'])
+  }, 60_000)
+})
+
+function cpBase(name: string, from = base): string {
+  const root = join(from, '..', name)
+  cpSync(from, root, { recursive: true, verbatimSymlinks: true })
   return root
 }
