@@ -202,6 +202,31 @@ describe('validateModel against another ONNX model', () => {
     expect(bad.passed).toBe(false)
     expect(bad.outputs[0].reason).toMatch(/argmax differs/)
   })
+
+  it('under int8, a per-output tolerance adds the elementwise rule to that output only', async () => {
+    const two = async (name: string, k: number, w: number[]) => {
+      const g = new GraphBuilder()
+      g.input('x', DataType.FLOAT, ['batch', 2])
+      g.node('MatMul', ['x', g.initializer('w', [2, 2], new Float32Array(w))], ['logits'])
+      g.node('Mul', ['x', g.initializer('k', [], new Float32Array([k]))], ['hidden'])
+      g.output('logits', DataType.FLOAT, ['batch', 2])
+      g.output('hidden', DataType.FLOAT, ['batch', 2])
+      const p = join(dir, name)
+      await writeModel(p, g.toModel())
+      return p
+    }
+    const ref = await two('ref-two.onnx', 1, [1, 0, 0, 1])
+    // hidden is 1.5x the reference: same direction (cosine 1), far outside 0.1 elementwise.
+    const cand = await two('cand-two.onnx', 1.5, [1.02, 0.01, 0.01, 1.02])
+    const base = { candidate: cand, reference: ref, precision: 'int8' as const, generate: { samples: 8 }, quiet: true }
+    const perOutput = await validateModel({ ...base, atol: ['logits:0.5'] })
+    expect(perOutput.outputs.map((o) => [o.name, o.passed])).toEqual([['logits', true], ['hidden', true]])
+    const strict = await validateModel({ ...base, atol: ['logits:0.5', 'hidden:0.01'], rtol: ['hidden:0.01'] })
+    expect(strict.failed).toEqual(['generated/hidden'])
+    expect(strict.outputs[1].reason).toMatch(/elements outside atol 0.01/)
+    // A default tolerance applies everywhere.
+    expect((await validateModel({ ...base, atol: ['0.01'], rtol: ['0.01'] })).failed).toEqual(['generated/logits', 'generated/hidden'])
+  })
 })
 
 describe('validateModel errors', () => {
