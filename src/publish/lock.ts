@@ -153,9 +153,16 @@ function takeOver(path: string, raw: string): void {
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') throw err
     }
-    if (now === raw) unlinkSync(path)
+    // unlinkIfExists: only a mutex wrongly broken as stale (see above) lets another process get here too.
+    if (now === raw) unlinkIfExists(path)
   } finally {
-    if (readFileSync(mutex, 'utf8') === mine) unlinkIfExists(mutex)
+    let held: string | null = null
+    try {
+      held = readFileSync(mutex, 'utf8')
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err
+    }
+    if (held === mine) unlinkIfExists(mutex)
   }
 }
 

@@ -3,6 +3,7 @@
  * staged and finalized through ModelStore (so the demo exercises the real publish path), `current` ends on
  * the newest, and every agent's current model is loaded and run in onnxruntime-node before success.
  */
+import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
@@ -56,11 +57,12 @@ export async function createToyStore(dir: string, options: ToyStoreOptions = {})
   // Refuse before writing anything when the demo would collide with what is there.
   for (const a of agents) {
     const existing = (await store.agents()).includes(a) ? await store.versions(a) : []
-    const clash = versionNames.filter((v) => existing.includes(v))
+    // A leftover staging dir would stop the run half-way (stage refuses it), after other agents were written.
+    const clash = versionNames.filter((v) => existing.includes(v) || existsSync(store.stagingDir(a, v)))
     if (clash.length > 0) {
-      throw new ConflictError(`Store ${store.root} already holds ${a} ${clash.join(', ')}`, {
+      throw new ConflictError(`Store ${store.root} already holds ${a} ${clash.join(', ')} (finalized or staged)`, {
         code: 'VERSION_EXISTS',
-        hint: 'Give toy-store an empty or new directory.',
+        hint: 'Give toy-store an empty or new directory (or remove leftover staging dirs with `modelforge store gc --older-than 0`).',
         details: { agent: a, versions: clash },
       })
     }

@@ -5,7 +5,9 @@ import { decodeModel } from '../../src/onnx/proto.js'
 import { checkToyModel } from '../../src/toy/check.js'
 import { bagOfWords, buildToyModel, kindFor, tokenize, VOCAB } from '../../src/toy/models.js'
 import { seededRng } from '../../src/lib/random.js'
-import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
+import { ModelStore } from '../../src/publish/store.js'
+import { createToyStore } from '../../src/toy/toy-store.js'
+import { makeTemp, removeTemps, snapshot, writeTree } from '../helpers/store-helpers.js'
 
 afterAll(removeTemps)
 
@@ -59,5 +61,18 @@ describe('toy models', () => {
     expect(kindFor('other', 0)).toBe('classifier')
     expect(tokenize('The market, RALLY! zebra')).toEqual([1, 4, 5, 0])
     expect(bagOfWords('the the model')[VOCAB.indexOf('the')]).toBe(2)
+  })
+})
+
+describe('createToyStore', () => {
+  it('refuses a leftover staging dir of a version it would make before writing anything (exit 5)', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await store.stage('memory', 'v1')
+    const before = snapshot(root)
+    await expect(createToyStore(root, { agents: ['scout', 'memory'], versions: 1, quiet: true })).rejects.toMatchObject({
+      exitCode: 5, message: expect.stringContaining('already holds memory v1 (finalized or staged)'), hint: expect.stringContaining('store gc'),
+    })
+    expect(snapshot(root)).toEqual(before)
   })
 })
