@@ -4,11 +4,11 @@
  * is among our dependencies: the lock file is created with O_EXCL and holds our pid and host; a waiter that
  * finds the owner dead (same host, pid gone) breaks it, so a fetch killed with SIGKILL never blocks the
  * next one. Python's filelock uses flock on the same path, which does not exclude us (or vice versa):
- * concurrent modelforge processes are serialised, a concurrent Python download of the same blob is not;
- * both write to temporary files and rename, so the worst case is the same blob written twice.
+ * concurrent modelforge processes are serialised, a concurrent Python download of the same blob is not
+ * (both would write blobs/<id>.incomplete: our hash check rejects a mix, Python's download does not check).
  */
 import { randomBytes } from 'node:crypto'
-import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { dirname } from 'node:path'
 import { ConflictError, errnoCode } from '../lib/errors.js'
@@ -37,6 +37,14 @@ async function ageMs(path: string): Promise<number> {
     return Date.now() - (await stat(path)).mtimeMs
   } catch {
     return 0
+  }
+}
+
+async function isEmpty(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).size === 0
+  } catch {
+    return false
   }
 }
 
@@ -72,13 +80,13 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
   await mkdir(dirname(path), { recursive: true })
   const started = Date.now()
   for (;;) {
+    // The owner record is written aside and linked into place (link() never overwrites), so a lock file of
+    // ours is never seen empty. An empty file is Python's: filelock leaves its (flock-ed) lock file behind
+    // after every download, and its existence says nothing about a download in progress.
+    const tmp = `${path}.${me.token}.tmp`
+    await writeFile(tmp, JSON.stringify(me))
     try {
-      const fh = await open(path, 'wx')
-      try {
-        await fh.writeFile(JSON.stringify(me))
-      } finally {
-        await fh.close()
-      }
+      await link(tmp, path)
       return {
         release: async () => {
           const owner = await readOwner(path)
@@ -87,14 +95,17 @@ export async function acquireLock(path: string, options: LockOptions = {}): Prom
       }
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST') throw err
+    } finally {
+      await unlink(tmp).catch(() => undefined)
     }
     const owner = await readOwner(path)
     if (owner && owner.host === me.host && !processAlive(owner.pid)) {
       await breakStale(path, owner)
       continue
     }
-    // An owner killed between creating the file and writing its pid leaves it empty: stale after a while.
-    if (!owner && (await ageMs(path)) > 30_000) {
+    // No owner record: huggingface_hub's leftover (see above), or a file damaged by hand; an unreadable
+    // record (being replaced right now by a breaker's link) gets a moment before it is judged.
+    if (!owner && (await isEmpty(path) || (await ageMs(path)) > 30_000)) {
       await breakStale(path, { pid: 0, host: '', token: '' })
       continue
     }

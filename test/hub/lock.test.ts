@@ -48,4 +48,14 @@ describe('per-blob lock', () => {
     expect(err).toBeInstanceOf(ConflictError)
     expect(err).toMatchObject({ exitCode: 5, code: 'LOCK_HELD', hint: expect.stringContaining('Another fetch') })
   })
+
+  it("takes over at once the empty lock file huggingface_hub's filelock leaves behind after a download", async () => {
+    const path = join(dir, 'b.lock')
+    await writeFile(path, '')
+    const started = Date.now()
+    const lock = await acquireLock(path, { timeoutMs: 2000, pollMs: 20 })
+    expect(Date.now() - started).toBeLessThan(1000)
+    await lock.release()
+    expect(await readdir(dir)).toEqual([])
+  })
 })
