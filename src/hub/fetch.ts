@@ -37,7 +37,7 @@ import {
 } from './cache.js'
 import { downloadBlobInThread } from './blob-thread.js'
 import { downloadBlob } from './download.js'
-import { CancelledError, HubHttp, type RetryOptions } from './http.js'
+import { CancelledError, HubHttp, redact, type RetryOptions } from './http.js'
 import { acquireLock } from './lock.js'
 import { checkApproval, checkSourceAllowed } from './policy.js'
 import { isLiteral, selectPaths } from './select.js'
@@ -215,6 +215,26 @@ function resolveUrl(endpoint: string, repoId: string, commit: string, path: stri
   return `${endpoint}/${repoId}/resolve/${commit}/${path.split('/').map(encodeURIComponent).join('/')}`
 }
 
+/**
+ * HF_ENDPOINT / endpoint must be an http(s) URL without user info: credentials in it would be echoed by the
+ * result, the audit log and error messages (fetch() refuses such URLs anyway); the token goes in HF_TOKEN.
+ */
+function checkEndpoint(endpoint: string): string {
+  let url: URL | undefined
+  try {
+    url = new URL(endpoint)
+  } catch {
+    url = undefined
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) {
+    throw new UsageError(`Invalid Hub endpoint "${redact(endpoint)}": expected an http(s) URL without credentials`, {
+      code: 'INVALID_ENDPOINT',
+      hint: 'Set HF_ENDPOINT to the Hub URL, e.g. https://huggingface.co, and pass the token in HF_TOKEN or --token.',
+    })
+  }
+  return endpoint
+}
+
 export async function fetchModel(source: string, options: FetchOptions = {}): Promise<FetchResult> {
   if (await isDirectory(source)) return localSource(source)
   validateRepoId(source)
@@ -232,7 +252,7 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
   checkSourceAllowed(repoId, config, process.env.MODELFORGE_CONFIG)
 
   const cacheDir = options.cacheDir ? resolve(options.cacheDir) : hubCacheDir()
-  const endpoint = (options.endpoint ?? hubEndpoint()).replace(/\/+$/, '')
+  const endpoint = checkEndpoint((options.endpoint ?? hubEndpoint()).replace(/\/+$/, ''))
   const repo = repoCache(cacheDir, repoId)
   const base = { source: 'hub' as const, repo: repoId, revision, cacheDir, endpoint }
 
@@ -335,6 +355,14 @@ async function fetchOne(
 ): Promise<Downloaded> {
   const id = blobId(f)
   const lfs = Boolean(f.lfsSha256)
+  // A blob only ever gets its name once verified (by us or huggingface_hub), so one that is there needs no
+  // lock: waiting on the lock of a blob another process already finished would only cost time.
+  const blobPath = join(repo.blobsDir, id)
+  const present = await stat(blobPath).catch(() => undefined)
+  if (present?.isFile() && present.size === f.size) {
+    const sha256 = lfs ? id : await sha256File(blobPath)
+    return { file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, fromCache: true }, downloaded: 0, resumedFrom: 0 }
+  }
   const lock = await acquireLock(join(repo.locksDir, `${id}.lock`), { timeoutMs: options.lockTimeoutMs })
   try {
     const download = f.size >= (options.threadMinBytes ?? THREAD_MIN_BYTES) ? downloadBlobInThread : downloadBlob

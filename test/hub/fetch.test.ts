@@ -1,4 +1,5 @@
 import { mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { repoCache } from '../../src/hub/cache.js'
@@ -183,6 +184,17 @@ describe('fetchModel: offline-first', () => {
     const twin = repo.v1.slice(0, 7) + 'f'.repeat(33)
     await mkdir(join(repoDir(), 'snapshots', twin === repo.v1 ? repo.v1.slice(0, 7) + 'e'.repeat(33) : twin), { recursive: true })
     await expect(fetchModel('org/tiny', opts({ offline: true, revision: repo.v1.slice(0, 7), include: ['config.json'] }))).rejects.toMatchObject({ exitCode: 6 })
+  })
+
+  it('a blob already in blobs/ is linked without waiting for its lock (held by another process)', async () => {
+    const first = await fetchModel('org/tiny', opts({ include: ['config.json'] }))
+    for (const d of ['snapshots', 'refs', 'trees']) await rm(join(repoDir(), d), { recursive: true })
+    const lock = join(cacheDir, '.locks', 'models--org--tiny', `${first.files[0]!.blob}.lock`)
+    await mkdir(join(lock, '..'), { recursive: true })
+    await writeFile(lock, JSON.stringify({ pid: process.ppid, host: hostname(), token: 'busy' }))
+    const r = await fetchModel('org/tiny', opts({ include: ['config.json'], lockTimeoutMs: 200 }))
+    expect(r.files).toEqual(first.files.map((f) => ({ ...f, fromCache: true })))
+    expect(hub.requests.filter((q) => q.path.includes('/resolve/'))).toHaveLength(1)
   })
 
   it('a branch whose name holds "/" is stored as nested refs/ files, like huggingface_hub', async () => {
@@ -430,6 +442,15 @@ describe('fetchModel: errors and policy', () => {
     } finally {
       await h.stop()
     }
+  })
+
+  it('refuses an endpoint that is no http(s) URL or holds credentials, without echoing them (exit 2)', async () => {
+    const withCreds = hub.url.replace('http://', 'http://user:hf_secret_in_url@')
+    const err = await fetchModel('org/tiny', opts({ endpoint: withCreds })).catch((e: unknown) => e)
+    expect(err).toMatchObject({ exitCode: 2, code: 'INVALID_ENDPOINT' })
+    expect(JSON.stringify(err) + String(err)).not.toContain('hf_secret_in_url')
+    await expect(fetchModel('org/tiny', opts({ endpoint: 'huggingface.co' }))).rejects.toMatchObject({ exitCode: 2 })
+    expect(hub.count()).toBe(0)
   })
 
   it('refuses invalid repo ids and revisions before any request (exit 2)', async () => {
