@@ -118,6 +118,15 @@ function ageMs(path: string): number {
   }
 }
 
+function readIfExists(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return null
+    throw err
+  }
+}
+
 function unlinkIfExists(path: string): void {
   try {
     unlinkSync(path)
@@ -156,13 +165,7 @@ function takeOver(path: string, raw: string): void {
     // unlinkIfExists: only a mutex wrongly broken as stale (see above) lets another process get here too.
     if (now === raw) unlinkIfExists(path)
   } finally {
-    let held: string | null = null
-    try {
-      held = readFileSync(mutex, 'utf8')
-    } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw err
-    }
-    if (held === mine) unlinkIfExists(mutex)
+    if (readIfExists(mutex) === mine) unlinkIfExists(mutex)
   }
 }
 
