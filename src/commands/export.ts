@@ -6,11 +6,10 @@ import { EXPORTERS, exportModel, type Exporter, type ExportResult } from '../onn
 export default class Export extends BaseCommand {
   static summary = 'Export a Hugging Face model (directory or cached repo id) to ONNX, checked by a run in onnxruntime'
   static description = `Writes model.onnx (plus external data over 2 GB), config.json and the tokenizer files to --out.
---exporter auto uses the repository's own ONNX when it ships one for the task, else the native TypeScript
-exporter (bert, roberta, xlm-roberta, distilbert: feature-extraction, text-classification, sentence-embedding),
-else optimum-cli. The task defaults from config.json's architectures (sentence-embedding for
-sentence-transformers repositories). Every export ends with a smoke run in onnxruntime-node; nothing is
-written to --out unless it passes. See docs/export.md.`
+
+--exporter auto uses the repository's own ONNX when it ships one for the task, else the native TypeScript exporter (bert, roberta, xlm-roberta, distilbert: feature-extraction, text-classification, sentence-embedding), else optimum-cli. The task defaults from config.json's architectures (sentence-embedding for sentence-transformers repositories).
+
+Every export ends with a smoke run in onnxruntime-node; nothing is written to --out unless it passes. Exit codes: 2 usage or unsupported model, 3 optimum-cli missing or failed, 4 the smoke run failed, 5 --out already holds an export, 6 model or revision not found. See docs/export.md.`
   static examples = [
     '<%= config.bin %> export ./bert-base-uncased --out ./exported',
     '<%= config.bin %> export sentence-transformers/all-MiniLM-L6-v2 --revision main --out ./minilm --exporter native',

@@ -4,13 +4,11 @@ import { assertWellFormed, formatInspection, inspectModel, type ModelInspection 
 
 export default class Inspect extends BaseCommand {
   static summary = 'Show what an ONNX model is: opsets, inputs/outputs, op histogram, parameters, external data'
-  static description = `Reads the model without running it: IR version, opsets, producer, metadata, inputs and outputs with
-dtypes and shapes (symbolic dims by name), the op histogram over all graphs (If/Loop/Scan bodies included),
-parameter count and bytes, and the external data files the model names. It also checks the structure
-(names defined once, every node input defined, opsets imported, initializers holding their bytes, external
-data present); --load also loads the model in onnxruntime-node (shape errors, unknown operators).
-Exit codes: 4 the model is broken or (with --load) onnxruntime refuses it, after printing what could be
-read; 6 file not found. See docs/inspect.md.`
+  static description = `Reads the model without running it: IR version, opsets, producer, metadata, inputs and outputs with dtypes and shapes (symbolic dims by name), the op histogram over all graphs (If/Loop/Scan bodies included), parameter count and bytes, and the external data files the model names.
+
+It also checks the structure (names defined once, every node input defined, opsets imported, initializers holding their bytes, external data present); --load also loads the model in onnxruntime-node (shape errors, unknown operators).
+
+Exit codes: 4 the model is broken or (with --load) onnxruntime refuses it, after printing what could be read; 6 file not found. See docs/inspect.md.`
   static examples = [
     '<%= config.bin %> inspect out/model.onnx',
     '<%= config.bin %> inspect out/model.onnx --load --json',

@@ -5,14 +5,11 @@ import { assertValidated, formatValidation, validateModel, type ValidateResult }
 
 export default class Validate extends BaseCommand {
   static summary = 'Compare an ONNX model\'s outputs with a reference, output by output (exit 4 when any is off)'
-  static description = `The reference is another ONNX model (both run on the same inputs), an ONNX test data directory
-(test_data_set_N/input_N.pb + output_N.pb) or a reference JSON ({"inputs": {...}, "outputs": {...}}).
-Inputs come from --inputs, else from the reference, else are generated from the model's inputs (token ids
-inside the vocabulary, attention masks with padded tails, token types, uniform floats).
-An element passes when |candidate - reference| <= atol OR |candidate - reference| / |reference| <= rtol
-(Polygraphy's rule). Defaults by --precision: fp32 atol 1e-4 rtol 1e-3; fp16 1e-2 / 1e-2; int8 cosine
-similarity >= 0.99 and, for logits, the same argmax. Exit codes: 4 validation failed (the table says which
-output and by how much), 2 bad arguments or mismatched reference, 6 file not found. See docs/validate.md.`
+  static description = `The reference is another ONNX model (both run on the same inputs), an ONNX test data directory (test_data_set_N/input_N.pb + output_N.pb) or a reference JSON ({"inputs": {...}, "outputs": {...}}). Inputs come from --inputs, else from the reference, else are generated from the model's inputs (token ids inside the vocabulary, attention masks with padded tails, token types, uniform floats).
+
+An element passes when |candidate - reference| <= atol OR |candidate - reference| / |reference| <= rtol (Polygraphy's rule). Defaults by --precision: fp32 atol 1e-4 rtol 1e-3; fp16 1e-2 / 1e-2; int8 cosine similarity >= 0.99 and, for logits, the same argmax.
+
+Exit codes: 4 validation failed (the table says which output and by how much), 2 bad arguments or mismatched reference, 6 file not found. See docs/validate.md.`
   static examples = [
     '<%= config.bin %> validate out/model.onnx --reference fixtures/hf-tiny/tiny-bert/reference.json --atol 1e-4',
     '<%= config.bin %> validate model_fp16.onnx --reference model.onnx --precision fp16 --samples 4 --sequence-length 128',
