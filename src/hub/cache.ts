@@ -163,11 +163,29 @@ export async function readTree(repo: RepoCache, commit: string): Promise<TreeCac
   }
   try {
     const parsed = JSON.parse(text) as TreeCache
-    if (parsed && typeof parsed === 'object' && parsed.files && typeof parsed.files === 'object') return parsed
+    if (parsed && typeof parsed === 'object' && parsed.files && typeof parsed.files === 'object' && Object.entries(parsed.files).every(validTreeEntry)) return parsed
   } catch {
     // A damaged listing is treated as absent: it is a cache of the Hub's answer and can be fetched again.
   }
   return undefined
+}
+
+/** Blob ids become file names under blobs/ and paths under snapshots/: a listing that would escape is not used. */
+function validTreeEntry([path, f]: [string, TreeFileEntry]): boolean {
+  try {
+    safeRepoPath(path)
+  } catch {
+    return false
+  }
+  return (
+    typeof f === 'object' &&
+    f !== null &&
+    Number.isSafeInteger(f.size) &&
+    f.size >= 0 &&
+    typeof f.blob_id === 'string' &&
+    /^[0-9a-f]{40}$/.test(f.blob_id) &&
+    (f.lfs_sha256 === undefined || f.lfs_sha256 === null || /^[0-9a-f]{64}$/.test(f.lfs_sha256))
+  )
 }
 
 export async function writeTree(repo: RepoCache, commit: string, tree: TreeCache): Promise<void> {

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   blobLinkTarget,
   readRef,
+  readTree,
   repoCache,
   repoFolderName,
   resolveCachedSnapshot,
@@ -12,6 +13,7 @@ import {
   validateRepoId,
   validateRevision,
   writeRef,
+  writeTree,
 } from '../../src/hub/cache.js'
 import { NotFoundError, UsageError } from '../../src/lib/errors.js'
 
@@ -49,6 +51,24 @@ describe('cache layout', () => {
     expect(await readFile(join(repo.refsDir, 'refs', 'pr', '1'), 'utf8')).toBe(commit)
     expect(await readRef(repo, 'refs/pr/1')).toBe(commit)
     expect(await readRef(repo, 'main')).toBeUndefined()
+  })
+})
+
+describe('trees/<commit>.json', () => {
+  it('is read back as written, and ignored when an entry could escape blobs/ or the snapshot', async () => {
+    const repo = repoCache(cacheDir, 'org/name')
+    const good = { format_version: 1 as const, files: { 'onnx/model.onnx': { size: 3, blob_id: 'b'.repeat(40), lfs_sha256: 'c'.repeat(64), lfs_size: 3 } } }
+    await writeTree(repo, commit, good)
+    expect(await readTree(repo, commit)).toEqual(good)
+    for (const files of [
+      { 'config.json': { size: 3, blob_id: '../../../../etc/passwd' } },
+      { 'config.json': { size: 3, blob_id: 'b'.repeat(40), lfs_sha256: '../x' } },
+      { '../config.json': { size: 3, blob_id: 'b'.repeat(40) } },
+      { 'config.json': { size: -1, blob_id: 'b'.repeat(40) } },
+    ]) {
+      await writeFile(join(repo.treesDir, `${commit}.json`), JSON.stringify({ format_version: 1, files }))
+      expect(await readTree(repo, commit)).toBeUndefined()
+    }
   })
 })
 
