@@ -8,7 +8,7 @@ export default class Fetch extends BaseCommand {
   static description = [
     'Resolves the revision from the cache first: when every wanted file is already there, no request is made. Otherwise resolves the revision to a commit once, lists its files, downloads what is missing (resumed with HTTP Range after an interruption), verifies size and hash (sha256 for LFS files, git blob sha1 for the others) and only then links the snapshot and writes refs/ and trees/.',
     "The cache is the Hugging Face layout, shared with Python's huggingface_hub. A local directory is used as is.",
-    'Exit codes: 3 network or Hub failure, 4 integrity failure, 6 not cached while offline or not found on the Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.',
+    'Exit codes: 2 invalid repo id, revision, HF_ENDPOINT or flags, 3 network or Hub failure, 4 integrity failure, 5 a blob locked by another fetch for too long, 6 not cached while offline or not found on the Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.',
   ].join('\n\n')
   static examples = [
     '<%= config.bin %> fetch sentence-transformers/all-MiniLM-L6-v2',
@@ -20,8 +20,11 @@ export default class Fetch extends BaseCommand {
     model: Args.string({ description: 'repo id (org/name) on the Hub, or a local model directory', required: true }),
   }
   static flags = {
-    revision: Flags.string({ description: 'branch, tag or 40-hex commit [default: main]' }),
-    include: Flags.string({ description: 'glob of files to fetch (repeatable); replaces the default set of config, tokenizer, weights and ONNX files', multiple: true }),
+    revision: Flags.string({ description: 'branch, tag or 40-hex commit (an abbreviated commit resolves from the cache) [default: main]' }),
+    include: Flags.string({
+      description: 'glob of files to fetch (repeatable); replaces the default set of config, tokenizer, weights and ONNX files; an included .onnx brings its external data',
+      multiple: true,
+    }),
     exclude: Flags.string({ description: 'glob of files to leave out (repeatable)', multiple: true }),
     offline: Flags.boolean({ description: 'never touch the network (also HF_HUB_OFFLINE=1); exit 6 if the cache cannot satisfy the request', default: false }),
     refresh: Flags.boolean({ description: "ask the Hub for the revision's current commit even if the cache knows one", default: false }),
