@@ -27,8 +27,9 @@ export function hubCacheDir(flag?: string, env: Env = process.env): string {
   return join(homedir(), '.cache', 'huggingface', 'hub')
 }
 
+/** As huggingface_hub reads it: HF_HUB_OFFLINE, else TRANSFORMERS_OFFLINE, true for 1/ON/YES/TRUE only. */
 export function hubOffline(env: Env = process.env): boolean {
-  return truthy(env.HF_HUB_OFFLINE)
+  return ['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_OFFLINE || env.TRANSFORMERS_OFFLINE || '').trim().toUpperCase())
 }
 
 export function hubEndpoint(env: Env = process.env): string {

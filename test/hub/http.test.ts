@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { backoffDelay, HubHttp, RetryableError } from '../../src/hub/http.js'
+import { hubOffline } from '../../src/lib/env.js'
 import { NotFoundError } from '../../src/lib/errors.js'
 
 describe('HubHttp retries', () => {
@@ -36,5 +37,14 @@ describe('HubHttp retries', () => {
       }),
     ).rejects.toBe(notFound)
     expect(calls).toBe(1)
+  })
+})
+
+describe('HF_HUB_OFFLINE', () => {
+  it('is read as huggingface_hub reads it: 1/ON/YES/TRUE, falling back to TRANSFORMERS_OFFLINE', () => {
+    for (const v of ['1', 'true', 'ON', 'yes']) expect(hubOffline({ HF_HUB_OFFLINE: v }), v).toBe(true)
+    for (const v of ['0', 'false', 'no', 'off', '', 'disable']) expect(hubOffline({ HF_HUB_OFFLINE: v }), v).toBe(false)
+    expect(hubOffline({ TRANSFORMERS_OFFLINE: '1' })).toBe(true)
+    expect(hubOffline({})).toBe(false)
   })
 })
