@@ -136,7 +136,8 @@ function legacyAside(agentDir: string, channel: string): string | null {
     if (!name.startsWith(prefix) || !/^\d+$/.test(name.slice(prefix.length))) continue
     const stamp = Number(name.slice(prefix.length))
     const path = join(agentDir, name)
-    if ((!best || stamp > best.stamp) && isDir(path)) best = { stamp, path }
+    // lstat: only a real directory moved aside counts, never a link that merely carries such a name.
+    if ((!best || stamp > best.stamp) && lstatSync(path).isDirectory()) best = { stamp, path }
   }
   return best?.path ?? null
 }

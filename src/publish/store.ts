@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import { lstatSync, readdirSync, statSync } from 'node:fs'
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import { ConflictError, errnoCode, IntegrityError, ModelforgeError, NotFoundError, UsageError } from '../lib/errors.js'
 import { loadConfig, strictStore } from '../lib/env.js'
 import { appendAudit, readAudit } from './audit.js'
@@ -213,7 +213,17 @@ export class ModelStore {
       if (!st.isDirectory()) {
         throw new IntegrityError(`${staging} is not a directory`, { code: 'STAGING_INVALID', hint: 'Remove it and stage the version again.', details: { path: staging } })
       }
-      const entries = await walkTree(staging)
+      const entries = await walkTree(staging).catch((err: unknown) => {
+        // An unreadable subdirectory is bad input like an unreadable file (exit 4), not a crash.
+        const code = errnoCode(err)
+        if (code !== 'EACCES' && code !== 'EPERM') throw err
+        const rel = relative(staging, String((err as { path?: unknown }).path ?? staging)) || '.'
+        throw new IntegrityError(`Cannot read ${rel}: ${code} (${(err as Error).message})`, {
+          code: 'UNREADABLE_FILE',
+          hint: 'Make every file and directory of the staged tree readable by this user (check permissions), then finalize again.',
+          details: { path: rel, errno: code },
+        })
+      })
       checkStagedTree(entries)
       const files = entries.filter((e) => e.type === 'file')
       const total = files.reduce((a, f) => a + f.size, 0)
@@ -713,7 +723,9 @@ function channelNames(agentDir: string): string[] {
   } catch {
     return []
   }
-  return names.filter((n) => n !== 'versions' && !n.endsWith(TEMP_SUFFIX) && !n.includes('.legacy-') && isLinkOrDir(join(agentDir, n), n))
+  // A moved-aside `current.legacy-<ms>` directory is no channel (only links and a real `current` are), but a
+  // link that happens to carry such a name is one, and prune must see it.
+  return names.filter((n) => n !== 'versions' && !n.endsWith(TEMP_SUFFIX) && isLinkOrDir(join(agentDir, n), n))
 }
 
 

@@ -134,6 +134,10 @@ describe('ModelStore', () => {
     expect(await store.versions('a')).toEqual(['v1', 'v2', 'v5'])
     expect(store.current('a')).toBe(join(root, 'a', 'versions', 'v2'))
     expect(readAudit(root, 'a').at(-1)).toMatchObject({ op: 'prune', removed: ['v4', 'v3'] })
+    // Any valid channel name is a channel, even one shaped like a moved-aside Python directory.
+    await store.promote('a', 'v5', 'current.legacy-1')
+    expect((await store.prune('a', { keep: 0 })).removed).toEqual([])
+    unlinkSync(join(root, 'a', 'current.legacy-1'))
     expect((await store.prune('a', { keep: 0 })).removed).toEqual(['v5'])
     expect(await store.versions('a')).toEqual(['v1', 'v2'])
     await expect(store.prune('a', { keep: -1 })).rejects.toMatchObject({ exitCode: 2 })
