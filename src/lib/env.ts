@@ -19,12 +19,18 @@ export function strictStore(env: Env = process.env): boolean {
   return truthy(env.STRICT_MODEL_STORE)
 }
 
-/** Hugging Face cache: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub. */
+/**
+ * Hugging Face cache, found as huggingface_hub finds it (so both use the same directory): HF_HUB_CACHE
+ * (or the older HUGGINGFACE_HUB_CACHE), else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else
+ * ~/.cache/huggingface/hub; a leading "~" is the home directory, as Python's expanduser makes it.
+ */
 export function hubCacheDir(flag?: string, env: Env = process.env): string {
-  if (flag) return resolve(flag)
-  if (env.HF_HUB_CACHE) return resolve(env.HF_HUB_CACHE)
-  if (env.HF_HOME) return join(resolve(env.HF_HOME), 'hub')
-  return join(homedir(), '.cache', 'huggingface', 'hub')
+  const path = (p: string): string => resolve(p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p)
+  if (flag) return path(flag)
+  const hubCache = env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE
+  if (hubCache) return path(hubCache)
+  if (env.HF_HOME) return join(path(env.HF_HOME), 'hub')
+  return join(path(env.XDG_CACHE_HOME || '~/.cache'), 'huggingface', 'hub')
 }
 
 /** As huggingface_hub reads it: HF_HUB_OFFLINE, else TRANSFORMERS_OFFLINE, true for 1/ON/YES/TRUE only. */

@@ -1,6 +1,8 @@
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { backoffDelay, HubHttp, RetryableError } from '../../src/hub/http.js'
-import { hubOffline } from '../../src/lib/env.js'
+import { hubCacheDir, hubOffline } from '../../src/lib/env.js'
 import { NotFoundError } from '../../src/lib/errors.js'
 
 describe('HubHttp retries', () => {
@@ -46,5 +48,16 @@ describe('HF_HUB_OFFLINE', () => {
     for (const v of ['0', 'false', 'no', 'off', '', 'disable']) expect(hubOffline({ HF_HUB_OFFLINE: v }), v).toBe(false)
     expect(hubOffline({ TRANSFORMERS_OFFLINE: '1' })).toBe(true)
     expect(hubOffline({})).toBe(false)
+  })
+})
+
+describe('the cache directory', () => {
+  it('is found as huggingface_hub finds it: HUGGINGFACE_HUB_CACHE, XDG_CACHE_HOME and "~" included', () => {
+    expect(hubCacheDir(undefined, { HUGGINGFACE_HUB_CACHE: '/old' })).toBe('/old')
+    expect(hubCacheDir(undefined, { HF_HUB_CACHE: '/new', HUGGINGFACE_HUB_CACHE: '/old' })).toBe('/new')
+    expect(hubCacheDir(undefined, { XDG_CACHE_HOME: '/xdg' })).toBe('/xdg/huggingface/hub')
+    expect(hubCacheDir(undefined, { HF_HOME: '/h', XDG_CACHE_HOME: '/xdg' })).toBe('/h/hub')
+    expect(hubCacheDir(undefined, { HF_HOME: '~/hf' })).toBe(join(homedir(), 'hf', 'hub'))
+    expect(hubCacheDir('~/c', {})).toBe(join(homedir(), 'c'))
   })
 })
