@@ -8,7 +8,7 @@
  * The counting wraps node:fs and node:fs/promises in the writer process only (module.syncBuiltinESMExports
  * makes the ESM named imports of the built store see the wrappers); the store code is the real dist/ build.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { cpSync, existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -69,11 +69,29 @@ beforeAll(async () => {
   writeTree(await store.stage('a', 'v2'), { 'model.onnx': 'weights v2', 'tok/vocab.txt': 'a\nb\nc\n', 'tok/deep/x.bin': 'x' })
 })
 
-function runWriter(root: string, killAt: number, mode = 'all'): { killed: boolean; calls: number } {
-  const r = spawnSync(process.execPath, [script, root, String(killAt), mode], { encoding: 'utf8', timeout: 30_000 })
-  if (r.signal === 'SIGKILL') return { killed: true, calls: 0 }
-  if (r.status !== 0) throw new Error(`writer failed (${r.status}): ${r.stderr}`)
-  return { killed: false, calls: Number(r.stdout) }
+function runWriter(root: string, killAt: number, mode = 'all'): Promise<{ killed: boolean; calls: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, root, String(killAt), mode], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      if (signal === 'SIGKILL') resolve({ killed: true, calls: 0 })
+      else if (code !== 0) reject(new Error(`writer failed (${code}): ${err}`))
+      else resolve({ killed: false, calls: Number(out) })
+    })
+  })
+}
+
+/** Runs the writer killed at every K from 1 to total, two at a time (the machine has two cores). */
+async function killAtEveryCall(total: number, rootFor: (k: number) => string, mode: string): Promise<void> {
+  for (let k = 1; k <= total; k += 2) {
+    const ks = k + 1 <= total ? [k, k + 1] : [k]
+    const runs = await Promise.all(ks.map((x) => runWriter(rootFor(x), x, mode)))
+    runs.forEach((r, i) => expect(r.killed, `K=${ks[i]}`).toBe(true))
+  }
 }
 
 /** What must hold after a crash at any instant, before and after `store gc --older-than 0`. */
@@ -116,15 +134,12 @@ async function checkAfterCrash(root: string, killAt: number): Promise<string> {
 
 describe('a crash at every filesystem call', () => {
   it('of finalize, promote, prune and rollback leaves a store that verifies and gc cleans', async () => {
-    const total = runWriter(cpBase('count'), Number.MAX_SAFE_INTEGER).calls
+    const total = (await runWriter(cpBase('count'), Number.MAX_SAFE_INTEGER, 'all')).calls
     expect(total).toBeGreaterThan(30)
+    const roots = Array.from({ length: total + 1 }, (_, k) => (k ? cpBase(`k${k}`) : ''))
+    await killAtEveryCall(total, (k) => roots[k]!, 'all')
     const seen = new Set<string>()
-    for (let k = 1; k <= total; k++) {
-      const root = cpBase(`k${k}`)
-      const r = runWriter(root, k)
-      expect(r.killed, `K=${k}`).toBe(true)
-      seen.add(await checkAfterCrash(root, k))
-    }
+    for (let k = 1; k <= total; k++) seen.add(await checkAfterCrash(roots[k]!, k))
     // The kills landed both before and after the link swap.
     expect([...seen].sort()).toEqual(['v1', 'v2'])
   }, 120_000)
@@ -138,11 +153,12 @@ describe('a crash at every filesystem call of the first publish into a Python-ma
       { version: 'v1', files: { 'model.onnx': 'one', 'tok/vocab.txt': 'a\n' } },
     ], 'directory')
     writeTree(await new ModelStore(legacyBase).stage('a', 'v2'), { 'model.onnx': 'two' })
-    const total = runWriter(cpBase('legacy-count', legacyBase), Number.MAX_SAFE_INTEGER, 'finalize-only').calls
+    const total = (await runWriter(cpBase('legacy-count', legacyBase), Number.MAX_SAFE_INTEGER, 'finalize-only')).calls
+    const roots = Array.from({ length: total + 1 }, (_, k) => (k ? cpBase(`legacy-k${k}`, legacyBase) : ''))
+    await killAtEveryCall(total, (k) => roots[k]!, 'finalize-only')
     const layouts = new Set<string>()
     for (let k = 1; k <= total; k++) {
-      const root = cpBase(`legacy-k${k}`, legacyBase)
-      expect(runWriter(root, k, 'finalize-only').killed, `K=${k}`).toBe(true)
+      const root = roots[k]!
       const current = resolveChannel(root, 'a', 'current', { strict: true })!
       layouts.add(`${current.layout}:${current.version}`)
       expect(existsSync(join(current.path, 'manifest.json')), `K=${k}`).toBe(true)

@@ -98,7 +98,7 @@ function cleanTree(root: string): void {
 describe('crash safety', () => {
   it('SIGKILL at random instants: current always verifies, no version without manifest, gc cleans up', async () => {
     const root = join(makeTemp('mf-crash-'), 'store')
-    const deadline = Date.now() + 8_000
+    const deadline = Date.now() + 6_000
     let kills = 0
     let published = 0
     // What the kills left behind: proof that they landed inside operations, not only between them.
@@ -144,7 +144,7 @@ describe('crash safety', () => {
     await w.ready
     let reads = 0
     const seen = new Set<string>()
-    const until = Date.now() + 4000
+    const until = Date.now() + 2500
     try {
       while (Date.now() < until) {
         const r = resolveCurrent(root, 'a', { strict: true })
