@@ -11,6 +11,7 @@
  * from dist/ and from the TypeScript sources under vitest/tsx, where a .ts worker file could not be loaded.
  */
 import { createHash } from 'node:crypto'
+import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
@@ -42,16 +43,23 @@ export interface HashOptions {
 }
 
 const CHUNK = 1024 * 1024
+/**
+ * The tree is checked (lstat) before hashing, but a writer could swap a file for a symlink or a fifo in
+ * between: O_NOFOLLOW refuses a symlink (ELOOP), O_NONBLOCK keeps a fifo from blocking the open, and the
+ * fstat of the open descriptor refuses anything but a regular file. So what is hashed is what gets published.
+ */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
-const { openSync, readSync, fsyncSync, closeSync } = require('node:fs')
+const { openSync, readSync, fsyncSync, closeSync, fstatSync, constants } = require('node:fs')
 const { createHash } = require('node:crypto')
 const buf = Buffer.allocUnsafe(${CHUNK})
 parentPort.on('message', ({ id, path, fsync }) => {
   let fd
   try {
-    fd = openSync(path, 'r')
+    fd = openSync(path, ${OPEN_FLAGS})
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' })
     const h = createHash('sha256')
     let size = 0
     for (;;) {
@@ -72,6 +80,13 @@ parentPort.on('message', ({ id, path, fsync }) => {
 `
 
 function unreadable(rel: string, error: { code?: string; message: string }): IntegrityError {
+  if (error.code === 'ELOOP' || error.code === 'ENOTFILE') {
+    return new IntegrityError(`${rel} is no longer a regular file (it was replaced while being hashed)`, {
+      code: 'UNSUPPORTED_FILE_TYPE',
+      hint: 'Let the writer finish before finalizing; only regular files and directories can be published.',
+      details: { path: rel, errno: error.code },
+    })
+  }
   return new IntegrityError(`Cannot read ${rel}: ${error.message}`, {
     code: 'UNREADABLE_FILE',
     hint: 'Make every file of the staged tree readable by this user (check permissions), then finalize again.',
@@ -84,7 +99,8 @@ export async function hashFile(path: string, options: { fsync?: boolean; rel?: s
   const rel = options.rel ?? path
   let fh
   try {
-    fh = await open(path, 'r')
+    fh = await open(path, OPEN_FLAGS)
+    if (!(await fh.stat()).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' })
     const h = createHash('sha256')
     const buf = Buffer.allocUnsafe(CHUNK)
     let size = 0

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { chmodSync, writeFileSync } from 'node:fs'
+import { chmodSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { hashFile, hashFiles } from '../../src/publish/hash.js'
@@ -40,12 +40,26 @@ describe('hashFiles', () => {
     expect(last).toBe(26 * 1024 * 1024)
   })
 
+  it('refuses a file swapped for a symlink or a fifo after the tree was checked, without blocking', async () => {
+    const dir = makeTemp()
+    writeFileSync(join(dir, 'real'), 'x'.repeat(100))
+    symlinkSync('real', join(dir, 'link'))
+    spawnSync('mkfifo', [join(dir, 'fifo')])
+    for (const inlineBelow of [Infinity, 0]) {
+      for (const name of ['link', 'fifo']) {
+        await expect(hashFiles([{ path: join(dir, name), rel: name, size: 100 }, { path: join(dir, 'real'), rel: 'real', size: 100 }], { inlineBelow, threads: 2 })).rejects.toMatchObject({
+          exitCode: 4, code: 'UNSUPPORTED_FILE_TYPE', message: `${name} is no longer a regular file (it was replaced while being hashed)`,
+        })
+      }
+    }
+  })
+
   it('names the file it cannot read (exit 4, UNREADABLE_FILE)', async () => {
     const dir = makeTemp()
     await expect(hashFiles([{ path: join(dir, 'gone'), rel: 'gone', size: 10 }], { inlineBelow: 0, threads: 2 })).rejects.toMatchObject({
       exitCode: 4, code: 'UNREADABLE_FILE', message: expect.stringContaining('gone'),
     })
-    await expect(hashFile(dir, { rel: 'a-directory' })).rejects.toMatchObject({ code: 'UNREADABLE_FILE', message: expect.stringContaining('a-directory') })
+    await expect(hashFile(dir, { rel: 'a-directory' })).rejects.toMatchObject({ code: 'UNSUPPORTED_FILE_TYPE', message: expect.stringContaining('a-directory') })
     if (process.getuid?.() !== 0) {
       const p = join(dir, 'locked')
       writeFileSync(p, 'x')
