@@ -23,6 +23,12 @@ export interface LockInfo {
   agent: string
   op: string
   version?: string
+  /**
+   * The holder's start time in clock ticks since boot (/proc/<pid>/stat field 22), where /proc exists. A
+   * pid is reused (a container restarted after a crash often gets the same small pid again, even this very
+   * process's): a live process whose start time differs is not the holder.
+   */
+  proc_start?: string
 }
 
 export interface HeldLock {
@@ -57,7 +63,26 @@ export function readLock(root: string, agent: string): { info: LockInfo | null; 
 /** Whether the holder may still be running. Only a holder on this host can be proven dead. */
 export function holderAlive(info: LockInfo): boolean {
   if (info.host !== hostname()) return true
-  return processAlive(info.pid)
+  if (!processAlive(info.pid)) return false
+  if (typeof info.proc_start === 'string') {
+    const now = procStartTicks(info.pid)
+    if (now !== null && now !== info.proc_start) return false
+  }
+  return true
+}
+
+/** Start time of a process in clock ticks since boot (monotonic: no wall-clock step changes it), or null. */
+export function procStartTicks(pid: number): string | null {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return null
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = fields[22 - 3]
+  return ticks && /^\d+$/.test(ticks) ? ticks : null
 }
 
 /**
@@ -175,6 +200,8 @@ export function acquireLock(root: string, agent: string, what: { op: string; ver
   mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
   const info: LockInfo = { pid: process.pid, host: hostname(), started_at: new Date().toISOString(), agent, op: what.op }
   if (what.version) info.version = what.version
+  const start = procStartTicks(process.pid)
+  if (start) info.proc_start = start
   const content = JSON.stringify(info) + '\n'
   for (let attempt = 0; attempt < 5; attempt++) {
     if (createExclusive(path, content)) {

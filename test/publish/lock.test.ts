@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { acquireLock, lockPath } from '../../src/publish/lock.js'
+import { acquireLock, lockPath, procStartTicks } from '../../src/publish/lock.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { makeTemp, removeTemps, snapshot, writeTree } from '../helpers/store-helpers.js'
 
@@ -60,6 +60,25 @@ describe('writer lock', () => {
     await store.finalize('a', 'v1')
     expect(store.resolve('a')?.version).toBe('v1')
     expect(existsSync(lockPath(root, 'a'))).toBe(false)
+  })
+
+  it('a reused pid is not the holder: a live process that started at another time, even this one', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    writeTree(await store.stage('a', 'v1'), { m: 'x' })
+    const mine = procStartTicks(process.pid)
+    expect(mine).toMatch(/^\d+$/)
+    // A lock left by an earlier incarnation of this very pid (a restarted container): taken over.
+    const raw = JSON.stringify({ pid: process.pid, host: hostname(), started_at: '2026-11-23T10:00:00.000Z', agent: 'a', op: 'finalize', proc_start: String(Number(mine) - 1) })
+    mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
+    writeFileSync(lockPath(root, 'a'), raw)
+    await store.finalize('a', 'v1')
+    expect(store.resolve('a')?.version).toBe('v1')
+    // The same pid with its own start time is the live holder: refused.
+    const held = acquireLock(root, 'a', { op: 'promote' })
+    expect(JSON.parse(readFileSync(held.path, 'utf8')).proc_start).toBe(mine)
+    expect(() => acquireLock(root, 'a', { op: 'promote' })).toThrow(expect.objectContaining({ exitCode: 5 }))
+    held.release()
   })
 
   it('treats a holder on another host as alive', () => {
