@@ -3,7 +3,7 @@
  * Runs the real CLI (bin/run.js against dist/).
  */
 import { spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ModelStore } from '../../src/publish/store.js'
@@ -70,6 +70,10 @@ describe('bad names (exit 2)', () => {
 
   it('through the CLI, with the --json envelope', () => {
     refused(['store', 'stage', '../x', 'v9'], 2, /Invalid agent name "\.\.\/x": it contains a path separator/, { json: true })
+    // Nothing escaped the store either (the snapshot only sees inside it).
+    expect(existsSync(join(root, '..', 'x'))).toBe(false)
+    refused(['store', 'stage', 'scout', '../../y'], 2, /Invalid version name "\.\.\/\.\.\/y": it contains a path separator/)
+    expect(existsSync(join(root, 'y'))).toBe(false)
   })
 
   it.each([
