@@ -5,9 +5,10 @@ import { ModelStore, type GcResult } from '../../publish/store.js'
 
 export default class StoreGc extends BaseCommand {
   static summary = 'Remove leftover temporary links and stale staging directories'
-  static description = `Removes temporary links left by an interrupted publish and staging directories untouched for longer
-than --older-than, except where a live finalize holds the agent's lock. --older-than 0 removes every
-staging directory (including ones a shell writer is still filling).`
+  static description = `Removes temporary links left by an interrupted publish, versions an interrupted prune was deleting,
+and staging directories in which no file (at any depth) changed for longer than --older-than. Agents
+whose lock a live writer holds are skipped. --older-than 0 removes every staging directory, including
+one a shell writer is still filling.`
   static examples = ['<%= config.bin %> store gc --store ./model-store', '<%= config.bin %> store gc --older-than 0 --json']
   static flags = {
     store: storeFlag,

@@ -4,6 +4,8 @@ import { ModelStore, type ChannelChange } from '../../publish/store.js'
 
 export default class StoreRollback extends BaseCommand {
   static summary = 'Point current back at the version it pointed to before (from the audit log)'
+  static description = `Repeat it to go further back. Exits 6 when the audit log holds no earlier current version, or when
+that version was pruned; point current explicitly with \`store promote\` then.`
   static examples = ['<%= config.bin %> store rollback scout --store ./model-store']
   static args = { agent: Args.string({ description: 'agent name', required: true }) }
   static flags = { store: storeFlag }
