@@ -101,9 +101,9 @@ export function resolveChannel(root: string, agent: string, channel = 'current',
   }
   const target = readlinkSync(linkPath)
   const layout: LinkLayout = isAbsolute(target) ? 'absolute-link' : 'relative-link'
-  const candidates = [resolve(agentDir, target)]
-  // A Python store moved to another path keeps absolute links to the old place; its versions are still here.
-  if (layout === 'absolute-link') candidates.push(join(agentDir, 'versions', basename(target)))
+  // A Python store moved or copied to another path keeps absolute links to the old place. Its versions are
+  // here, and the copy's own version comes first: a copied store must not read the original's files.
+  const candidates = layout === 'absolute-link' ? [join(agentDir, 'versions', basename(target)), target] : [resolve(agentDir, target)]
   for (const path of candidates) {
     if (isDir(path)) return { agent, channel, version: basename(path), path, layout }
   }

@@ -32,6 +32,15 @@ describe('stores written by the Python ModelStore', () => {
     expect(resolveCurrent(join(parent, 'new'), 'scout')?.path).toBe(join(parent, 'new', 'scout', 'versions', 'v2'))
   })
 
+  it('a copied store reads its own version, not the original that the absolute link still names', () => {
+    const parent = makeTemp()
+    writeLegacyAgent(join(parent, 'orig'), 'scout', versions, 'absolute-link')
+    cpSync(join(parent, 'orig'), join(parent, 'copy'), { recursive: true, verbatimSymlinks: true })
+    expect(readlinkSync(join(parent, 'copy', 'scout', 'current'))).toBe(join(parent, 'orig', 'scout', 'versions', 'v2'))
+    expect(resolveCurrent(join(parent, 'copy'), 'scout')).toMatchObject({ version: 'v2', path: join(parent, 'copy', 'scout', 'versions', 'v2'), layout: 'absolute-link' })
+    expect(resolveCurrent(join(parent, 'orig'), 'scout')?.path).toBe(join(parent, 'orig', 'scout', 'versions', 'v2'))
+  })
+
   it('reads a real current directory, verifies it, and detects a changed byte (exit 4)', async () => {
     const root = makeTemp()
     writeLegacyAgent(root, 'memory', versions, 'directory')
