@@ -26,6 +26,15 @@ export interface AuditRecord {
   [key: string]: unknown
 }
 
+function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 export function auditPath(root: string): string {
   return join(root, '.modelforge', 'audit.jsonl')
 }
@@ -52,6 +61,8 @@ export function appendAudit(root: string, entry: Omit<AuditRecord, 'time' | 'use
     const n = writeSync(fd, line)
     if (n !== line.length) throw new InternalError(`Short write to ${path} (${n} of ${line.length} bytes)`)
     fsyncSync(fd)
+    // The log was just created: make its directory entry durable too, or a power loss could drop the file.
+    if (size === 0) fsyncDirSync(dirname(path))
   } finally {
     closeSync(fd)
   }

@@ -552,6 +552,10 @@ export class ModelStore {
       return report
     }
     const manifest = m as Manifest
+    if (manifest.agent !== agent) {
+      // A version copied from another agent verifies file by file, but is not what this agent published.
+      report.problems.push({ kind: 'manifest', path: MANIFEST_NAME, message: `manifest names agent ${manifest.agent}, directory is under ${agent}` })
+    }
     report.algorithm = manifest.checksum_algorithm
     report.files = manifest.files.length
     if (checksumFilesV1(manifest.files) !== manifest.checksum) {
@@ -567,7 +571,7 @@ export class ModelStore {
       const f = listed.get(h.rel)!
       if (h.size !== f.size || h.sha256 !== f.sha256) report.problems.push({ kind: 'modified', path: h.rel, message: `modified: ${h.rel}` })
     }
-    report.problems.sort((a, b) => (a.path ?? '').localeCompare(b.path ?? ''))
+    report.problems.sort((a, b) => compareBytes(a.path ?? '', b.path ?? ''))
     report.ok = report.problems.length === 0
     return report
   }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { appendFileSync, existsSync, mkdirSync, lstatSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { appendFileSync, cpSync, existsSync, mkdirSync, lstatSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -86,6 +86,14 @@ describe('ModelStore', () => {
     writeFileSync(manifestPath, JSON.stringify(m))
     const [again] = await store.verify('a', 'v1')
     expect(again!.problems.map((p) => p.kind)).toContain('checksum')
+    // A version copied from another agent is intact file by file but was not published by this agent.
+    const other = await publish(store, 'b', 'v1')
+    cpSync(other.path, join(store.root, 'a', 'versions', 'v9'), { recursive: true })
+    const m9 = JSON.parse(readFileSync(join(store.root, 'a', 'versions', 'v9', 'manifest.json'), 'utf8'))
+    m9.version = 'v9'
+    writeFileSync(join(store.root, 'a', 'versions', 'v9', 'manifest.json'), JSON.stringify(m9))
+    const [copied] = await store.verify('a', 'v9')
+    expect(copied!.problems).toEqual([{ kind: 'manifest', path: 'manifest.json', message: 'manifest names agent b, directory is under a' }])
   })
 
   it('promote moves channels, rollback walks back through the audit log, both audited', async () => {
