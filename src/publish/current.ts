@@ -88,12 +88,12 @@ export function resolveChannel(root: string, agent: string, channel = 'current',
       ? `Publish one with \`modelforge store finalize ${agent} <version>\` or \`modelforge store promote ${agent} <version>\`.`
       : `Point it with \`modelforge store promote ${agent} <version> --channel ${channel}\`.`, { root: absRoot, agent, channel })
   }
-  if (linkStat.isDirectory()) {
-    // A Python-made store copied the version into a real `current` directory.
+  if (linkStat.isDirectory() && channel === 'current') {
+    // A Python-made store copied the version into a real `current` directory (it had no other channels).
     return { agent, channel, version: manifestVersion(linkPath), path: linkPath, layout: 'directory' }
   }
   if (!linkStat.isSymbolicLink()) {
-    throw new IntegrityError(`${linkPath} is neither a symlink nor a directory`, {
+    throw new IntegrityError(`${linkPath} is not a symlink${channel === 'current' ? ' nor a directory' : ''}`, {
       code: 'CHANNEL_INVALID',
       hint: `Remove it and point the channel again with \`modelforge store promote ${agent} <version> --channel ${channel}\`.`,
       details: { path: linkPath },

@@ -628,6 +628,14 @@ export class ModelStore {
       if (errnoCode(err) === 'ENOENT') return null
       throw err
     })
+    if (st && !st.isSymbolicLink() && !(st.isDirectory() && channel === 'current')) {
+      // Never replace (rename over) or move something that is not ours: a file or directory with that name.
+      throw new IntegrityError(`${linkPath} is not a symlink, so it is no channel modelforge can move`, {
+        code: 'CHANNEL_INVALID',
+        hint: `Move it out of the agent directory, or choose another channel name.`,
+        details: { path: linkPath },
+      })
+    }
     if (st?.isDirectory()) {
       // A Python-made store kept `current` as a real directory, which rename() cannot replace by a link:
       // it is moved aside (kept, never deleted) and the link put in its place.

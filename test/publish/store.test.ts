@@ -230,6 +230,22 @@ describe('ModelStore', () => {
     expect(() => store.current('a')).toThrow(expect.objectContaining({ code: 'NO_CURRENT' }))
   })
 
+  it('a channel other than current must be a link: a plain directory or file there is an integrity error', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    mkdirSync(join(root, 'a', 'notes'))
+    writeFileSync(join(root, 'a', 'stable'), 'x')
+    expect(() => store.resolve('a', 'notes')).toThrow(expect.objectContaining({ exitCode: 4, code: 'CHANNEL_INVALID', message: `${join(root, 'a', 'notes')} is not a symlink` }))
+    expect(() => store.resolve('a', 'stable')).toThrow(expect.objectContaining({ code: 'CHANNEL_INVALID' }))
+    expect(store.channels('a')).toEqual({ current: 'v1' })
+    // promote never renames over or moves them
+    const before = snapshot(root)
+    await expect(store.promote('a', 'v1', 'notes')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
+    await expect(store.promote('a', 'v1', 'stable')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
+    expect(snapshot(root)).toEqual(before)
+  })
+
   it('a dangling current is an integrity error, not a silent null', async () => {
     const root = makeTemp()
     const store = new ModelStore(root)
