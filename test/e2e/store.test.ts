@@ -83,4 +83,19 @@ describe('store commands', () => {
     const ops = readFileSync(join(root, '.modelforge', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).op)
     expect(ops).toEqual(['finalize', 'finalize', 'finalize', 'promote', 'rollback', 'prune', 'gc'])
   })
+
+  it('--json: stage, finalize, promote and gc print one envelope object and nothing else on stdout', () => {
+    const staged = s(['store', 'stage', 'scout', 'j1', '--json'])
+    const dir = envelope(staged).result.path as string
+    expect(envelope(staged)).toEqual({ status: 0, result: { agent: 'scout', version: 'j1', path: join(root, 'scout', 'versions', 'j1.tmp') } })
+    writeFileSync(join(dir, 'model.onnx'), 'j1')
+    const fin = s(['store', 'finalize', 'scout', 'j1', '--no-publish', '--json'])
+    expect(fin.code, fin.stderr).toBe(0)
+    // No progress lines under --json, on either stream.
+    expect(fin.stderr).toBe('')
+    expect(envelope(fin)).toMatchObject({ status: 0, result: { version: 'j1', files: 1, published: false } })
+    expect(envelope(s(['store', 'promote', 'scout', 'j1', '--channel', 'canary', '--json']))).toEqual({ status: 0, result: { agent: 'scout', channel: 'canary', version: 'j1', previous: null } })
+    expect(envelope(s(['store', 'gc', '--json']))).toMatchObject({ status: 0, result: { removed: [], skipped: [] } })
+    expect(envelope(s(['store', 'prune', 'scout', '--keep', '0', '--dry-run', '--json'])).result.protected).toContain('j1')
+  })
 })
