@@ -33,6 +33,7 @@ import {
   type ManifestFile,
 } from './manifest.js'
 import { validateName } from './names.js'
+import { parseDuration } from './options.js'
 import { compareBytes, walkTree } from './tree.js'
 
 export interface StoreOptions {
@@ -345,8 +346,9 @@ export class ModelStore {
    * Removes temporary links and staging directories untouched for longer than olderThanMs (0: all) of
    * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped).
    */
-  async gc(options: { olderThanMs?: number } = {}): Promise<GcResult> {
-    const olderThanMs = options.olderThanMs ?? DEFAULT_GC_MS
+  async gc(options: { olderThan?: string | number; olderThanMs?: number } = {}): Promise<GcResult> {
+    // olderThan as in the CLI ("24h", "30m", "0") or milliseconds; olderThanMs is the same in milliseconds.
+    const olderThanMs = typeof options.olderThan === 'string' ? parseDuration(options.olderThan) : options.olderThan ?? options.olderThanMs ?? DEFAULT_GC_MS
     if (!Number.isFinite(olderThanMs) || olderThanMs < 0) {
       throw new UsageError(`older-than must be >= 0, got ${olderThanMs}`, { code: 'INVALID_DURATION', hint: 'For example --older-than 24h.' })
     }
