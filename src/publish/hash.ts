@@ -15,7 +15,7 @@ import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { IntegrityError } from '../lib/errors.js'
+import { IntegrityError, InternalError } from '../lib/errors.js'
 
 export interface HashInput {
   /** Absolute path to read. */
@@ -148,25 +148,36 @@ function hashOnWorkers(files: HashInput[], threads: number, options: HashOptions
   let next = 0
   let finished = 0
   const workers: Worker[] = []
+  const stopped = new Set<Worker>()
   return new Promise<HashOutput[]>((resolvePromise, reject) => {
     let failed = false
     const fail = (err: unknown): void => {
       if (failed) return
       failed = true
-      for (const w of workers) void w.terminate()
+      for (const w of workers) stop(w)
       reject(err)
+    }
+    const stop = (w: Worker): void => {
+      stopped.add(w)
+      void w.terminate()
     }
     const dispatch = (w: Worker): void => {
       if (next >= order.length) {
-        void w.terminate()
+        stop(w)
         return
       }
       const id = order[next++]!
       w.postMessage({ id, path: files[id]!.path, fsync: Boolean(options.fsync) })
     }
     for (let t = 0; t < threads; t++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true })
+      // execArgv []: the worker source is CommonJS, and a parent started with --input-type=module (node -e
+      // scripts) would otherwise pass that on and make `require` undefined in it.
+      const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] })
       workers.push(w)
+      w.on('exit', (code) => {
+        // A worker that dies without answering (killed, out of memory) must fail the hash, not hang it.
+        if (!stopped.has(w)) fail(new InternalError(`A hashing thread exited unexpectedly (code ${code})`, { hint: 'Rerun; if it happens again, report it with the file sizes involved.' }))
+      })
       w.on('message', (msg: { id: number; progress?: number; size?: number; sha256?: string; error?: { code?: string; message: string } }) => {
         if (failed) return
         const f = files[msg.id]!
@@ -181,7 +192,7 @@ function hashOnWorkers(files: HashInput[], threads: number, options: HashOptions
         results[msg.id] = { rel: f.rel, size: msg.size!, sha256: msg.sha256! }
         options.onProgress?.(doneBytes + [...progress.values()].reduce((a, b) => a + b, 0))
         if (++finished === files.length) {
-          for (const x of workers) void x.terminate()
+          for (const x of workers) stop(x)
           resolvePromise(results)
         } else dispatch(w)
       })

@@ -31,6 +31,21 @@ describe('hashFiles', () => {
     expect(onWorkers.map((h) => h.rel)).toEqual(files.map((f) => f.rel))
   })
 
+  it('works from a `node --input-type=module -e` script (the worker must not inherit that flag)', () => {
+    const dir = makeTemp()
+    const files = ['a', 'b'].map((n, i) => {
+      writeFileSync(join(dir, n), Buffer.alloc(3 * 1024 * 1024, i + 1))
+      return { path: join(dir, n), rel: n, size: 3 * 1024 * 1024 }
+    })
+    const script = `
+      import { hashFiles } from ${JSON.stringify(join(process.cwd(), 'src/publish/hash.ts'))}
+      const r = await hashFiles(${JSON.stringify(files)}, { inlineBelow: 0, threads: 2 })
+      process.stdout.write(r.map((h) => h.sha256).join(' '))`
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' })
+    expect(r.stderr).toBe('')
+    expect(r.stdout).toBe(files.map((f) => sha256sum(f.path)).join(' '))
+  })
+
   it('reports progress up to the total', async () => {
     const dir = makeTemp()
     const path = join(dir, 'big')
