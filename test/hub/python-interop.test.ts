@@ -3,9 +3,10 @@
  * `python3 -c "import huggingface_hub"` fails (the package is not a dependency of this project). Passed with
  * huggingface_hub 1.33.0 and 2.0.0 installed from local wheels into a scratch virtualenv.
  */
-import { spawnSync } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { realpath, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fetchModel, type FetchResult } from '../../src/hub/fetch.js'
 import { addTinyRepo, tempDir } from '../helpers/hub-fixtures.js'
@@ -13,6 +14,7 @@ import { MockHub } from '../helpers/mock-hub.js'
 
 const python = spawnSync('python3', ['-c', 'import huggingface_hub'], { encoding: 'utf8' })
 const hasPython = python.status === 0
+const execFileAsync = promisify(execFile)
 
 const SCRIPT = `
 import json, sys
@@ -79,3 +81,42 @@ describe.skipIf(!hasPython)("Python huggingface_hub reads our cache offline", ()
     expect(out.files).toEqual([7])
   })
 })
+
+const PY_DOWNLOAD = `
+import json, sys
+from huggingface_hub import snapshot_download, hf_hub_download
+hf_hub_download("org/tiny", "config.json")
+print(json.dumps({"snapshot": snapshot_download("org/tiny", revision="v1.0", allow_patterns=json.loads(sys.argv[1]))}))
+`
+
+describe.skipIf(!hasPython)('we read the cache Python huggingface_hub wrote', () => {
+  it('offline and online with zero requests, for the branch it wrote refs for and the tag', async () => {
+    const hub = new MockHub()
+    addTinyRepo(hub)
+    await hub.start()
+    const cacheDir = await tempDir()
+    try {
+      const patterns = ['*.json', '*.safetensors', 'onnx/*', 'vocab.txt']
+      // Asynchronously: the mock Hub answers Python from this process's event loop.
+      const { stdout } = await execFileAsync('python3', ['-c', PY_DOWNLOAD, JSON.stringify(patterns)], {
+        timeout: 30_000,
+        env: { ...process.env, HF_ENDPOINT: hub.url, HF_HUB_CACHE: cacheDir, HF_HOME: join(cacheDir, 'home'), HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_OFFLINE: '0' },
+      })
+      const py = JSON.parse(stdout) as { snapshot: string }
+      hub.resetCounts()
+      const opts = { endpoint: hub.url, cacheDir, quiet: true, config: {} }
+      const tag = await fetchModel('org/tiny', { ...opts, revision: 'v1.0' })
+      expect(tag).toMatchObject({ fromCache: true, requests: 0, snapshot: py.snapshot })
+      expect(tag.files.map((f) => f.path)).toEqual(['config.json', 'model.safetensors', 'onnx/model.onnx', 'tokenizer.json', 'vocab.txt'])
+      expect(hub.count()).toBe(0)
+      await hub.stop()
+      // hf_hub_download wrote refs/main and config.json alone, without trees/: offline, what the snapshot holds.
+      const main = await fetchModel('org/tiny', { ...opts, offline: true, include: ['config.json'] })
+      expect(main.files.map((f) => [f.path, f.fromCache])).toEqual([['config.json', true]])
+    } finally {
+      await hub.stop().catch(() => undefined)
+      await rm(cacheDir, { recursive: true, force: true })
+    }
+  })
+})
+
