@@ -424,6 +424,8 @@ describe('fetchModel: errors and policy', () => {
     expect(e2).toMatchObject({ exitCode: 6, code: 'REVISION_NOT_FOUND', message: 'Revision "v9" does not exist in org/tiny' })
     expect(hub.count()).toBe(2)
     await expect(fetchModel('org/tiny', opts({ include: ['nothing-*'] }))).rejects.toMatchObject({ exitCode: 6, code: 'NO_MATCHING_FILES' })
+    // An abbreviated commit that is not cached goes to the Hub; if the Hub does not know it, say what to pass.
+    await expect(fetchModel('org/tiny', opts({ revision: 'abcdef1' }))).rejects.toMatchObject({ exitCode: 6, code: 'REVISION_NOT_FOUND', hint: expect.stringContaining('full 40-hex') })
     expect(await listTree(repoCache(cacheDir, 'org/tiny').refsDir)).toEqual([])
   })
 
