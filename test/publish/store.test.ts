@@ -96,6 +96,23 @@ describe('ModelStore', () => {
     expect(copied!.problems).toEqual([{ kind: 'manifest', path: 'manifest.json', message: 'manifest names agent b, directory is under a' }])
   })
 
+  it('verify names exactly the file whose one byte changed, for every file at every depth', async () => {
+    const store = new ModelStore(makeTemp())
+    const files = { 'model.onnx': 'weights', 'cfg/config.json': '{"a": 1}', 'tok/sub/vocab.txt': 'a\nb\n', 'z.bin': 'zz' }
+    const r = await publish(store, 'a', 'v1', files)
+    for (const rel of Object.keys(files)) {
+      const p = join(r.path, rel)
+      const original = readFileSync(p)
+      const changed = Buffer.from(original)
+      changed[changed.length - 1] = changed[changed.length - 1]! ^ 0x20
+      writeFileSync(p, changed)
+      const [report] = await store.verify('a', 'v1')
+      expect(report!.problems, rel).toEqual([{ kind: 'modified', path: rel, message: `modified: ${rel}` }])
+      writeFileSync(p, original)
+    }
+    expect((await store.verify('a', 'v1'))[0]!.ok).toBe(true)
+  })
+
   it('promote moves channels, rollback walks back through the audit log, both audited', async () => {
     const root = makeTemp()
     const store = new ModelStore(root)
