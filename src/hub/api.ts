@@ -28,6 +28,15 @@ export function blobId(file: RemoteFile): string {
   return file.lfsSha256 ?? file.oid
 }
 
+function isSafePath(path: string): boolean {
+  try {
+    safeRepoPath(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Loaded on first use: a fetch answered from the cache never needs the library. */
 const hubLib = (): Promise<typeof import('@huggingface/hub')> => import('@huggingface/hub')
 
@@ -49,7 +58,12 @@ export async function listRepoFiles(http: HubHttp, repoId: string, commit: strin
   const files: RemoteFile[] = []
   for await (const entry of listFiles({ repo: { type: 'model', name: repoId }, revision: commit, recursive: true, hubUrl: http.endpoint, fetch: http.fetch })) {
     if (entry.type !== 'file') continue
-    safeRepoPath(entry.path)
+    if (!isSafePath(entry.path)) {
+      throw new ExternalError(`The Hub's listing of ${repoId}@${commit} has a path that would escape the cache: ${JSON.stringify(entry.path)}`, {
+        code: 'HUB_UNSAFE_PATH',
+        hint: `Nothing was written. Check that HF_ENDPOINT (${http.endpoint}) points at a Hugging Face Hub, or report the repository.`,
+      })
+    }
     const oid = entry.oid
     const lfsOid = entry.lfs?.oid
     if (typeof oid !== 'string' || !/^[0-9a-f]{40}$/.test(oid) || typeof entry.size !== 'number' || (lfsOid !== undefined && !/^[0-9a-f]{64}$/.test(lfsOid))) {

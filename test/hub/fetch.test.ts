@@ -314,6 +314,20 @@ describe('fetchModel: faults', () => {
     }
   })
 
+  it('a listing with a path that would escape the cache exits 3 and writes nothing', async () => {
+    const h = new MockHub()
+    h.addRepo('org/evil', [[{ path: 'config.json', content: '{}' }, { path: 'a/../../../escape.txt', content: 'x' }]])
+    await h.start()
+    try {
+      const err = await fetchModel('org/evil', { ...opts(), endpoint: h.url, include: ['*'] }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ exitCode: 3, code: 'HUB_UNSAFE_PATH' })
+      expect(await listTree(join(cacheDir, 'models--org--evil'))).toEqual([])
+      expect(h.requests.some((q) => q.path.includes('/resolve/'))).toBe(false)
+    } finally {
+      await h.stop()
+    }
+  })
+
   it('retries 500 and reset connections on API and file requests; gives up with exit 3 on a persistent 500', async () => {
     hub.fault({ kind: 'status500', match: /\/revision\// })
     hub.fault({ kind: 'reset', match: /\/tree\// })
