@@ -235,6 +235,23 @@ function checkEndpoint(endpoint: string): string {
   return endpoint
 }
 
+/**
+ * The token as huggingface_hub cleans it (CR/LF removed, whitespace trimmed: a token file saved with CRLF
+ * still works). Anything else that cannot go in an HTTP header is refused here, without echoing it: fetch()
+ * would throw a TypeError that quotes the whole header value, token included.
+ */
+function cleanToken(token: string | undefined): string | undefined {
+  const clean = token?.replace(/[\r\n]/g, '').trim()
+  if (!clean) return undefined
+  if (!/^[\x21-\x7e]+$/.test(clean)) {
+    throw new UsageError('The Hub token (HF_TOKEN or --token) holds characters that cannot be sent in an HTTP header', {
+      code: 'INVALID_TOKEN',
+      hint: 'Copy the token again from https://huggingface.co/settings/tokens (it looks like hf_...), without spaces or other characters around it.',
+    })
+  }
+  return clean
+}
+
 export async function fetchModel(source: string, options: FetchOptions = {}): Promise<FetchResult> {
   if (await isDirectory(source)) return localSource(source)
   validateRepoId(source)
@@ -294,7 +311,7 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
 
   // 4. Online.
   checkApproval(repoId, config, options.approved ?? false)
-  const http = new HubHttp({ endpoint, token: options.token ?? hubToken(), retry: options.retry, context: { repoId, revision } })
+  const http = new HubHttp({ endpoint, token: cleanToken(options.token ?? hubToken()), retry: options.retry, context: { repoId, revision } })
   if (!commit) {
     commit = await resolveRevision(http, repoId, revision)
     const tree = await readTree(repo, commit)

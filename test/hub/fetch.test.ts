@@ -460,6 +460,22 @@ describe('fetchModel: errors and policy', () => {
     }
   })
 
+  it('cleans the token as huggingface_hub does (CRLF, spaces) and refuses one that cannot be sent, without echoing it', async () => {
+    const h = new MockHub()
+    addTinyRepo(h, 'org/private', { private: true })
+    await h.start()
+    try {
+      const r = await fetchModel('org/private', { ...opts(), endpoint: h.url, token: ` ${h.token}\r\n`, include: ['config.json'] })
+      expect(r.files).toHaveLength(1)
+      const secret = 'hf_secret_with_a_tab'
+      const err = await fetchModel('org/private', { ...opts(), endpoint: h.url, token: `${secret}\tx`, include: ['vocab.txt'] }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ exitCode: 2, code: 'INVALID_TOKEN' })
+      expect(JSON.stringify(err) + String(err)).not.toContain(secret)
+    } finally {
+      await h.stop()
+    }
+  })
+
   it('refuses an endpoint that is no http(s) URL or holds credentials, without echoing them (exit 2)', async () => {
     const withCreds = hub.url.replace('http://', 'http://user:hf_secret_in_url@')
     const err = await fetchModel('org/tiny', opts({ endpoint: withCreds })).catch((e: unknown) => e)
