@@ -8,7 +8,7 @@ export default class Fetch extends BaseCommand {
   static description = [
     'Resolves the revision from the cache first: when every wanted file is already there, no request is made. Otherwise resolves the revision to a commit once, lists its files, downloads what is missing (resumed with HTTP Range after an interruption), verifies size and hash (sha256 for LFS files, git blob sha1 for the others) and only then links the snapshot and writes refs/ and trees/.',
     "The cache is the Hugging Face layout, shared with Python's huggingface_hub. A local directory is used as is.",
-    'Exit codes: 2 invalid repo id, revision, HF_ENDPOINT or flags, 3 network or Hub failure, 4 integrity failure, 5 a blob locked by another fetch for too long, 6 not cached while offline or not found on the Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.',
+    'Exit codes: 2 invalid repo id, revision, token, HF_ENDPOINT or flags, 3 network or Hub failure, 4 integrity failure, 5 a blob locked by another fetch for too long, 6 not cached while offline or not found on the Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.',
   ].join('\n\n')
   static examples = [
     '<%= config.bin %> fetch sentence-transformers/all-MiniLM-L6-v2',
