@@ -21,7 +21,9 @@ const PYTORCH = ['pytorch_model*.bin']
 const DEFAULT_EXCLUDE = ['.gitattributes', 'openvino/**', 'coreml/**', '*.mlpackage/**']
 
 function matches(path: string, pattern: string): boolean {
-  return minimatch(path, pattern, { dot: true, matchBase: !pattern.includes('/') })
+  // "onnx/" means everything under onnx/, as huggingface_hub's filter_repo_objects reads a trailing "/".
+  const p = pattern.endsWith('/') ? `${pattern}**` : pattern
+  return minimatch(path, p, { dot: true, matchBase: !p.includes('/') })
 }
 
 export function matchesAny(path: string, patterns: string[]): boolean {

@@ -48,6 +48,9 @@ describe('default file selection on real repositories', () => {
     expect(selectPaths(paths, { include: ['onnx/*.onnx'], exclude: ['*_O1.onnx'] })).toEqual(['onnx/model.onnx'])
     expect(selectPaths(paths, { exclude: ['onnx/**'] })).toEqual(['1_Pooling/config.json', 'config.json', 'model.safetensors'])
     expect(selectPaths(paths, { include: ['README.md'] })).toEqual(['README.md'])
+    // A trailing "/" is the whole folder, as in huggingface_hub's allow_patterns.
+    expect(selectPaths([...paths, 'onnx/sub/x.onnx'], { include: ['onnx/'] })).toEqual(['onnx/model.onnx', 'onnx/model_O1.onnx', 'onnx/sub/x.onnx'])
+    expect(selectPaths(paths, { exclude: ['onnx/'] })).toEqual(['1_Pooling/config.json', 'config.json', 'model.safetensors'])
   })
 
   it('default set: sharded safetensors with their index, sentence-transformers modules, ONNX with external data', () => {
