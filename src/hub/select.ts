@@ -53,5 +53,5 @@ export function selectPaths(paths: string[], options: SelectOptions = {}): strin
 
 /** Whether a pattern can match only itself (no glob characters): used to name missing files offline. */
 export function isLiteral(pattern: string): boolean {
-  return !/[*?[\]{}!]/.test(pattern)
+  return !/[*?[\]{}!]/.test(pattern) && !pattern.endsWith('/')
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { selectPaths } from '../../src/hub/select.js'
+import { isLiteral, selectPaths } from '../../src/hub/select.js'
 
 const fixture = (name: string): { siblings: { rfilename: string }[] } =>
   JSON.parse(readFileSync(new URL(`../../fixtures/hub/${name}`, import.meta.url), 'utf8'))
@@ -51,6 +51,7 @@ describe('default file selection on real repositories', () => {
     // A trailing "/" is the whole folder, as in huggingface_hub's allow_patterns.
     expect(selectPaths([...paths, 'onnx/sub/x.onnx'], { include: ['onnx/'] })).toEqual(['onnx/model.onnx', 'onnx/model_O1.onnx', 'onnx/sub/x.onnx'])
     expect(selectPaths(paths, { exclude: ['onnx/'] })).toEqual(['1_Pooling/config.json', 'config.json', 'model.safetensors'])
+    expect([isLiteral('config.json'), isLiteral('onnx/'), isLiteral('*.json')]).toEqual([true, false, false])
   })
 
   it('default set: sharded safetensors with their index, sentence-transformers modules, ONNX with external data', () => {
