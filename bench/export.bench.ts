@@ -10,6 +10,7 @@
 import { rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeSafetensors, type TensorToWrite } from '../src/onnx/safetensors.js'
+import { prng, uniform } from '../src/lib/random.js'
 import { measure, median, repoRoot, report, scratch } from './util.js'
 
 const H = 384
@@ -19,24 +20,10 @@ const FF = 1536
 const VOCAB = 30522
 const POSITIONS = 512
 
-function random(n: number, seed: number): Float32Array {
-  // xorshift32: cheap deterministic weights in [-0.05, 0.05).
-  let s = seed >>> 0 || 1
-  const out = new Float32Array(n)
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13
-    s >>>= 0
-    s ^= s >>> 17
-    s ^= s << 5
-    s >>>= 0
-    out[i] = (s / 4294967296 - 0.5) * 0.1
-  }
-  return out
-}
 
 async function makeCheckpoint(dir: string): Promise<number> {
   let seed = 1
-  const t = (shape: number[]): TensorToWrite => ({ dtype: 'F32', shape, data: random(shape.reduce((a, b) => a * b, 1), seed++) })
+  const t = (shape: number[]): TensorToWrite => ({ dtype: 'F32', shape, data: uniform(prng(seed++), shape.reduce((a, b) => a * b, 1), 0.05) })
   const ones = (n: number): TensorToWrite => ({ dtype: 'F32', shape: [n], data: new Float32Array(n).fill(1) })
   const tensors: Record<string, TensorToWrite> = {
     'embeddings.word_embeddings.weight': t([VOCAB, H]),
