@@ -61,6 +61,13 @@ export async function validateModel(options: ValidateOptions): Promise<ValidateR
   }
   const atol = asTolerance(options.atol, 'atol')
   const rtol = asTolerance(options.rtol, 'rtol')
+  const minCosine = options.minCosine
+  if (minCosine !== undefined && !(minCosine >= -1 && minCosine <= 1)) {
+    throw new UsageError(`--min-cosine must be a number between -1 and 1, got ${minCosine}`, {
+      code: 'INVALID_COSINE',
+      hint: 'For example --min-cosine 0.99.',
+    })
+  }
 
   const referenceKind = await classifyPath(options.reference, 'reference')
   const fallback = DEFAULT_TOLERANCES[precision]

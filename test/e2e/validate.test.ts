@@ -90,4 +90,12 @@ describe('modelforge validate', () => {
     expect(missing.code).toBe(6)
     expect(envelope(missing).error!.code).toBe('ONNX_NOT_FOUND')
   })
+
+  it('a --min-cosine that is not a number in [-1, 1] exits 2 before anything runs', () => {
+    for (const value of ['abc', '1.5']) {
+      const r = cli(['validate', 'fixtures/hf-tiny/tiny-bert/model.onnx', '--reference', 'fixtures/hf-tiny/tiny-bert/reference.json', '--min-cosine', value, '--json'])
+      expect(r.code).toBe(2)
+      expect(envelope(r).error).toMatchObject({ code: 'INVALID_COSINE', hint: expect.stringMatching(/--min-cosine 0.99/) })
+    }
+  })
 })
