@@ -111,7 +111,9 @@ export function describeError(err: unknown): { exitCode: ExitCodeValue; error: E
   const e = err as { message?: string; code?: string; oclif?: { exit?: number } }
   // oclif's own parse errors (unknown flag, missing argument) are usage errors.
   if (e && typeof e === 'object' && e.oclif && e.oclif.exit === 2) {
-    return { exitCode: ExitCode.usage, error: { code: 'USAGE', message: e.message ?? String(err), hint: 'See --help.' } }
+    // oclif ends its messages with its own "See more help with --help"; the hint says it once.
+    const message = (e.message ?? String(err)).replace(/\n?See more help with --help\s*$/, '').trim()
+    return { exitCode: ExitCode.usage, error: { code: 'USAGE', message, hint: 'See the command\'s --help for its flags and examples.' } }
   }
   const message = e && typeof e === 'object' && e.message ? e.message : String(err)
   return {

@@ -35,9 +35,10 @@ describe('errors', () => {
   })
 
   it('treat oclif parse errors as usage errors', () => {
-    const parseError = Object.assign(new Error('Nonexistent flag: --nope'), { oclif: { exit: 2 } })
+    const parseError = Object.assign(new Error('Nonexistent flag: --nope\nSee more help with --help'), { oclif: { exit: 2 } })
     expect(describeError(parseError).exitCode).toBe(ExitCode.usage)
-    expect(describeError(parseError).error.message).toContain('--nope')
+    expect(describeError(parseError).error.message).toBe('Nonexistent flag: --nope')
+    expect(describeError(parseError).error.hint).toMatch(/--help/)
   })
 
   it('treat anything else as a bug (exit 1) with a hint to report it', () => {
