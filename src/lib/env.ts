@@ -61,8 +61,6 @@ export interface ModelforgeConfig {
     allowedSources?: string[]
     /** When true, fetching needs --yes. */
     requireApproval?: boolean
-    /** Cache size limit in bytes. */
-    cacheSizeLimit?: number
   }
   store?: {
     /** prune's default keep count. */
