@@ -105,17 +105,9 @@ function buildClassifier(agent: string, version: string): ToyModel {
     outputs: [{ name: 'probabilities', dtype: 'float32', shape: ['batch', C] }],
     opset: OPSET,
   }
-  const model = encodeModel(g.toModel({ opset: OPSET, docString: `toy bag-of-words classifier for ${agent} ${version}`, metadata: { agent, version } }))
-  return {
-    kind: 'classifier',
-    config,
-    files: {
-      'model.onnx': model,
-      'config.json': JSON.stringify(config, null, 2) + '\n',
-      'vocab.txt': VOCAB.join('\n') + '\n',
-      'labels.json': JSON.stringify(labels, null, 2) + '\n',
-    },
-  }
+  return packToy('classifier', g, config, `toy bag-of-words classifier for ${agent} ${version}`, {
+    'labels.json': JSON.stringify(labels, null, 2) + '\n',
+  })
 }
 
 function buildEmbedder(agent: string, version: string): ToyModel {
@@ -139,14 +131,20 @@ function buildEmbedder(agent: string, version: string): ToyModel {
     outputs: [{ name: 'embedding', dtype: 'float32', shape: ['batch', D] }],
     opset: OPSET,
   }
-  const model = encodeModel(g.toModel({ opset: OPSET, docString: `toy mean-pool embedder for ${agent} ${version}`, metadata: { agent, version } }))
+  return packToy('embedder', g, config, `toy mean-pool embedder for ${agent} ${version}`)
+}
+
+/** The files of a toy version: the model, its config.json, the vocabulary, and any extra files. */
+function packToy(kind: ToyKind, g: GraphBuilder, config: ToyConfig, docString: string, extra: Record<string, string> = {}): ToyModel {
+  const { agent, version } = config
   return {
-    kind: 'embedder',
+    kind,
     config,
     files: {
-      'model.onnx': model,
+      'model.onnx': encodeModel(g.toModel({ opset: OPSET, docString, metadata: { agent, version } })),
       'config.json': JSON.stringify(config, null, 2) + '\n',
       'vocab.txt': VOCAB.join('\n') + '\n',
+      ...extra,
     },
   }
 }
