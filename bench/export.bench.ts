@@ -9,7 +9,7 @@
  */
 import { rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeSafetensors, type TensorToWrite } from '../src/onnx/safetensors.js'
+import { writeSafetensors, type TensorToWrite } from '../src/export/safetensors.js'
 import { prng, uniform } from '../src/lib/random.js'
 import { measure, median, repoRoot, report, scratch } from './util.js'
 

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../lib/base-command.js'
 import { formatBytes } from '../lib/progress.js'
-import { EXPORTERS, exportModel, type Exporter, type ExportResult } from '../onnx/export/index.js'
+import { EXPORTERS, exportModel, type Exporter, type ExportResult } from '../export/index.js'
 
 export default class Export extends BaseCommand {
   static summary = 'Export a Hugging Face model (directory or cached repo id) to ONNX, checked by a run in onnxruntime'

@@ -1,2 +1,2 @@
 export * from './proto.js'
-export * from './builder.js'
+export * from './graph-builder.js'

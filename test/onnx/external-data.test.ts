@@ -6,7 +6,7 @@ import { mkdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promis
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { exportModel } from '../../src/onnx/export/index.js'
+import { exportModel } from '../../src/export/index.js'
 import {
   DATA_LOCATION_EXTERNAL,
   externalDataFiles,
@@ -15,9 +15,9 @@ import {
   readExternalTensor,
 } from '../../src/onnx/external-data.js'
 import { encodeModel, readModel, type ModelProto, type TensorProto } from '../../src/onnx/proto.js'
-import { openCheckpoint } from '../../src/onnx/safetensors.js'
+import { openCheckpoint } from '../../src/export/safetensors.js'
 import { type ModelforgeError } from '../../src/lib/errors.js'
-import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir, type Reference } from './export-helpers.js'
+import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir, type Reference } from '../export/export-helpers.js'
 
 let dir: string
 let out: string

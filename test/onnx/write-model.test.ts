@@ -2,10 +2,10 @@ import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import ort from 'onnxruntime-node'
-import { GraphBuilder } from '../../src/onnx/builder.js'
+import { GraphBuilder } from '../../src/onnx/graph-builder.js'
 import { DataType, decodeModel } from '../../src/onnx/proto.js'
-import { writeModelStreaming, type LazyInitializer } from '../../src/onnx/export/write-model.js'
-import { tempDir } from './export-helpers.js'
+import { writeModelStreaming, type LazyInitializer } from '../../src/onnx/write-model.js'
+import { tempDir } from '../export/export-helpers.js'
 
 let dir: string
 beforeAll(async () => {

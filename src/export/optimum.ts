@@ -3,7 +3,7 @@
  * the native exporter does not cover. Run through the one exec wrapper; a missing optimum-cli is an
  * ExternalError (exit 3) with the install command.
  */
-import { run } from '../../lib/exec.js'
+import { run } from '../lib/exec.js'
 
 export const OPTIMUM_INSTALL_HINT = 'Install Optimum\'s exporter: pip install "optimum[exporters]" (or "optimum-onnx"), then check that `optimum-cli --help` runs; or use --exporter native for bert, roberta, xlm-roberta and distilbert.'
 

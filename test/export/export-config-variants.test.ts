@@ -7,8 +7,8 @@
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { exportModel } from '../../src/onnx/export/index.js'
-import { openCheckpoint, writeSafetensors, type TensorToWrite } from '../../src/onnx/safetensors.js'
+import { exportModel } from '../../src/export/index.js'
+import { openCheckpoint, writeSafetensors, type TensorToWrite } from '../../src/export/safetensors.js'
 import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir, type Reference } from './export-helpers.js'
 
 /** erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), enough for 1e-4 comparisons. */

@@ -6,7 +6,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { exportModel } from '../../src/onnx/export/index.js'
+import { exportModel } from '../../src/export/index.js'
 import { type ModelforgeError } from '../../src/lib/errors.js'
 import { copyFixture, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir, type Reference } from './export-helpers.js'
 

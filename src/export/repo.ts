@@ -7,9 +7,9 @@
 import { copyFile, mkdir, readdir } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { NotFoundError, UsageError } from '../../lib/errors.js'
-import { externalDataFiles } from '../external-data.js'
-import { readModel, num, type ModelProto } from '../proto.js'
+import { NotFoundError, UsageError } from '../lib/errors.js'
+import { externalDataFiles } from '../onnx/external-data.js'
+import { readModel, num, type ModelProto } from '../onnx/proto.js'
 
 export interface RepoOnnx {
   /** Path relative to the model directory, e.g. onnx/model_fp16.onnx. */

@@ -4,9 +4,9 @@
  */
 import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { errnoCode, NotFoundError, UsageError } from '../../lib/errors.js'
-import { hubCacheDir } from '../../lib/env.js'
-import { resolveCachedSnapshot } from '../../hub/index.js'
+import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { hubCacheDir } from '../lib/env.js'
+import { resolveCachedSnapshot } from '../hub/index.js'
 
 export interface ModelSource {
   kind: 'dir' | 'hub'

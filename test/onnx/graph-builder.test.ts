@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node'
 import { describe, expect, it } from 'vitest'
-import { attribute, float, GraphBuilder, int64s, tensor } from '../../src/onnx/builder.js'
+import { attribute, float, GraphBuilder, int64s, tensor } from '../../src/onnx/graph-builder.js'
 import { AttributeType, DataType, decodeModel, decodeTensor, encodeModel, encodeTensor, num } from '../../src/onnx/proto.js'
 
 describe('GraphBuilder', () => {

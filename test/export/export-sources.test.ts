@@ -6,7 +6,7 @@ import { cp, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'no
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { exportModel, optimumArgs } from '../../src/onnx/export/index.js'
+import { exportModel, optimumArgs } from '../../src/export/index.js'
 import { type ModelforgeError } from '../../src/lib/errors.js'
 import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir } from './export-helpers.js'
 

@@ -9,8 +9,8 @@
  */
 import { open, type FileHandle } from 'node:fs/promises'
 import { basename } from 'node:path'
-import { encodeGraph, encodeModel, encodeTensor, type ModelProto, type TensorProto } from '../proto.js'
-import { DATA_LOCATION_EXTERNAL, externalEntries } from '../external-data.js'
+import { encodeGraph, encodeModel, encodeTensor, type ModelProto, type TensorProto } from './proto.js'
+import { DATA_LOCATION_EXTERNAL, externalEntries } from './external-data.js'
 
 export interface LazyInitializer {
   name: string

@@ -7,10 +7,10 @@
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { UsageError } from '../../lib/errors.js'
-import { DataType } from '../proto.js'
-import { type GraphBuilder } from '../builder.js'
-import { checkLocation } from '../external-data.js'
+import { UsageError } from '../lib/errors.js'
+import { DataType } from '../onnx/proto.js'
+import { type GraphBuilder } from '../onnx/graph-builder.js'
+import { checkLocation } from '../onnx/external-data.js'
 
 export type PoolingMode = 'cls' | 'max' | 'mean' | 'mean_sqrt_len'
 

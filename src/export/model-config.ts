@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { errnoCode, UsageError } from '../../lib/errors.js'
+import { errnoCode, UsageError } from '../lib/errors.js'
 
 export type HfConfig = Record<string, unknown> & { model_type?: string; architectures?: string[] }
 

@@ -3,10 +3,10 @@
  * the graph is built, and the bytes are read (and converted to float32, transposed for MatMul) only when
  * the model writer asks for them.
  */
-import { UsageError } from '../../lib/errors.js'
-import { DataType } from '../proto.js'
-import { type SafetensorsCheckpoint } from '../safetensors.js'
-import { type LazyInitializer } from './write-model.js'
+import { UsageError } from '../lib/errors.js'
+import { DataType } from '../onnx/proto.js'
+import { type SafetensorsCheckpoint } from './safetensors.js'
+import { type LazyInitializer } from '../onnx/write-model.js'
 
 const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i])
 

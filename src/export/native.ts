@@ -5,15 +5,15 @@
  * attention with the additive mask (1 - mask) * finfo(float32).min, post-LayerNorm blocks, erf GELU, the
  * pooler and the sequence-classification heads. Input and output names are Optimum's.
  */
-import { UsageError } from '../../lib/errors.js'
-import { DataType } from '../proto.js'
-import { float, GraphBuilder, int64s } from '../builder.js'
-import { type SafetensorsCheckpoint } from '../safetensors.js'
+import { UsageError } from '../lib/errors.js'
+import { DataType } from '../onnx/proto.js'
+import { float, GraphBuilder, int64s } from '../onnx/graph-builder.js'
+import { type SafetensorsCheckpoint } from './safetensors.js'
 import { encoderConfig, type EncoderConfig, type HfConfig, type NativeTask } from './model-config.js'
 import { LazyWeights } from './weights.js'
 import { addPooling, type SentenceTransformersConfig } from './sentence-transformers.js'
-import { type LazyInitializer } from './write-model.js'
-import { type ModelProto } from '../proto.js'
+import { type LazyInitializer } from '../onnx/write-model.js'
+import { type ModelProto } from '../onnx/proto.js'
 
 export const BATCH = 'batch_size'
 export const SEQUENCE = 'sequence_length'

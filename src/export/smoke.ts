@@ -3,9 +3,9 @@
  * inputs (token ids inside the vocabulary, a padded attention mask), and require finite outputs of the
  * expected shapes. Session loading and input generation are the validate area's (src/validate).
  */
-import { IntegrityError } from '../../lib/errors.js'
-import { generateInputs } from '../../validate/inputs.js'
-import { runModel, withModel, type ValueInfo } from '../../validate/runtime.js'
+import { IntegrityError } from '../lib/errors.js'
+import { generateInputs } from '../validate/inputs.js'
+import { runModel, withModel, type ValueInfo } from '../validate/runtime.js'
 
 export interface SmokeHints {
   vocabSize?: number

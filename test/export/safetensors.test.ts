@@ -10,7 +10,7 @@ import {
   parseSafetensorsHeader,
   readSafetensorsHeader,
   writeSafetensors,
-} from '../../src/onnx/safetensors.js'
+} from '../../src/export/safetensors.js'
 import { ModelforgeError, UsageError } from '../../src/lib/errors.js'
 import { FIXTURES, tempDir } from './export-helpers.js'
 
