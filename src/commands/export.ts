@@ -31,7 +31,7 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
 
   async run(): Promise<ExportResult> {
     const { args, flags } = await this.parse(Export)
-    const result = await exportModel({
+    const result = await this.withProgress((progress) => exportModel({
       model: args.model,
       out: flags.out,
       exporter: flags.exporter as Exporter,
@@ -41,8 +41,8 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
       revision: flags.revision,
       cacheDir: flags['cache-dir'],
       force: flags.force,
-      progress: !this.jsonEnabled(),
-    })
+      progress,
+    }))
     const shape = (s: (number | string)[]): string => `[${s.join(', ')}]`
     this.say(`Exported ${result.source.repo ?? result.source.dir} with the ${result.exporter} exporter (task ${result.task}, opset ${result.opset})`)
     this.say(`  inputs:  ${result.inputs.map((i) => `${i.name} ${i.dtype} ${shape(i.shape)}`).join(', ')}`)

@@ -35,7 +35,7 @@ export default class Fetch extends BaseCommand {
 
   async run(): Promise<FetchResult> {
     const { args, flags } = await this.parse(Fetch)
-    const result = await fetchModel(args.model, {
+    const result = await this.withProgress((progress) => fetchModel(args.model, {
       revision: flags.revision,
       include: flags.include,
       exclude: flags.exclude,
@@ -44,8 +44,8 @@ export default class Fetch extends BaseCommand {
       cacheDir: flags['cache-dir'],
       token: flags.token,
       approved: flags.yes,
-      quiet: this.jsonEnabled(),
-    })
+      progress,
+    }))
     if (result.source === 'local') {
       this.say(`Local model directory ${result.snapshot}: ${result.files.length} files, nothing fetched`)
       return result

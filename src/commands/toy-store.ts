@@ -21,7 +21,7 @@ onnxruntime-node and verifies the store before reporting success.`
   async run(): Promise<ToyStoreResult> {
     const { args, flags } = await this.parse(ToyStore)
     const agents = flags.agents.split(',').map((a) => a.trim()).filter(Boolean)
-    const r = await createToyStore(args.dir, { agents, versions: flags.versions, quiet: this.jsonEnabled() })
+    const r = await this.withProgress((progress) => createToyStore(args.dir, { agents, versions: flags.versions, progress }))
     this.say(`Toy store ${r.root}: ${r.agents.length} agents, ${r.verified} versions verified`)
     for (const a of r.agents) {
       const what = a.check.predictions ? `predicts ${a.check.predictions.join(', ')}` : `cosine similarity ${a.check.similarity!.toFixed(3)}`

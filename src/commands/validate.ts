@@ -37,7 +37,7 @@ Exit codes: 4 validation failed (the table says which output and by how much), 2
   async run(): Promise<ValidateResult> {
     const { args, flags } = await this.parse(Validate)
     const minCosine = flags['min-cosine'] === undefined ? undefined : Number(flags['min-cosine'])
-    const result = await validateModel({
+    const result = await this.withProgress((progress) => validateModel({
       candidate: args.candidate,
       reference: flags.reference,
       inputs: flags.inputs,
@@ -52,8 +52,8 @@ Exit codes: 4 validation failed (the table says which output and by how much), 2
         seed: flags.seed,
         ...(flags['vocab-size'] ? { vocabSize: flags['vocab-size'] } : {}),
       },
-      quiet: this.jsonEnabled(),
-    })
+      progress,
+    }))
     this.say(formatValidation(result))
     return assertValidated(result)
   }

@@ -9,7 +9,7 @@ import { cp, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/pr
 import { existsSync } from 'node:fs'
 import { join, relative, resolve, sep } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
-import { createTasks, formatBytes } from '../lib/progress.js'
+import { formatBytes, planSteps, runStep, type Progress } from '../lib/progress.js'
 import { openCheckpoint } from './safetensors.js'
 import { inferTask, isNativeModelType, isNativeTask, NATIVE_TASKS, readHfConfig, unsupportedModelType, type HfConfig } from './model-config.js'
 import { buildNativeGraph, NATIVE_OPSETS } from './native.js'
@@ -39,8 +39,8 @@ export interface ExportOptions {
   cacheDir?: string
   /** Replace an existing model.onnx in --out. */
   force?: boolean
-  /** Show listr2 progress on stderr (the command passes !--json). */
-  progress?: boolean
+  /** Where the steps report progress (silent when absent). */
+  progress?: Progress
   /** Native exporter: weight bytes above which initializers go to external data (default 2 GB). */
   externalDataThreshold?: number
   optimumCli?: string
@@ -232,116 +232,111 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
   }
   const ctx: Ctx = {}
   const outExisted = existsSync(out)
-  const tasks = createTasks<Ctx>(
-    [
-      {
-        title: `Resolving ${options.model}`,
-        task: async (c, t) => {
-          c.source = await resolveModelSource(options.model, { revision: options.revision, cacheDir: options.cacheDir })
-          if (resolve(c.source.dir) === out) {
-            throw new UsageError('--out is the model directory itself', { code: 'OUT_IS_SOURCE', hint: 'Export into a separate directory.' })
-          }
-          t.title = `Model: ${c.source.repo ? `${c.source.repo}@${c.source.revision}` : c.source.dir}`
-        },
-      },
-      {
-        title: 'Reading config and choosing the exporter',
-        task: async (c, t) => {
-          const dir = c.source!.dir
-          const requested = options.exporter ?? 'auto'
-          const st = isSentenceTransformers(dir) ? await readSentenceTransformers(dir) : undefined
-          const configDir = st?.transformerDir ?? dir
-          // The repo and optimum exporters can work without config.json; native and auto need it to decide.
-          if (requested === 'native' || requested === 'auto' || existsSync(join(configDir, 'config.json'))) {
-            c.config = await readHfConfig(configDir)
-          }
-          c.task = options.task ?? inferTask(dir, c.config ?? {})
-          if (c.task === 'sentence-embedding') c.st = st
-          await chooseExporter(c, options)
-          t.title = `Exporter ${c.exporter}${c.reason ? ` (${c.reason})` : ''}, task ${c.task}`
-        },
-      },
-      {
-        title: 'Exporting',
-        task: async (c, t) => {
-          await mkdir(out, { recursive: true })
-          c.staging = await mkdtemp(join(out, '.modelforge-export-'))
-          const dir = c.source!.dir
-          if (c.exporter === 'native') {
-            await exportNative(c, options, (title) => (t.title = title))
-          } else if (c.exporter === 'repo') {
-            const rel = await requireRepoOnnx(dir, options.variant)
-            t.title = `Copying ${rel}`
-            const copied = await copyRepoOnnx(dir, rel, c.staging)
-            if (options.opset !== undefined && options.opset !== copied.opset) {
-              throw new UsageError(`${rel} is opset ${copied.opset}, not the requested --opset ${options.opset}; the repo exporter copies models as they are`, {
-                code: 'OPSET_MISMATCH',
-                hint: 'Drop --opset, or use --exporter native / optimum to export at another opset.',
-              })
-            }
-            const want = TASK_OUTPUT[c.task!]
-            if (options.task && want && !(copied.model.graph?.output ?? []).some((o) => o.name === want)) {
-              // An explicit --task is a promise about the outputs; a copied model that cannot keep it is refused.
-              throw new UsageError(`${rel} has no ${want} output, which --task ${c.task} needs (it has ${(copied.model.graph?.output ?? []).map((o) => o.name).join(', ')})`, {
-                code: 'VARIANT_TASK_MISMATCH',
-                hint: 'Drop --task to copy the model as it is, or use --exporter native / optimum to export that task.',
-              })
-            }
-            c.opset = copied.opset
-            c.externalData = copied.externalData
-            c.modelType = c.config?.model_type
-            c.hints = hintsFromConfig(c.config)
-          } else {
-            t.title = 'Running optimum-cli export onnx'
-            await runOptimum(dir, c.staging, {
-              task: c.task,
-              opset: options.opset,
-              optimumCli: options.optimumCli,
-              onLine: (line) => (t.output = line),
-            })
-            const model = join(c.staging, 'model.onnx')
-            if (!existsSync(model)) {
-              const made = (await listFiles(c.staging)).map((f) => f.path)
-              throw new UsageError(`optimum-cli wrote no model.onnx (it wrote: ${made.join(', ') || 'nothing'})`, {
-                code: 'OPTIMUM_NO_MODEL',
-                hint: 'Encoder-decoder models export to several files, which modelforge does not handle; pick an encoder-only model.',
-              })
-            }
-            const proto = await readModel(model)
-            c.opset = Number(proto.opsetImport?.find((o) => !o.domain)?.version ?? 0)
-            c.externalData = externalDataFiles(proto)
-            c.modelType = c.config?.model_type
-            c.hints = hintsFromConfig(c.config)
-          }
-          await copySideFiles(c.st?.transformerDir ?? dir, c.staging)
-          if (c.st && c.st.transformerDir !== dir) await copySideFiles(dir, c.staging)
-        },
-      },
-      {
-        title: 'Smoke run in onnxruntime',
-        task: async (c, t) => {
-          c.smoke = await smokeRun(join(c.staging!, 'model.onnx'), c.hints)
-          t.title = `Smoke run in onnxruntime: ${Object.entries(c.smoke.ran).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`
-        },
-      },
-      {
-        title: `Writing ${out}`,
-        task: async (c) => {
-          const staged = await listFiles(c.staging!)
-          if (options.force) await removePreviousExport(out)
-          for (const f of staged) {
-            const dst = join(out, f.path)
-            await mkdir(join(dst, '..'), { recursive: true })
-            await rename(join(c.staging!, f.path), dst)
-          }
-          c.files = staged
-        },
-      },
-    ],
-    { quiet: !options.progress },
-  )
+  const progress = options.progress
+  planSteps(progress, [
+    { id: 'resolve', title: `Resolving ${options.model}` },
+    { id: 'choose', title: 'Reading config and choosing the exporter' },
+    { id: 'export', title: 'Exporting' },
+    { id: 'smoke', title: 'Smoke run in onnxruntime' },
+    { id: 'write', title: `Writing ${out}` },
+  ])
+  const steps = async (): Promise<void> => {
+    await runStep(progress, 'resolve', async (t) => {
+      const c = ctx
+      c.source = await resolveModelSource(options.model, { revision: options.revision, cacheDir: options.cacheDir })
+      if (resolve(c.source.dir) === out) {
+        throw new UsageError('--out is the model directory itself', { code: 'OUT_IS_SOURCE', hint: 'Export into a separate directory.' })
+      }
+      t.title(`Model: ${c.source.repo ? `${c.source.repo}@${c.source.revision}` : c.source.dir}`)
+    })
+    await runStep(progress, 'choose', async (t) => {
+      const c = ctx
+      const dir = c.source!.dir
+      const requested = options.exporter ?? 'auto'
+      const st = isSentenceTransformers(dir) ? await readSentenceTransformers(dir) : undefined
+      const configDir = st?.transformerDir ?? dir
+      // The repo and optimum exporters can work without config.json; native and auto need it to decide.
+      if (requested === 'native' || requested === 'auto' || existsSync(join(configDir, 'config.json'))) {
+        c.config = await readHfConfig(configDir)
+      }
+      c.task = options.task ?? inferTask(dir, c.config ?? {})
+      if (c.task === 'sentence-embedding') c.st = st
+      await chooseExporter(c, options)
+      t.title(`Exporter ${c.exporter}${c.reason ? ` (${c.reason})` : ''}, task ${c.task}`)
+    })
+    await runStep(progress, 'export', async (t) => {
+      const c = ctx
+      await mkdir(out, { recursive: true })
+      c.staging = await mkdtemp(join(out, '.modelforge-export-'))
+      const dir = c.source!.dir
+      if (c.exporter === 'native') {
+        await exportNative(c, options, (title) => t.title(title))
+      } else if (c.exporter === 'repo') {
+        const rel = await requireRepoOnnx(dir, options.variant)
+        t.title(`Copying ${rel}`)
+        const copied = await copyRepoOnnx(dir, rel, c.staging)
+        if (options.opset !== undefined && options.opset !== copied.opset) {
+          throw new UsageError(`${rel} is opset ${copied.opset}, not the requested --opset ${options.opset}; the repo exporter copies models as they are`, {
+            code: 'OPSET_MISMATCH',
+            hint: 'Drop --opset, or use --exporter native / optimum to export at another opset.',
+          })
+        }
+        const want = TASK_OUTPUT[c.task!]
+        if (options.task && want && !(copied.model.graph?.output ?? []).some((o) => o.name === want)) {
+          // An explicit --task is a promise about the outputs; a copied model that cannot keep it is refused.
+          throw new UsageError(`${rel} has no ${want} output, which --task ${c.task} needs (it has ${(copied.model.graph?.output ?? []).map((o) => o.name).join(', ')})`, {
+            code: 'VARIANT_TASK_MISMATCH',
+            hint: 'Drop --task to copy the model as it is, or use --exporter native / optimum to export that task.',
+          })
+        }
+        c.opset = copied.opset
+        c.externalData = copied.externalData
+        c.modelType = c.config?.model_type
+        c.hints = hintsFromConfig(c.config)
+      } else {
+        t.title('Running optimum-cli export onnx')
+        await runOptimum(dir, c.staging, {
+          task: c.task,
+          opset: options.opset,
+          optimumCli: options.optimumCli,
+          onLine: (line) => t.message(line),
+        })
+        const model = join(c.staging, 'model.onnx')
+        if (!existsSync(model)) {
+          const made = (await listFiles(c.staging)).map((f) => f.path)
+          throw new UsageError(`optimum-cli wrote no model.onnx (it wrote: ${made.join(', ') || 'nothing'})`, {
+            code: 'OPTIMUM_NO_MODEL',
+            hint: 'Encoder-decoder models export to several files, which modelforge does not handle; pick an encoder-only model.',
+          })
+        }
+        const proto = await readModel(model)
+        c.opset = Number(proto.opsetImport?.find((o) => !o.domain)?.version ?? 0)
+        c.externalData = externalDataFiles(proto)
+        c.modelType = c.config?.model_type
+        c.hints = hintsFromConfig(c.config)
+      }
+      await copySideFiles(c.st?.transformerDir ?? dir, c.staging)
+      if (c.st && c.st.transformerDir !== dir) await copySideFiles(dir, c.staging)
+    })
+    await runStep(progress, 'smoke', async (t) => {
+      const c = ctx
+      c.smoke = await smokeRun(join(c.staging!, 'model.onnx'), c.hints)
+      t.title(`Smoke run in onnxruntime: ${Object.entries(c.smoke.ran).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`)
+    })
+    await runStep(progress, 'write', async () => {
+      const c = ctx
+      const staged = await listFiles(c.staging!)
+      if (options.force) await removePreviousExport(out)
+      for (const f of staged) {
+        const dst = join(out, f.path)
+        await mkdir(join(dst, '..'), { recursive: true })
+        await rename(join(c.staging!, f.path), dst)
+      }
+      c.files = staged
+    })
+  }
   try {
-    await tasks.run(ctx)
+    await steps()
   } catch (err) {
     if (ctx.staging) await rm(ctx.staging, { recursive: true, force: true })
     // Leave no trace of a failed export: an --out we created goes too (rmdir: only when still empty).

@@ -13,9 +13,9 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readdir, readlink, stat } from 'node:fs/promises'
 import { basename, join, relative, resolve, sep } from 'node:path'
-import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, plainOutput, type ModelforgeConfig } from '../lib/env.js'
+import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, type ModelforgeConfig } from '../lib/env.js'
 import { NotFoundError, UsageError } from '../lib/errors.js'
-import { createTasks, formatBytes } from '../lib/progress.js'
+import { formatBytes, planSteps, runStep, type Progress } from '../lib/progress.js'
 import { blobId, listRepoFiles, resolveRevision, type RemoteFile } from './api.js'
 import { appendAudit } from './audit.js'
 import {
@@ -64,8 +64,8 @@ export interface FetchOptions {
   approved?: boolean
   /** Default: loadConfig() (MODELFORGE_CONFIG). */
   config?: ModelforgeConfig
-  /** No progress output (--json). */
-  quiet?: boolean
+  /** Where the download reports progress (one step, a sub-step per file); silent when absent. */
+  progress?: Progress
   /** Files downloaded at once (default 4). */
   concurrency?: number
   retry?: RetryOptions
@@ -408,8 +408,10 @@ async function fetchOne(
   }
 }
 
-/** Downloads what is missing, a few files at a time, with progress (bytes per file and in total). */
+/** Downloads what is missing, a few files at a time, reporting bytes per file and in total. */
 async function downloadAll(http: HubHttp, repo: RepoCache, commit: string, files: RemoteFile[], options: FetchOptions): Promise<Downloaded[]> {
+  const progress = options.progress
+  const concurrency = options.concurrency ?? 4
   const results: Downloaded[] = new Array(files.length)
   // The first failure stops the other downloads (their partial files stay for a resume) and is what the
   // caller sees; nothing keeps running in the background once fetchModel has settled.
@@ -417,62 +419,42 @@ async function downloadAll(http: HubHttp, repo: RepoCache, commit: string, files
   let failure: unknown
   const total = files.reduce((n, f) => n + f.size, 0)
   let done = 0
-  const plain = plainOutput()
-  const throttleMs = plain ? 2000 : 100
   const label = `${repo.repoId}@${commit.slice(0, 10)}`
   const totalTitle = (): string => `Fetch ${label}: ${files.length} files, ${formatBytes(done)} / ${formatBytes(total)}`
-  const list = createTasks<object>(
-    [
-      {
-        title: totalTitle(),
-        task: (_ctx, parent) =>
-          parent.newListr(
-            files.map((f, i) => ({
-              title: `${f.path} (${formatBytes(f.size)})`,
-              task: async (_c, task) => {
-                let mine = 0
-                let last = 0
-                const show = (force = false): void => {
-                  const now = Date.now()
-                  if (!force && now - last < throttleMs) return
-                  last = now
-                  const pct = f.size ? Math.floor((mine / f.size) * 100) : 100
-                  const line = `${f.path} ${formatBytes(mine)} / ${formatBytes(f.size)} (${pct}%)`
-                  if (plain) task.output = `${line}; total ${formatBytes(done)} / ${formatBytes(total)}`
-                  else task.title = line
-                  parent.title = totalTitle()
-                }
-                try {
-                  results[i] = await fetchOne(http, repo, commit, f, options, (delta) => {
-                    mine += delta
-                    done += delta
-                    show()
-                  }, stop.signal)
-                } catch (err) {
-                  if (failure === undefined && !(err instanceof CancelledError)) {
-                    failure = err
-                    stop.abort()
-                  }
-                  throw err
-                }
-                if (results[i]!.file.fromCache && mine === 0) {
-                  mine = f.size
-                  done += f.size
-                }
-                task.title = `${f.path} ${formatBytes(f.size)} ${results[i]!.file.fromCache ? '(cached)' : 'verified'}`
-                parent.title = totalTitle()
-              },
-            })),
-            { concurrent: options.concurrency ?? 4, exitOnError: false },
-          ),
-      },
-    ],
-    { quiet: options.quiet },
-  )
-  await list.run().catch((err: unknown) => {
-    failure ??= err
-  })
-  if (failure !== undefined) throw failure
+  planSteps(progress, [{ id: 'fetch', title: totalTitle() }])
+  await runStep(progress, 'fetch', async (parent) => {
+    const ids = parent.plan(files.map((f) => ({ id: f.path, title: `${f.path} (${formatBytes(f.size)})` })), concurrency)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < files.length) {
+        const i = next++
+        const f = files[i]!
+        let mine = 0
+        try {
+          results[i] = await runStep(progress, ids[i]!, async (task) => {
+            const r = await fetchOne(http, repo, commit, f, options, (delta) => {
+              mine += delta
+              done += delta
+              task.bytes(mine, f.size)
+              parent.title(totalTitle())
+            }, stop.signal)
+            if (r.file.fromCache && mine === 0) done += f.size
+            parent.title(totalTitle())
+            return r
+          }, {
+            title: (r) => `${f.path} ${formatBytes(f.size)} ${r.file.fromCache ? '(cached)' : 'verified'}`,
+            skipped: (err) => (err instanceof CancelledError ? 'cancelled: another file failed' : undefined),
+          })
+        } catch (err) {
+          if (failure === undefined && !(err instanceof CancelledError)) {
+            failure = err
+            stop.abort()
+          }
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker))
+    if (failure !== undefined) throw failure
+  }, { title: totalTitle })
   return results
 }
-

@@ -8,6 +8,8 @@
 import { Command, Flags, Interfaces } from '@oclif/core'
 import { describeError, ExitCode } from './errors.js'
 import { storeRoot } from './env.js'
+import type { Progress } from './progress.js'
+import { withTaskList } from './tasks.js'
 
 export type InferredFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -40,6 +42,11 @@ export abstract class BaseCommand extends Command {
     if (error.hint) lines.push(`Hint: ${error.hint}`)
     if (exitCode === ExitCode.internal && err.stack && process.env.DEBUG) lines.push(err.stack)
     process.stderr.write(lines.join('\n') + '\n')
+  }
+
+  /** Runs a library call under the command's one task list on stderr (nothing under --json). */
+  protected withProgress<T>(fn: (progress: Progress) => Promise<T>): Promise<T> {
+    return withTaskList(fn, { quiet: this.jsonEnabled() })
   }
 
   /** Human output (suppressed under --json). */

@@ -33,6 +33,7 @@ import {
   type ManifestFile,
 } from './manifest.js'
 import { validateName } from './names.js'
+import { formatBytes, planSteps, runStep, type Progress, type StepReporter } from '../lib/progress.js'
 import { parseDuration } from './options.js'
 import { compareBytes, walkTree } from './tree.js'
 
@@ -51,8 +52,8 @@ export interface FinalizeOptions {
   /** Point `current` at the new version (default true). */
   publish?: boolean
   manifest?: ManifestExtras
-  /** Bytes hashed so far, for progress. */
-  onProgress?: (bytesDone: number, bytesTotal: number) => void
+  /** Where finalize reports its one step (bytes hashed so far); silent when absent. */
+  progress?: Progress
 }
 
 export interface FinalizeResult {
@@ -192,6 +193,11 @@ export class ModelStore {
 
   /** Hashes, writes manifest.json, renames the staging dir into place and (by default) publishes it. */
   async finalize(agent: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
+    planSteps(options.progress, [{ id: 'finalize', title: `Finalize ${agent}/${version}` }])
+    return runStep(options.progress, 'finalize', (step) => this.finalizeStep(agent, version, options, step))
+  }
+
+  private async finalizeStep(agent: string, version: string, options: FinalizeOptions, step: StepReporter): Promise<FinalizeResult> {
     const staging = this.stagingDir(agent, version)
     const final = this.versionDir(agent, version)
     const agentDir = this.agentDir(agent)
@@ -230,7 +236,7 @@ export class ModelStore {
       const total = files.reduce((a, f) => a + f.size, 0)
       const hashed = await hashFiles(
         files.map((f) => ({ path: f.abs, rel: f.rel, size: f.size })),
-        { fsync: true, threads: this.hashThreads, onProgress: (done) => options.onProgress?.(done, total) },
+        { fsync: true, threads: this.hashThreads, onProgress: (done) => step.message(`hashed ${formatBytes(done)} of ${formatBytes(total)}`) },
       )
       const manifestFiles: ManifestFile[] = hashed.map((h) => ({ path: h.rel, size: h.size, sha256: h.sha256 })).sort((a, b) => compareBytes(a.path, b.path))
       const checksum = checksumFilesV1(manifestFiles)

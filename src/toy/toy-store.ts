@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
-import { createTasks } from '../lib/progress.js'
+import { planSteps, runStep, type Progress } from '../lib/progress.js'
 import { validateName } from '../publish/names.js'
 import { assertVerified, ModelStore, type FinalizeResult } from '../publish/store.js'
 import { checkToyModel, type ToyCheck } from './check.js'
@@ -18,8 +18,8 @@ export const DEFAULT_AGENTS = ['scout', 'synthesizer', 'analyst', 'memory']
 export interface ToyStoreOptions {
   agents?: string[]
   versions?: number
-  /** --json: no progress output. */
-  quiet?: boolean
+  /** Where the steps report progress (silent when absent). */
+  progress?: Progress
 }
 
 export interface ToyAgentResult {
@@ -69,41 +69,39 @@ export async function createToyStore(dir: string, options: ToyStoreOptions = {})
   }
   const kinds = new Map(agents.map((a, i) => [a, kindFor(a, i)]))
   const ctx: Ctx = { finalized: new Map(), checks: new Map(), verified: 0 }
-  await createTasks<Ctx>([
-    ...agents.map((agent) => ({
-      title: `${agent}: build ${count} ${kinds.get(agent)} version${count > 1 ? 's' : ''}`,
-      task: async (c: Ctx, task: { output: string }) => {
-        const done: FinalizeResult[] = []
-        for (const version of versionNames) {
-          const model = buildToyModel(agent, version, kinds.get(agent)!)
-          await store.withStaging(agent, version, async (staging) => {
-            for (const [name, content] of Object.entries(model.files)) await writeFile(join(staging, name), content)
-          })
-          task.output = `finalizing ${version}`
-          done.push(await store.finalize(agent, version, { metadata: { toy: true, kind: model.kind, seed: model.config.seed, generator: 'modelforge toy-store' } }))
-        }
-        c.finalized.set(agent, done)
-      },
-    })),
-    {
-      title: 'Run every current model in onnxruntime-node',
-      task: async (c) => {
-        for (const agent of agents) {
-          const path = store.current(agent)
-          if (!path) throw new Error(`${agent} has no current version after finalize`)
-          c.checks.set(agent, await checkToyModel(path))
-        }
-      },
-    },
-    {
-      title: 'Verify the store',
-      task: async (c) => {
-        const reports = await store.verify()
-        assertVerified(reports)
-        c.verified = reports.length
-      },
-    },
-  ], { quiet: options.quiet }).run(ctx)
+  const progress = options.progress
+  planSteps(progress, [
+    ...agents.map((agent) => ({ id: `agent:${agent}`, title: `${agent}: build ${count} ${kinds.get(agent)} version${count > 1 ? 's' : ''}` })),
+    { id: 'check', title: 'Run every current model in onnxruntime-node' },
+    { id: 'verify', title: 'Verify the store' },
+  ])
+  const c = ctx
+  for (const agent of agents) {
+    await runStep(progress, `agent:${agent}`, async (task) => {
+      const done: FinalizeResult[] = []
+      for (const version of versionNames) {
+        const model = buildToyModel(agent, version, kinds.get(agent)!)
+        await store.withStaging(agent, version, async (staging) => {
+          for (const [name, content] of Object.entries(model.files)) await writeFile(join(staging, name), content)
+        })
+        task.message(`finalizing ${version}`)
+        done.push(await store.finalize(agent, version, { metadata: { toy: true, kind: model.kind, seed: model.config.seed, generator: 'modelforge toy-store' } }))
+      }
+      c.finalized.set(agent, done)
+    })
+  }
+  await runStep(progress, 'check', async () => {
+    for (const agent of agents) {
+      const path = store.current(agent)
+      if (!path) throw new Error(`${agent} has no current version after finalize`)
+      c.checks.set(agent, await checkToyModel(path))
+    }
+  })
+  await runStep(progress, 'verify', async () => {
+    const reports = await store.verify()
+    assertVerified(reports)
+    c.verified = reports.length
+  })
   return {
     root: store.root,
     verified: ctx.verified,

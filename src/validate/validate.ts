@@ -3,7 +3,7 @@
  * the same inputs, ONNX test data, or a reference JSON), output by output.
  */
 import { IntegrityError, UsageError } from '../lib/errors.js'
-import { createTasks } from '../lib/progress.js'
+import { planSteps, runStep, type Progress } from '../lib/progress.js'
 import {
   compareOutput, DEFAULT_TOLERANCES, fmt, parseTolerance, PRECISIONS, toleranceFor,
   type OutputMetrics, type Precision, type Tolerance,
@@ -30,8 +30,8 @@ export interface ValidateOptions {
   outputs?: string[]
   /** Input generation (samples, seed, sequence length, vocabulary); missing limits come from config.json. */
   generate?: GenerateOptions
-  /** No progress output (--json, library callers). */
-  quiet?: boolean
+  /** Where the steps report progress (silent when absent). */
+  progress?: Progress
 }
 
 export interface ValidateResult {
@@ -72,35 +72,32 @@ export async function validateModel(options: ValidateOptions): Promise<ValidateR
   const referenceKind = await classifyPath(options.reference, 'reference')
   const fallback = DEFAULT_TOLERANCES[precision]
   const ctx: Ctx = { reports: [], sets: [] }
-  const tasks = createTasks<Ctx>([
-    {
-      title: `Loading candidate ${options.candidate}`,
-      task: async (c) => {
-        c.given = options.inputs ? await readDataSets(options.inputs, 'inputs') : undefined
-        c.candidate = await loadModel(options.candidate)
-      },
-    },
-    {
-      title: `Preparing reference ${options.reference}`,
-      task: async (c, t) => {
-        await prepareSets(c, options, referenceKind)
-        t.title = `Reference ${options.reference}: ${c.sets.length} input set${c.sets.length === 1 ? '' : 's'} (${c.inputsFrom})`
-      },
-    },
-    {
-      title: 'Running and comparing',
-      task: async (c, t) => {
-        for (const set of c.sets) {
-          t.output = set.label
-          c.reports.push(...(await compareSet(c, set, options, precision, { atol, rtol, fallback })))
-        }
-        const bad = c.reports.filter((r) => !r.passed).length
-        t.title = `Compared ${c.reports.length} outputs: ${bad ? `${bad} FAILED` : 'all within tolerance'}`
-      },
-    },
-  ], { quiet: options.quiet })
+  const progress = options.progress
+  planSteps(progress, [
+    { id: 'load', title: `Loading candidate ${options.candidate}` },
+    { id: 'reference', title: `Preparing reference ${options.reference}` },
+    { id: 'compare', title: 'Running and comparing' },
+  ])
+  const c = ctx
   try {
-    await tasks.run(ctx)
+    await runStep(progress, 'load', async () => {
+      c.given = options.inputs ? await readDataSets(options.inputs, 'inputs') : undefined
+      c.candidate = await loadModel(options.candidate)
+    })
+    await runStep(progress, 'reference', async () => prepareSets(c, options, referenceKind), {
+      title: () => `Reference ${options.reference}: ${c.sets.length} input set${c.sets.length === 1 ? '' : 's'} (${c.inputsFrom})`,
+    })
+    await runStep(progress, 'compare', async (t) => {
+      for (const set of c.sets) {
+        t.message(set.label)
+        c.reports.push(...(await compareSet(c, set, options, precision, { atol, rtol, fallback })))
+      }
+    }, {
+      title: () => {
+        const bad = c.reports.filter((r) => !r.passed).length
+        return `Compared ${c.reports.length} outputs: ${bad ? `${bad} FAILED` : 'all within tolerance'}`
+      },
+    })
   } finally {
     if (ctx.candidate) await closeModel(ctx.candidate)
     if (ctx.referenceModel) await closeModel(ctx.referenceModel)

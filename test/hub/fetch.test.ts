@@ -15,7 +15,7 @@ let repo: { v1: string; main: string }
 const fast = { attempts: 3, baseDelayMs: 5 }
 
 function opts(extra: FetchOptions = {}): FetchOptions {
-  return { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false, retry: fast, token: undefined, ...extra }
+  return { endpoint: hub.url, cacheDir, config: {}, offline: false, retry: fast, token: undefined, ...extra }
 }
 
 beforeEach(async () => {

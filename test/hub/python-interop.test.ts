@@ -50,11 +50,11 @@ describe.skipIf(!hasPython)("Python huggingface_hub reads our cache offline", ()
     addTinyRepo(hub)
     await hub.start()
     cacheDir = await tempDir()
-    main = await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false })
-    tag = await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false, revision: 'v1.0' })
+    main = await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, config: {}, offline: false })
+    tag = await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, config: {}, offline: false, revision: 'v1.0' })
     // A branch name with "/" lives in nested refs/ folders; Python must find it there.
     hub.setBranch('org/tiny', 'release/v2', tag.commit!)
-    await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, quiet: true, config: {}, offline: false, revision: 'release/v2', include: ['config.json'] })
+    await fetchModel('org/tiny', { endpoint: hub.url, cacheDir, config: {}, offline: false, revision: 'release/v2', include: ['config.json'] })
     await hub.stop()
   })
   afterAll(async () => {
@@ -104,7 +104,7 @@ describe.skipIf(!hasPython)('we read the cache Python huggingface_hub wrote', ()
       })
       const py = JSON.parse(stdout) as { snapshot: string }
       hub.resetCounts()
-      const opts = { endpoint: hub.url, cacheDir, quiet: true, config: {} }
+      const opts = { endpoint: hub.url, cacheDir, config: {} }
       const tag = await fetchModel('org/tiny', { ...opts, revision: 'v1.0' })
       expect(tag).toMatchObject({ fromCache: true, requests: 0, snapshot: py.snapshot })
       expect(tag.files.map((f) => f.path)).toEqual(['config.json', 'model.safetensors', 'onnx/model.onnx', 'tokenizer.json', 'vocab.txt'])

@@ -70,7 +70,7 @@ describe('createToyStore', () => {
     const store = new ModelStore(root)
     await store.stage('memory', 'v1')
     const before = snapshot(root)
-    await expect(createToyStore(root, { agents: ['scout', 'memory'], versions: 1, quiet: true })).rejects.toMatchObject({
+    await expect(createToyStore(root, { agents: ['scout', 'memory'], versions: 1 })).rejects.toMatchObject({
       exitCode: 5, message: expect.stringContaining('already holds memory v1 (finalized or staged)'), hint: expect.stringContaining('store gc'),
     })
     expect(snapshot(root)).toEqual(before)

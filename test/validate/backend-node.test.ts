@@ -16,7 +16,7 @@ const ROOT = 'fixtures/onnx-backend-node'
 const unsupported = (JSON.parse(readFileSync(join(ROOT, 'unsupported.json'), 'utf8')) as { tests: Record<string, { code: string; reason: string }> }).tests
 const tests = readdirSync(ROOT).filter((d) => d.startsWith('test_')).sort()
 // ONNX's own loader defaults (onnx/backend/test/loader).
-const tolerances = { atol: ['1e-7'], rtol: ['1e-3'], quiet: true }
+const tolerances = { atol: ['1e-7'], rtol: ['1e-3'] }
 
 describe('ONNX backend node tests', () => {
   it('has the fixture set and a list that only names existing tests', () => {

@@ -38,7 +38,6 @@ describe('validateModel against reference.json (PyTorch outputs)', () => {
       candidate: `fixtures/hf-tiny/${m}/model.onnx`,
       reference: `fixtures/hf-tiny/${m}/reference.json`,
       atol: ['1e-4'],
-      quiet: true,
     })
     expect(result.failed).toEqual([])
     expect(result).toMatchObject({ passed: true, referenceKind: 'json', inputsFrom: 'reference', datasets: 1 })
@@ -50,7 +49,6 @@ describe('validateModel against reference.json (PyTorch outputs)', () => {
     const err = await validateModel({
       candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx',
       reference: 'fixtures/hf-tiny/tiny-bert-classifier/reference.json',
-      quiet: true,
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(UsageError)
     expect((err as UsageError).message).toMatch(/expected output "logits" is not one of the model's \(last_hidden_state, pooler_output\)/)
@@ -62,7 +60,7 @@ describe('validateModel against reference.json (PyTorch outputs)', () => {
     const inputsOnly = join(dir, 'inputs-only.json')
     await writeFile(outputsOnly, JSON.stringify({ outputs: ref.outputs }))
     await writeFile(inputsOnly, JSON.stringify({ inputs: ref.inputs }))
-    const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: outputsOnly, quiet: true }
+    const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: outputsOnly }
     await expect(validateModel(base)).rejects.toMatchObject({ code: 'INPUTS_REQUIRED' })
     const result = await validateModel({ ...base, inputs: inputsOnly })
     expect(result).toMatchObject({ passed: true, inputsFrom: 'inputs' })
@@ -75,25 +73,25 @@ describe('validateModel against reference.json (PyTorch outputs)', () => {
     await cp('fixtures/onnx-backend-node/test_add', t, { recursive: true })
     await cp(join(t, 'test_data_set_0'), join(t, 'test_data_set_1'), { recursive: true })
     const candidate = join(t, 'model.onnx')
-    const result = await validateModel({ candidate, reference: t, quiet: true })
+    const result = await validateModel({ candidate, reference: t })
     expect(result).toMatchObject({ passed: true, datasets: 2 })
     expect(result.outputs.map((o) => o.dataset)).toEqual(['test_data_set_0', 'test_data_set_1'])
-    expect((await validateModel({ candidate, reference: t, inputs: join(t, 'test_data_set_0'), quiet: true })).passed).toBe(true)
+    expect((await validateModel({ candidate, reference: t, inputs: join(t, 'test_data_set_0') })).passed).toBe(true)
     const three = join(dir, 'three-sets')
     await cp(t, three, { recursive: true })
     await cp(join(t, 'test_data_set_0'), join(three, 'test_data_set_2'), { recursive: true })
-    await expect(validateModel({ candidate, reference: t, inputs: three, quiet: true })).rejects.toThrow(/--inputs holds 3 input sets but the reference 2/)
+    await expect(validateModel({ candidate, reference: t, inputs: three })).rejects.toThrow(/--inputs holds 3 input sets but the reference 2/)
   })
 
   it('compares only the outputs asked for, and refuses unknown ones', async () => {
-    const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: 'fixtures/hf-tiny/tiny-bert/reference.json', quiet: true }
+    const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: 'fixtures/hf-tiny/tiny-bert/reference.json' }
     const result = await validateModel({ ...base, outputs: ['pooler_output'] })
     expect(result.outputs.map((o) => o.name)).toEqual(['pooler_output'])
     await expect(validateModel({ ...base, outputs: ['nope'] })).rejects.toMatchObject({ code: 'OUTPUT_UNKNOWN' })
   })
 
   it('applies name:value tolerances to that output only, and refuses a name no output has', async () => {
-    const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: 'fixtures/hf-tiny/tiny-bert/reference.json', quiet: true }
+    const base = { candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: 'fixtures/hf-tiny/tiny-bert/reference.json' }
     // The torch export differs from reference.json by up to ~6e-7: zero tolerance fails, but only where asked.
     const strict = await validateModel({ ...base, atol: ['pooler_output:0'], rtol: ['pooler_output:0'] })
     const byName = Object.fromEntries(strict.outputs.map((o) => [o.name, o]))
@@ -114,7 +112,7 @@ describe('validateModel against reference.json (PyTorch outputs)', () => {
 describe('validateModel against another ONNX model', () => {
   it('passes a model against itself on generated inputs, reporting seed and shapes', async () => {
     const m = 'fixtures/hf-tiny/tiny-bert/model.onnx'
-    const result = await validateModel({ candidate: m, reference: m, generate: { samples: 3, sequenceLength: 5, seed: 11 }, quiet: true })
+    const result = await validateModel({ candidate: m, reference: m, generate: { samples: 3, sequenceLength: 5, seed: 11 } })
     expect(result).toMatchObject({ passed: true, referenceKind: 'onnx', inputsFrom: 'generated' })
     expect(result.generated).toEqual({ seed: 11, shapes: { input_ids: [3, 5], attention_mask: [3, 5], token_type_ids: [3, 5] } })
     expect(result.outputs.map((o) => [o.name, o.maxAbsErr])).toEqual([['last_hidden_state', 0], ['pooler_output', 0]])
@@ -123,7 +121,7 @@ describe('validateModel against another ONNX model', () => {
   it('fails a different model with exit 4, saying which output and by how much', async () => {
     const a = await scaleModel('a.onnx', 2)
     const b = await scaleModel('b.onnx', 2, { bias: 0.01 })
-    const result = await validateModel({ candidate: b, reference: a, quiet: true })
+    const result = await validateModel({ candidate: b, reference: a })
     expect(result.passed).toBe(false)
     expect(result.failed).toEqual(['generated/y'])
     const y = result.outputs[0]
@@ -138,13 +136,13 @@ describe('validateModel against another ONNX model', () => {
     expect(() => assertValidated(result)).toThrow(IntegrityError)
     expect(formatValidation(result)).toMatch(/y +\[2,4\] .* FAIL: 2 of 8 elements/)
     // A per-output tolerance lets it through.
-    expect((await validateModel({ candidate: b, reference: a, atol: ['y:0.02'], quiet: true })).passed).toBe(true)
+    expect((await validateModel({ candidate: b, reference: a, atol: ['y:0.02'] })).passed).toBe(true)
   })
 
   it('gives a hint about provenance when outputs are unrelated', async () => {
     const a = await scaleModel('c.onnx', 2)
     const b = await scaleModel('d.onnx', -2)
-    const result = await validateModel({ candidate: b, reference: a, quiet: true })
+    const result = await validateModel({ candidate: b, reference: a })
     expect(validationError(result).hint).toMatch(/cosine -1.000\): check that the candidate comes from the same weights/)
   })
 
@@ -152,7 +150,7 @@ describe('validateModel against another ONNX model', () => {
     const a = await scaleModel('e.onnx', 3)
     const inputs = join(dir, 'x.json')
     await writeFile(inputs, JSON.stringify({ inputs: { x: { dtype: 'float32', dims: [1, 4], data: [1, 2, 3, 4] } } }))
-    const result = await validateModel({ candidate: a, reference: a, inputs, quiet: true })
+    const result = await validateModel({ candidate: a, reference: a, inputs })
     expect(result).toMatchObject({ passed: true, inputsFrom: 'inputs' })
     expect(result.outputs[0].dims).toEqual([1, 4])
   })
@@ -160,7 +158,7 @@ describe('validateModel against another ONNX model', () => {
   it('refuses models that share no output', async () => {
     const a = await scaleModel('f.onnx', 1)
     const b = await scaleModel('g.onnx', 1, { outName: 'z' })
-    await expect(validateModel({ candidate: b, reference: a, quiet: true })).rejects.toMatchObject({ code: 'REFERENCE_MISMATCH' })
+    await expect(validateModel({ candidate: b, reference: a })).rejects.toMatchObject({ code: 'REFERENCE_MISMATCH' })
   })
 
   it('applies fp16 tolerances to a float16 candidate', async () => {
@@ -174,8 +172,8 @@ describe('validateModel against another ONNX model', () => {
     g.output('y', DataType.FLOAT, ['batch', 4])
     const ref = join(dir, 'ref32.onnx')
     await writeModel(ref, g.toModel())
-    expect((await validateModel({ candidate: half, reference: ref, quiet: true })).passed).toBe(false)
-    const r = await validateModel({ candidate: half, reference: ref, precision: 'fp16', quiet: true })
+    expect((await validateModel({ candidate: half, reference: ref })).passed).toBe(false)
+    const r = await validateModel({ candidate: half, reference: ref, precision: 'fp16' })
     expect(r.passed).toBe(true)
     expect(r.outputs[0]).toMatchObject({ dtype: 'float16', referenceDtype: 'float32', atol: 1e-2, rtol: 1e-2 })
   })
@@ -194,11 +192,11 @@ describe('validateModel against another ONNX model', () => {
     // Symmetric change: logit0 - logit1 = 1.01 (x0 - x1), so the argmax is kept while every value moves.
     const close = await logits('q-logits.onnx', [1.02, 0.01, 0.01, 1.02])
     const swapped = await logits('bad-logits.onnx', [0, 1, 1, 0])
-    const ok = await validateModel({ candidate: close, reference: ref, precision: 'int8', generate: { samples: 8 }, quiet: true })
+    const ok = await validateModel({ candidate: close, reference: ref, precision: 'int8', generate: { samples: 8 } })
     expect(ok.passed).toBe(true)
     expect(ok.outputs[0]).toMatchObject({ argmaxAgreement: 1 })
     expect(ok.outputs[0].maxAbsErr).toBeGreaterThan(1e-3)
-    const bad = await validateModel({ candidate: swapped, reference: ref, precision: 'int8', generate: { samples: 8 }, quiet: true })
+    const bad = await validateModel({ candidate: swapped, reference: ref, precision: 'int8', generate: { samples: 8 } })
     expect(bad.passed).toBe(false)
     expect(bad.outputs[0].reason).toMatch(/argmax differs/)
   })
@@ -218,7 +216,7 @@ describe('validateModel against another ONNX model', () => {
     const ref = await two('ref-two.onnx', 1, [1, 0, 0, 1])
     // hidden is 1.5x the reference: same direction (cosine 1), far outside 0.1 elementwise.
     const cand = await two('cand-two.onnx', 1.5, [1.02, 0.01, 0.01, 1.02])
-    const base = { candidate: cand, reference: ref, precision: 'int8' as const, generate: { samples: 8 }, quiet: true }
+    const base = { candidate: cand, reference: ref, precision: 'int8' as const, generate: { samples: 8 } }
     const perOutput = await validateModel({ ...base, atol: ['logits:0.5'] })
     expect(perOutput.outputs.map((o) => [o.name, o.passed])).toEqual([['logits', true], ['hidden', true]])
     const strict = await validateModel({ ...base, atol: ['logits:0.5', 'hidden:0.01'], rtol: ['hidden:0.01'] })
@@ -231,23 +229,23 @@ describe('validateModel against another ONNX model', () => {
 
 describe('validateModel errors', () => {
   it('reports a missing candidate or reference with exit 6', async () => {
-    await expect(validateModel({ candidate: join(dir, 'none.onnx'), reference: 'fixtures/hf-tiny/tiny-bert/reference.json', quiet: true })).rejects.toBeInstanceOf(NotFoundError)
-    await expect(validateModel({ candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: join(dir, 'none.json'), quiet: true })).rejects.toBeInstanceOf(NotFoundError)
+    await expect(validateModel({ candidate: join(dir, 'none.onnx'), reference: 'fixtures/hf-tiny/tiny-bert/reference.json' })).rejects.toBeInstanceOf(NotFoundError)
+    await expect(validateModel({ candidate: 'fixtures/hf-tiny/tiny-bert/model.onnx', reference: join(dir, 'none.json') })).rejects.toBeInstanceOf(NotFoundError)
   })
 
   it('refuses a broken candidate with exit 4 and an unknown precision with exit 2', async () => {
     const broken = join(dir, 'broken.onnx')
     const bytes = await readFile('fixtures/hf-tiny/tiny-bert/model.onnx')
     await writeFile(broken, bytes.subarray(0, 5000))
-    await expect(validateModel({ candidate: broken, reference: 'fixtures/hf-tiny/tiny-bert/reference.json', quiet: true })).rejects.toMatchObject({ exitCode: 4, code: 'ONNX_INVALID' })
+    await expect(validateModel({ candidate: broken, reference: 'fixtures/hf-tiny/tiny-bert/reference.json' })).rejects.toMatchObject({ exitCode: 4, code: 'ONNX_INVALID' })
     // @ts-expect-error an invalid precision from an untyped caller
-    await expect(validateModel({ candidate: broken, reference: broken, precision: 'int4', quiet: true })).rejects.toMatchObject({ exitCode: 2, code: 'INVALID_PRECISION' })
+    await expect(validateModel({ candidate: broken, reference: broken, precision: 'int4' })).rejects.toMatchObject({ exitCode: 2, code: 'INVALID_PRECISION' })
   })
 
   it('refuses inputs of the wrong dtype, naming the input', async () => {
     const a = await scaleModel('i.onnx', 1)
     const inputs = join(dir, 'x64.json')
     await writeFile(inputs, JSON.stringify({ inputs: { x: { dtype: 'int64', dims: [1, 4], data: [1, 2, 3, 4] } } }))
-    await expect(validateModel({ candidate: a, reference: a, inputs, quiet: true })).rejects.toMatchObject({ code: 'INPUT_DTYPE_MISMATCH' })
+    await expect(validateModel({ candidate: a, reference: a, inputs })).rejects.toMatchObject({ code: 'INPUT_DTYPE_MISMATCH' })
   })
 })

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
-import { createTasks, formatBytes } from '../../lib/progress.js'
+import { formatBytes } from '../../lib/progress.js'
 import { parseMetadata } from '../../publish/options.js'
 import { ModelStore, type FinalizeResult } from '../../publish/store.js'
 
@@ -25,22 +25,7 @@ export default class StoreFinalize extends BaseCommand {
     const { args, flags } = await this.parse(StoreFinalize)
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     const store = new ModelStore(resolveStore(flags.store))
-    const ctx: { result?: FinalizeResult } = {}
-    await createTasks<typeof ctx>([
-      {
-        title: `Finalize ${args.agent}/${args.version}`,
-        task: async (c, task) => {
-          c.result = await store.finalize(args.agent, args.version, {
-            metadata,
-            publish: flags.publish,
-            onProgress: (done, total) => {
-              task.output = `hashed ${formatBytes(done)} of ${formatBytes(total)}`
-            },
-          })
-        },
-      },
-    ], { quiet: this.jsonEnabled() }).run(ctx)
-    const r = ctx.result!
+    const r = await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, progress }))
     this.say(`Finalized ${r.agent}/${r.version}: ${r.files} files, ${formatBytes(r.bytes)}, sha256-files-v1 ${r.checksum}`)
     this.say(r.published ? `current -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')
     return r
