@@ -5,6 +5,7 @@
  * message names the tool and carries the tail of its output.
  */
 import { execa, type Options as ExecaOptions } from 'execa'
+import { debugLog } from './debug.js'
 import { ExternalError } from './errors.js'
 
 export interface RunOptions {
@@ -28,13 +29,18 @@ export interface RunResult {
   exitCode: number
   stdout: string
   stderr: string
+  /** stdout and stderr interleaved in the order they were written. */
+  all: string
   durationMs: number
 }
 
+/** The last lines of the output, for an error message. */
 function tail(text: string, lines = 20): string {
   const all = text.trimEnd().split('\n')
   return all.slice(-lines).join('\n')
 }
+
+const log = debugLog('exec')
 
 export async function run(file: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   const started = performance.now()
@@ -46,35 +52,31 @@ export async function run(file: string, args: string[], options: RunOptions = {}
     reject: false,
     cancelSignal: options.signal,
     stripFinalNewline: false,
+    // stdout and stderr interleaved as the tool wrote them: trtexec logs [I] lines to stdout and [E] lines
+    // to stderr, and a failure is only readable with both in their order.
+    all: true,
   }
+  log('spawn %s %o cwd=%s', file, args, options.cwd ?? process.cwd())
   const child = execa(file, args, execaOptions)
-  if (options.onLine) {
-    const onLine = options.onLine
-    for (const [name, stream] of [['stdout', child.stdout], ['stderr', child.stderr]] as const) {
-      let pending = ''
-      stream?.on('data', (chunk: Buffer) => {
-        pending += chunk.toString('utf8')
-        let nl: number
-        while ((nl = pending.indexOf('\n')) >= 0) {
-          onLine(pending.slice(0, nl).replace(/\r$/, ''), name)
-          pending = pending.slice(nl + 1)
-        }
+  // execa splits the lines itself (\n and \r\n, a last line without newline); the output is still buffered.
+  const onLine = options.onLine
+  const pumps = onLine
+    ? (['stdout', 'stderr'] as const).map(async (from) => {
+        for await (const line of child.iterable({ from })) onLine(String(line), from)
       })
-      stream?.on('end', () => {
-        if (pending) onLine(pending, name)
-        pending = ''
-      })
-    }
-  }
+    : []
   const result = await child
+  await Promise.all(pumps).catch(() => undefined)
   const out: RunResult = {
     command: file,
     argv: args,
     exitCode: typeof result.exitCode === 'number' ? result.exitCode : -1,
     stdout: String(result.stdout ?? ''),
     stderr: String(result.stderr ?? ''),
+    all: String(result.all ?? ''),
     durationMs: performance.now() - started,
   }
+  log('exit %s code=%d signal=%s %dms', file, out.exitCode, result.signal ?? '-', Math.round(out.durationMs))
   const code = (result as { code?: string }).code
   if (code === 'ENOENT' || (result.failed && /ENOENT/.test(String(result.message)) && out.exitCode === -1)) {
     throw new ExternalError(`${file} was not found`, {
@@ -91,7 +93,7 @@ export async function run(file: string, args: string[], options: RunOptions = {}
   }
   if (options.reject !== false && (out.exitCode !== 0 || result.signal)) {
     const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${out.exitCode}`
-    const output = tail(out.stderr || out.stdout)
+    const output = tail(out.all)
     throw new ExternalError(`${file} ${how}${output ? `:\n${output}` : ''}`, {
       code: 'TOOL_FAILED',
       hint: 'Read the tool output above; rerun the same command by hand to reproduce.',

@@ -15,6 +15,7 @@ describe('exec', () => {
       onLine: (line, stream) => lines.push(`${stream}:${line}`),
     })
     expect(lines).toEqual(expect.arrayContaining(['stdout:a', 'stdout:b', 'stderr:c', 'stdout:tail']))
+    expect(lines).toHaveLength(4)
   })
 
   it('turns a missing program into an external error (exit 3) with the hint', async () => {
@@ -31,6 +32,24 @@ describe('exec', () => {
     expect(err.message).toContain('exited with code 7')
     expect(err.message).toContain('[E] engine build failed')
     expect(err.details).toMatchObject({ exitCode: 7 })
+  })
+
+  it('a failure carries the tail of stdout and stderr interleaved, as trtexec writes [I] and [E] lines', async () => {
+    // Pauses between the streams: two pipes carry no order of their own, so the writer paces them.
+    const script = 'const w = (s, l) => new Promise((r) => s.write(l + "\\n", () => setTimeout(r, 20))); (async () => { for (let i = 0; i < 30; i++) console.log("[I] step " + i); await w(process.stdout, "[I] done"); await w(process.stderr, "[E] Error[4]: network invalid"); await w(process.stdout, "&&&& FAILED"); process.exit(1) })()'
+    const err = await run(process.execPath, ['-e', script]).catch((e) => e)
+    const lines = (err.message as string).split('\n').slice(1)
+    expect(lines).toHaveLength(20)
+    expect(lines.slice(-3)).toEqual(['[I] done', '[E] Error[4]: network invalid', '&&&& FAILED'])
+  })
+
+  it('logs every spawn under DEBUG=modelforge:exec (argv, cwd, exit, duration), on stderr only', async () => {
+    const { spawnSync } = await import('node:child_process')
+    const script = "import { run } from './src/lib/exec.ts'; await run(process.execPath, ['-e', 'process.exit(0)'])"
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, DEBUG: 'modelforge*' }, encoding: 'utf8' })
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(/modelforge:exec spawn .*node.* \[ '-e', 'process\.exit\(0\)' \] cwd=/)
+    expect(r.stderr).toMatch(/modelforge:exec exit .*node code=0 signal=- \d+ms/)
   })
 
   it('lets the caller inspect a failure with reject: false', async () => {
