@@ -8,9 +8,9 @@
  * with the same stdout, stderr and exit code as the oclif command (src/commands/store/current.ts), importing
  * only the lean resolver. Anything else (help, other flags, other commands) returns false and oclif runs.
  */
-import { describeError } from './lib/errors.js'
+import { jsonText, renderError, successEnvelope } from './lib/render.js'
 import { storeRoot } from './lib/env.js'
-import { currentReport, formatCurrent, noCurrentNote } from './publish/current.js'
+import { currentReport, renderCurrent } from './publish/current.js'
 
 interface Parsed {
   agent: string
@@ -50,22 +50,16 @@ export async function fastPath(argv: string[]): Promise<boolean> {
   if (!args) return false
   try {
     const report = currentReport(storeRoot(args.store), args.agent)
-    if (args.json) process.stdout.write(JSON.stringify({ status: 0, result: report }, null, 2) + '\n')
-    else if (report.path !== null) process.stdout.write(formatCurrent(report))
-    else process.stderr.write(noCurrentNote(report))
+    if (args.json) {
+      process.stdout.write(jsonText(successEnvelope(report)))
+    } else {
+      const { stdout, stderr } = renderCurrent(report)
+      process.stdout.write(stdout)
+      process.stderr.write(stderr)
+    }
     process.exitCode = 0
   } catch (err) {
-    // Same rendering as BaseCommand.catch.
-    const { exitCode, error } = describeError(err)
-    process.exitCode = exitCode
-    if (args.json) {
-      process.stdout.write(JSON.stringify({ status: exitCode, error }, null, 2) + '\n')
-    } else {
-      const lines = [`Error: ${error.message}`]
-      if (error.hint) lines.push(`Hint: ${error.hint}`)
-      if (exitCode === 1 && err instanceof Error && err.stack && process.env.DEBUG) lines.push(err.stack)
-      process.stderr.write(lines.join('\n') + '\n')
-    }
+    renderError(err, args.json)
   }
   return true
 }

@@ -6,7 +6,7 @@
  * the exit code.
  */
 import { Command, Flags, Interfaces } from '@oclif/core'
-import { describeError, ExitCode } from './errors.js'
+import { errorEnvelope, jsonText, renderError, successEnvelope } from './render.js'
 import { storeRoot } from './env.js'
 import type { Progress } from './progress.js'
 import { withTaskList } from './tasks.js'
@@ -17,31 +17,20 @@ export abstract class BaseCommand extends Command {
   static enableJsonFlag = true
 
   protected toSuccessJson(result: unknown): unknown {
-    return { status: ExitCode.ok, result }
+    return successEnvelope(result)
   }
 
   protected toErrorJson(err: unknown): unknown {
-    const { exitCode, error } = describeError(err)
-    return { status: exitCode, error }
+    return errorEnvelope(err)
   }
 
   protected logJson(json: unknown): void {
-    // Plain JSON (no colour codes), one object, newline-terminated: scripts parse this.
-    process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+    process.stdout.write(jsonText(json))
   }
 
   /** Renders the error and sets the exit code; not rethrown, so oclif's handler does not print it again. */
   async catch(err: Error & { exitCode?: number }): Promise<void> {
-    const { exitCode, error } = describeError(err)
-    process.exitCode = exitCode
-    if (this.jsonEnabled()) {
-      this.logJson(this.toErrorJson(err))
-      return
-    }
-    const lines = [`Error: ${error.message}`]
-    if (error.hint) lines.push(`Hint: ${error.hint}`)
-    if (exitCode === ExitCode.internal && err.stack && process.env.DEBUG) lines.push(err.stack)
-    process.stderr.write(lines.join('\n') + '\n')
+    renderError(err, this.jsonEnabled())
   }
 
   /** Runs a library call under the command's one task list on stderr (nothing under --json). */

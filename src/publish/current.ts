@@ -174,12 +174,11 @@ export function currentReport(root: string, agent: string, channel = 'current', 
   return r ?? { agent, channel, version: null, path: null, layout: null }
 }
 
-/** The human output of `store current`: the path and a newline, or nothing. */
-export function formatCurrent(report: CurrentReport): string {
-  return report.path === null ? '' : report.path + '\n'
-}
-
-/** The stderr note of `store current` when there is no version to print (non-strict mode). */
-export function noCurrentNote(report: CurrentReport): string {
-  return `${report.agent} has no ${report.channel} version (set STRICT_MODEL_STORE=1 to make this an error)\n`
+/**
+ * The human output of `store current`: the path and a newline on stdout, or (non-strict, nothing to print)
+ * a note on stderr. The command and the fast path of bin/run.js both print this.
+ */
+export function renderCurrent(report: CurrentReport): { stdout: string; stderr: string } {
+  if (report.path !== null) return { stdout: report.path + '\n', stderr: '' }
+  return { stdout: '', stderr: `${report.agent} has no ${report.channel} version (set STRICT_MODEL_STORE=1 to make this an error)\n` }
 }

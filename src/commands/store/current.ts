@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
-import { currentReport, formatCurrent, noCurrentNote, type CurrentReport } from '../../publish/current.js'
+import { currentReport, renderCurrent, type CurrentReport } from '../../publish/current.js'
 
 export default class StoreCurrent extends BaseCommand {
   static summary = 'Print the absolute path of the current version of an agent'
@@ -21,9 +21,11 @@ The plain form of this command is answered without loading the rest of the CLI, 
   async run(): Promise<CurrentReport> {
     const { args, flags } = await this.parse(StoreCurrent)
     const report = currentReport(resolveStore(flags.store), args.agent, flags.channel)
-    const text = formatCurrent(report)
-    if (text) this.say(text)
-    else if (!this.jsonEnabled()) process.stderr.write(noCurrentNote(report))
+    if (!this.jsonEnabled()) {
+      const { stdout, stderr } = renderCurrent(report)
+      process.stdout.write(stdout)
+      process.stderr.write(stderr)
+    }
     return report
   }
 }
