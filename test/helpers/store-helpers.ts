@@ -5,6 +5,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { ModelStore } from '../../src/publish/store.js'
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const runJs = join(repoRoot, 'bin', 'run.js')
@@ -29,6 +30,13 @@ export function writeTree(dir: string, files: Record<string, string | Uint8Array
     mkdirSync(dirname(p), { recursive: true })
     writeFileSync(p, content)
   }
+}
+
+/** Stages `files` as agent/version and finalizes it (published as current unless publishIt is false). */
+export async function publish(store: ModelStore, agent: string, version: string, files: Record<string, string> = { 'model.onnx': version }, publishIt = true) {
+  const dir = await store.stage(agent, version)
+  writeTree(dir, files)
+  return store.finalize(agent, version, { publish: publishIt, metadata: { note: version } })
 }
 
 /**

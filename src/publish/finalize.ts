@@ -1,0 +1,154 @@
+/**
+ * Finalize: a staged tree becomes an immutable version. It is checked, hashed into manifest.json, made
+ * durable, renamed into place and (by default) published as `current`, under the agent's lock.
+ */
+import { lstat, rename } from 'node:fs/promises'
+import { join, relative } from 'node:path'
+import { errnoCode, IntegrityError } from '../lib/errors.js'
+import { appendAudit } from './audit.js'
+import { pointChannel } from './channels.js'
+import { storeRootExists } from './current.js'
+import { fsyncDir, writeFileDurable } from './fsutil.js'
+import { hashFiles } from './hash.js'
+import { acquireLock } from './lock.js'
+import { checksumFilesV1, CHECKSUM_ALGORITHM, MANIFEST_NAME, MANIFEST_SCHEMA, type Manifest, type ManifestFile } from './manifest.js'
+import { peekChannel } from './readers.js'
+import { exists, type StoreContext } from './store-context.js'
+import { notStaged, versionExists } from './store-errors.js'
+import { compareBytes, walkTree } from './tree.js'
+import { formatBytes, planSteps, runStep, type Progress, type StepReporter } from '../lib/progress.js'
+
+/** Optional manifest sections a caller (build-engine) adds at finalize. */
+export type ManifestExtras = Pick<Manifest, 'artifacts' | 'source' | 'build' | 'validation' | 'performance'>
+
+export interface FinalizeOptions {
+  metadata?: Record<string, unknown>
+  /** Point `current` at the new version (default true). */
+  publish?: boolean
+  manifest?: ManifestExtras
+  /** Where finalize reports its one step (bytes hashed so far); silent when absent. */
+  progress?: Progress
+}
+
+export interface FinalizeResult {
+  agent: string
+  version: string
+  path: string
+  checksum: string
+  files: number
+  bytes: number
+  published: boolean
+  /** The version `current` pointed to before (null: none; undefined: not published). */
+  previous?: string | null
+}
+
+/** Hashes, writes manifest.json, renames the staging dir into place and (by default) publishes it. */
+export async function finalize(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
+  planSteps(options.progress, [{ id: 'finalize', title: `Finalize ${agent}/${version}` }])
+  return runStep(options.progress, 'finalize', (step) => finalizeStep(ctx, agent, version, options, step))
+}
+
+async function finalizeStep(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions, step: StepReporter): Promise<FinalizeResult> {
+  const staging = ctx.stagingDir(agent, version)
+  const final = ctx.versionDir(agent, version)
+  const agentDir = ctx.agentDir(agent)
+  // Checked before the lock too, so that refusing leaves no trace (not even the locks directory).
+  if (!storeRootExists(ctx.root) || !(await exists(staging))) {
+    if (await exists(final)) throw versionExists(agent, version, final)
+    throw notStaged(agent, version, staging)
+  }
+  if (await exists(final)) throw versionExists(agent, version, final)
+  const lock = acquireLock(ctx.root, agent, { op: 'finalize', version })
+  try {
+    if (await exists(final)) throw versionExists(agent, version, final)
+    let st
+    try {
+      st = await lstat(staging)
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') throw notStaged(agent, version, staging)
+      throw err
+    }
+    if (!st.isDirectory()) {
+      throw new IntegrityError(`${staging} is not a directory`, { code: 'STAGING_INVALID', hint: 'Remove it and stage the version again.', details: { path: staging } })
+    }
+    const entries = await walkTree(staging).catch((err: unknown) => {
+      // An unreadable subdirectory is bad input like an unreadable file (exit 4), not a crash.
+      const code = errnoCode(err)
+      if (code !== 'EACCES' && code !== 'EPERM') throw err
+      const rel = relative(staging, String((err as { path?: unknown }).path ?? staging)) || '.'
+      throw new IntegrityError(`Cannot read ${rel}: ${code} (${(err as Error).message})`, {
+        code: 'UNREADABLE_FILE',
+        hint: 'Make every file and directory of the staged tree readable by this user (check permissions), then finalize again.',
+        details: { path: rel, errno: code },
+      })
+    })
+    checkStagedTree(entries)
+    const files = entries.filter((e) => e.type === 'file')
+    const total = files.reduce((a, f) => a + f.size, 0)
+    const hashed = await hashFiles(
+      files.map((f) => ({ path: f.abs, rel: f.rel, size: f.size })),
+      { fsync: true, threads: ctx.hashThreads, onProgress: (done) => step.message(`hashed ${formatBytes(done)} of ${formatBytes(total)}`) },
+    )
+    const manifestFiles: ManifestFile[] = hashed.map((h) => ({ path: h.rel, size: h.size, sha256: h.sha256 })).sort((a, b) => compareBytes(a.path, b.path))
+    const checksum = checksumFilesV1(manifestFiles)
+    const manifest: Manifest = {
+      version,
+      checksum,
+      metadata: options.metadata ?? {},
+      schema: MANIFEST_SCHEMA,
+      agent,
+      created_at: new Date().toISOString(),
+      checksum_algorithm: CHECKSUM_ALGORITHM,
+      files: manifestFiles,
+      ...definedOnly(options.manifest ?? {}),
+    }
+    await writeFileDurable(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n')
+    for (const e of entries) if (e.type === 'directory') await fsyncDir(e.abs)
+    await fsyncDir(staging)
+    await rename(staging, final)
+    await fsyncDir(join(agentDir, 'versions'))
+    // The agent and its versions/ directory may be new since stage; make their entries durable too.
+    await fsyncDir(agentDir)
+    await fsyncDir(ctx.root)
+    const publish = options.publish ?? true
+    let previous: string | null | undefined
+    if (publish) {
+      previous = peekChannel(ctx, agent, 'current')
+      await pointChannel(ctx, agent, 'current', version)
+    }
+    appendAudit(ctx.root, { op: 'finalize', agent, version, checksum, ...(publish ? { channel: 'current', previous } : {}) })
+    return { agent, version, path: final, checksum, files: manifestFiles.length, bytes: manifestFiles.reduce((a, f) => a + f.size, 0), published: publish, ...(publish ? { previous } : {}) }
+  } finally {
+    lock.release()
+  }
+}
+
+function checkStagedTree(entries: { rel: string; type: string }[]): void {
+  const special = entries.filter((e) => e.type !== 'file' && e.type !== 'directory')
+  if (special.length > 0) {
+    throw new IntegrityError(`The staged tree holds ${special.map((e) => `a ${e.type} (${e.rel})`).join(', ')}; only regular files and directories can be published`, {
+      code: 'UNSUPPORTED_FILE_TYPE',
+      hint: 'Replace symlinks by copies of the files and remove devices, sockets and fifos, then finalize again.',
+      details: { entries: special },
+    })
+  }
+  const badNames = entries.filter((e) => /[\n\r\\]/.test(e.rel))
+  if (badNames.length > 0) {
+    throw new IntegrityError(`File names holding a newline, carriage return or backslash cannot be published: ${badNames.map((e) => JSON.stringify(e.rel)).join(', ')}`, {
+      code: 'BAD_FILE_NAME',
+      hint: 'Rename those files: sha256sum escapes such names, so the checksum could not be checked with standard tools.',
+      details: { paths: badNames.map((e) => e.rel) },
+    })
+  }
+  if (entries.some((e) => e.rel === MANIFEST_NAME)) {
+    throw new IntegrityError('The staged tree already holds a top-level manifest.json, which finalize writes', {
+      code: 'MANIFEST_RESERVED',
+      hint: 'Remove or rename it; pass caller metadata with --metadata or --metadata-file instead.',
+      details: { path: MANIFEST_NAME },
+    })
+  }
+}
+
+function definedOnly(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+}

@@ -1,0 +1,138 @@
+/**
+ * Removing what the store no longer needs: prune deletes old versions of an agent, gc deletes what crashed
+ * or interrupted writers left (temporary links, staging directories, half-deleted pruned versions, lock
+ * temp files). Both hold the agent's lock while they delete.
+ */
+import { randomBytes } from 'node:crypto'
+import { lstat, readdir, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ConflictError, UsageError } from '../lib/errors.js'
+import { loadConfig } from '../lib/env.js'
+import { appendAudit } from './audit.js'
+import { storeRootExists } from './current.js'
+import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from './fsutil.js'
+import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
+import { parseDuration } from './options.js'
+import { channelVersions, listAgents, requireAgent, versionInfos } from './readers.js'
+import { exists, readdirIfExists, withLock, type StoreContext } from './store-context.js'
+import { walkTree } from './tree.js'
+
+export interface PruneResult {
+  agent: string
+  keep: number
+  dryRun: boolean
+  removed: string[]
+  kept: string[]
+  protected: string[]
+}
+
+export interface GcResult {
+  olderThanMs: number
+  removed: { path: string; kind: 'temp-link' | 'staging' | 'pruned' | 'lock-temp' }[]
+  skipped: { agent: string; reason: string }[]
+}
+
+const DEFAULT_GC_MS = 24 * 3600 * 1000
+/** prune renames a doomed version to `.prune-<version>-<hex>.tmp` first: hidden, and no valid name can match. */
+const PRUNE_PREFIX = '.prune-'
+
+/** Removes all but the newest `keep` versions, never one that a channel points to. */
+export async function prune(ctx: StoreContext, agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
+  const keep = options.keep ?? loadConfig().store?.keep ?? 3
+  if (!Number.isSafeInteger(keep) || keep < 0) {
+    throw new UsageError(`--keep must be a whole number >= 0, got ${keep}`, { code: 'INVALID_KEEP', hint: 'For example --keep 3.' })
+  }
+  requireAgent(ctx, agent)
+  const work = async (): Promise<PruneResult> => {
+    const infos = (await versionInfos(ctx, agent)).reverse()
+    const channels = channelVersions(ctx, agent)
+    const protectedSet = new Set(Object.values(channels).filter((v): v is string => Boolean(v)))
+    const kept: string[] = []
+    const removed: string[] = []
+    infos.forEach((info, i) => (i < keep || protectedSet.has(info.version) ? kept : removed).push(info.version))
+    if (!options.dryRun && removed.length > 0) {
+      const versionsDir = join(ctx.agentDir(agent), 'versions')
+      for (const v of removed) {
+        // Renamed first so that a crash mid-delete leaves a .tmp directory for gc, not a damaged version.
+        const doomed = join(versionsDir, `${PRUNE_PREFIX}${v}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`)
+        await rename(join(versionsDir, v), doomed)
+        await fsyncDir(versionsDir)
+        await rm(doomed, { recursive: true, force: true })
+      }
+      await fsyncDir(versionsDir)
+      appendAudit(ctx.root, { op: 'prune', agent, removed, kept, keep })
+    }
+    return { agent, keep, dryRun: Boolean(options.dryRun), removed, kept, protected: [...protectedSet].sort() }
+  }
+  return options.dryRun ? work() : withLock(ctx, agent, { op: 'prune' }, work)
+}
+
+/**
+ * Removes temporary links and staging directories untouched for longer than olderThanMs (0: all) of
+ * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped).
+ */
+export async function gc(ctx: StoreContext, options: { olderThan?: string | number; olderThanMs?: number } = {}): Promise<GcResult> {
+  // olderThan as in the CLI ("24h", "30m", "0") or milliseconds; olderThanMs is the same in milliseconds.
+  const olderThanMs = typeof options.olderThan === 'string' ? parseDuration(options.olderThan) : options.olderThan ?? options.olderThanMs ?? DEFAULT_GC_MS
+  if (!Number.isFinite(olderThanMs) || olderThanMs < 0) {
+    throw new UsageError(`older-than must be >= 0, got ${olderThanMs}`, { code: 'INVALID_DURATION', hint: 'For example --older-than 24h.' })
+  }
+  const result: GcResult = { olderThanMs, removed: [], skipped: [] }
+  if (!storeRootExists(ctx.root)) return result
+  const now = Date.now()
+  for (const p of removeStaleLockTemps(ctx.root)) result.removed.push({ path: p, kind: 'lock-temp' })
+  for (const agent of await listAgents(ctx)) {
+    let lock: HeldLock
+    try {
+      lock = acquireLock(ctx.root, agent, { op: 'gc' })
+    } catch (err) {
+      if (err instanceof ConflictError) {
+        result.skipped.push({ agent, reason: err.message })
+        continue
+      }
+      throw err
+    }
+    try {
+      const agentDir = ctx.agentDir(agent)
+      const removedHere: string[] = []
+      for (const name of await readdir(agentDir)) {
+        if (!name.startsWith(TEMP_LINK_PREFIX) || !name.endsWith(TEMP_SUFFIX)) continue
+        const p = join(agentDir, name)
+        if (!(await lstat(p)).isSymbolicLink()) continue
+        await rm(p, { force: true })
+        result.removed.push({ path: p, kind: 'temp-link' })
+        removedHere.push(p)
+      }
+      const versionsDir = join(agentDir, 'versions')
+      for (const name of await readdirIfExists(versionsDir)) {
+        if (!name.endsWith(TEMP_SUFFIX)) continue
+        const p = join(versionsDir, name)
+        // A prune leftover is a version already being deleted (its files are old, so age says nothing):
+        // always removed. A staging dir only once nothing in it changed for olderThanMs.
+        const doomed = name.startsWith(PRUNE_PREFIX)
+        if (!doomed && olderThanMs > 0 && now - (await newestMtime(p)) < olderThanMs) continue
+        await rm(p, { recursive: true, force: true })
+        result.removed.push({ path: p, kind: doomed ? 'pruned' : 'staging' })
+        removedHere.push(p)
+      }
+      if (removedHere.length > 0) {
+        await fsyncDir(agentDir)
+        if (await exists(versionsDir)) await fsyncDir(versionsDir)
+        appendAudit(ctx.root, { op: 'gc', agent, removed: removedHere })
+      }
+    } finally {
+      lock.release()
+    }
+  }
+  return result
+}
+
+/** The newest mtime of path and, for a directory, of everything under it. */
+async function newestMtime(path: string): Promise<number> {
+  const st = await lstat(path)
+  let newest = st.mtimeMs
+  if (st.isDirectory()) {
+    for (const e of await walkTree(path)) newest = Math.max(newest, e.mtimeMs)
+  }
+  return newest
+}

@@ -1,0 +1,183 @@
+/**
+ * The store's readers. They take no lock: they resolve a channel once and read the version directory it
+ * names, which never changes (docs/architecture.md).
+ */
+import { lstatSync, readdirSync, statSync } from 'node:fs'
+import { lstat, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { errnoCode, IntegrityError, ModelforgeError, NotFoundError } from '../lib/errors.js'
+import { resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
+import { TEMP_SUFFIX } from './fsutil.js'
+import { readManifest, type LegacyManifest, type Manifest } from './manifest.js'
+import { validateName } from './names.js'
+import { exists, readdirIfExists, type StoreContext } from './store-context.js'
+import { storeNotFound, versionNotFound } from './store-errors.js'
+
+export interface VersionInfo {
+  version: string
+  path: string
+  created_at: string
+  /** null when the manifest is missing or malformed. */
+  checksum: string | null
+  files: number | null
+  bytes: number | null
+  legacy: boolean
+  manifestError?: string
+}
+
+export interface AgentSummary {
+  agent: string
+  current: string | null
+  channels: Record<string, string | null>
+  versions: VersionInfo[]
+}
+
+/** Absolute path of the current version of `agent`, or null (STRICT_MODEL_STORE: throws instead). */
+export function current(ctx: StoreContext, agent: string): string | null {
+  return resolveChannel(ctx.root, agent, 'current', { strict: ctx.strict })?.path ?? null
+}
+
+/** Where a channel points, with its version name and layout. */
+export function resolve(ctx: StoreContext, agent: string, channel = 'current'): ResolvedChannel | null {
+  return resolveChannel(ctx.root, agent, channel, { strict: ctx.strict })
+}
+
+/** Agents of the store, sorted. An absent store has none. */
+export async function listAgents(ctx: StoreContext): Promise<string[]> {
+  if (!storeRootExists(ctx.root)) return []
+  const out: string[] = []
+  for (const d of await readdir(ctx.root, { withFileTypes: true })) {
+    if (d.isDirectory() && validName('agent', d.name)) out.push(d.name)
+  }
+  return out.sort()
+}
+
+/** Finalized versions of `agent`, oldest first. */
+export async function versions(ctx: StoreContext, agent: string): Promise<string[]> {
+  return (await versionInfos(ctx, agent)).map((v) => v.version)
+}
+
+/** Finalized versions with their manifest facts, oldest first (by created_at, else directory mtime). */
+export async function versionInfos(ctx: StoreContext, agent: string): Promise<VersionInfo[]> {
+  const versionsDir = join(ctx.agentDir(agent), 'versions')
+  const out: VersionInfo[] = []
+  for (const name of await readdirIfExists(versionsDir)) {
+    if (!validName('version', name)) continue
+    const path = join(versionsDir, name)
+    const st = await lstat(path)
+    if (!st.isDirectory()) continue
+    const info: VersionInfo = { version: name, path, created_at: st.mtime.toISOString(), checksum: null, files: null, bytes: null, legacy: false }
+    try {
+      const parsed = await readManifest(path)
+      info.checksum = parsed.manifest.checksum
+      if (parsed.kind === 'v1') {
+        info.created_at = parsed.manifest.created_at
+        info.files = parsed.manifest.files.length
+        info.bytes = parsed.manifest.files.reduce((a, f) => a + f.size, 0)
+      } else info.legacy = true
+    } catch (err) {
+      if (!(err instanceof ModelforgeError)) throw err
+      info.manifestError = err.message
+    }
+    out.push(info)
+  }
+  return out.sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at) || (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
+}
+
+/** Channel name -> version name (null for a Python-made `current` directory without a version). */
+export function channelVersions(ctx: StoreContext, agent: string): Record<string, string | null> {
+  const out: Record<string, string | null> = {}
+  for (const name of channelNames(ctx.agentDir(agent))) {
+    try {
+      const r = resolveChannel(ctx.root, agent, name, { strict: false })
+      if (r) out[name] = r.version
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err
+      out[name] = null
+    }
+  }
+  return out
+}
+
+/** Everything `store list` shows. */
+export async function list(ctx: StoreContext, agent?: string): Promise<AgentSummary[]> {
+  const agents = agent ? [validateName('agent', agent)] : await listAgents(ctx)
+  if (agent) requireAgent(ctx, agent)
+  const out: AgentSummary[] = []
+  for (const a of agents) {
+    const channels = channelVersions(ctx, a)
+    out.push({ agent: a, current: channels.current ?? null, channels, versions: await versionInfos(ctx, a) })
+  }
+  return out
+}
+
+/** The manifest of a version (default: the current one). Missing or malformed: IntegrityError. */
+export async function manifest(ctx: StoreContext, agent: string, version?: string): Promise<Manifest | LegacyManifest> {
+  const dir = await locate(ctx, agent, version)
+  return (await readManifest(dir)).manifest
+}
+
+/** The directory of a version, or of the current one when version is undefined. */
+export async function locate(ctx: StoreContext, agent: string, version?: string): Promise<string> {
+  requireAgent(ctx, agent)
+  if (version === undefined) {
+    const r = resolveChannel(ctx.root, agent, 'current', { strict: true })
+    return r!.path
+  }
+  const dir = ctx.versionDir(agent, version)
+  if (!(await exists(dir))) throw versionNotFound(agent, version)
+  return dir
+}
+
+/** Throws NotFoundError unless the store and its agent directory exist. */
+export function requireAgent(ctx: StoreContext, agent: string): void {
+  const dir = ctx.agentDir(agent)
+  if (!storeRootExists(ctx.root)) throw storeNotFound(ctx.root)
+  let ok = false
+  try {
+    ok = statSync(dir).isDirectory()
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw err
+  }
+  if (!ok) {
+    throw new NotFoundError(`Agent ${agent} does not exist in store ${ctx.root}`, { code: 'AGENT_NOT_FOUND', hint: 'List the agents with `modelforge store list`.', details: { agent } })
+  }
+}
+
+/** The version a channel names now, or null (damaged channels count as none). */
+export function peekChannel(ctx: StoreContext, agent: string, channel: string): string | null {
+  try {
+    return resolveChannel(ctx.root, agent, channel, { strict: false })?.version ?? null
+  } catch (err) {
+    if (err instanceof IntegrityError) return null
+    throw err
+  }
+}
+
+/** The entries of an agent directory that are channels: links, and a real (Python-made) `current`. */
+export function channelNames(agentDir: string): string[] {
+  let names: string[]
+  try {
+    names = readdirSync(agentDir).sort()
+  } catch {
+    return []
+  }
+  // A moved-aside `current.legacy-<ms>` directory is no channel (only links and a real `current` are), but a
+  // link that happens to carry such a name is one, and prune must see it.
+  return names.filter((n) => n !== 'versions' && !n.endsWith(TEMP_SUFFIX) && isLinkOrDir(join(agentDir, n), n))
+}
+
+function isLinkOrDir(path: string, name: string): boolean {
+  if (!validName('agent', name)) return false
+  const st = lstatSync(path)
+  return st.isSymbolicLink() || (name === 'current' && st.isDirectory())
+}
+
+function validName(kind: 'agent' | 'version', name: string): boolean {
+  try {
+    validateName(kind, name)
+    return true
+  } catch {
+    return false
+  }
+}

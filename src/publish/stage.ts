@@ -1,0 +1,46 @@
+/** Staging: the versions/<version>.tmp directory a new version is written into before finalize. */
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ConflictError, errnoCode } from '../lib/errors.js'
+import { storeRootExists } from './current.js'
+import { exists, type StoreContext } from './store-context.js'
+import { versionExists } from './store-errors.js'
+
+/** Creates versions/<version>.tmp and returns its path. Refuses if it or the version exists. */
+export async function stage(ctx: StoreContext, agent: string, version: string): Promise<string> {
+  const staging = ctx.stagingDir(agent, version)
+  const final = ctx.versionDir(agent, version)
+  await ensureRoot(ctx)
+  await mkdir(join(ctx.agentDir(agent), 'versions'), { recursive: true })
+  if (await exists(final)) throw versionExists(agent, version, final)
+  try {
+    await mkdir(staging)
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') {
+      throw new ConflictError(`Version ${version} of agent ${agent} is already being staged (${staging} exists)`, {
+        code: 'STAGING_EXISTS',
+        hint: `Finalize it with \`modelforge store finalize ${agent} ${version}\`, or remove it with \`modelforge store gc --older-than 0\`.`,
+        details: { path: staging },
+      })
+    }
+    throw err
+  }
+  return staging
+}
+
+/** stage(), then fn(stagingDir); the staging directory is removed when fn throws. */
+export async function withStaging<T>(ctx: StoreContext, agent: string, version: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await stage(ctx, agent, version)
+  try {
+    return await fn(dir)
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+async function ensureRoot(ctx: StoreContext): Promise<void> {
+  if (!storeRootExists(ctx.root)) await mkdir(ctx.root, { recursive: true })
+  // The locks directory is made here, by stage, so that a refused finalize leaves no trace at all.
+  await mkdir(join(ctx.root, '.modelforge', 'locks'), { recursive: true })
+}

@@ -1,0 +1,63 @@
+/**
+ * What every store operation is given: the store root, the options of the ModelStore that calls it, and
+ * where an agent's versions and staging directories live (the layout is drawn in store.ts). Also the lock
+ * wrapper of the writers and two lstat/readdir helpers the operations share.
+ */
+import { lstat, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { errnoCode } from '../lib/errors.js'
+import { TEMP_SUFFIX } from './fsutil.js'
+import { acquireLock } from './lock.js'
+import { validateName } from './names.js'
+
+export interface StoreContext {
+  /** Absolute. */
+  readonly root: string
+  /** STRICT_MODEL_STORE: current() and resolve() throw instead of returning null. */
+  readonly strict: boolean
+  /** Hashing threads (undefined: 2 to 4, by cores). */
+  readonly hashThreads?: number
+  /** <root>/<agent> */
+  agentDir(agent: string): string
+  /** <root>/<agent>/versions/<version> */
+  versionDir(agent: string, version: string): string
+  /** <root>/<agent>/versions/<version>.tmp */
+  stagingDir(agent: string, version: string): string
+}
+
+/** The context of a store at `root` (absolute); every path helper validates the names it is given. */
+export function storeContext(root: string, strict: boolean, hashThreads?: number): StoreContext {
+  const agentDir = (agent: string): string => join(root, validateName('agent', agent))
+  const versionDir = (agent: string, version: string): string => join(agentDir(agent), 'versions', validateName('version', version))
+  const stagingDir = (agent: string, version: string): string => `${versionDir(agent, version)}${TEMP_SUFFIX}`
+  return { root, strict, hashThreads, agentDir, versionDir, stagingDir }
+}
+
+/** Runs fn holding the agent's lock. */
+export async function withLock<T>(ctx: StoreContext, agent: string, what: { op: string; version?: string }, fn: () => Promise<T>): Promise<T> {
+  const lock = acquireLock(ctx.root, agent, what)
+  try {
+    return await fn()
+  } finally {
+    lock.release()
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path)
+    return true
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false
+    throw err
+  }
+}
+
+export async function readdirIfExists(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort()
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return []
+    throw err
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Verify: every finalized version (and a Python-made real `current` directory) is checked against its
+ * manifest. A damaged version is reported, never thrown; assertVerified turns failed reports into exit 4.
+ */
+import { join } from 'node:path'
+import { IntegrityError, UsageError } from '../lib/errors.js'
+import { resolveChannel, storeRootExists } from './current.js'
+import { hashFiles } from './hash.js'
+import { checksumFilesV1, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, readManifest, type Manifest } from './manifest.js'
+import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
+import type { StoreContext } from './store-context.js'
+import { storeNotFound } from './store-errors.js'
+import { compareBytes, walkTree } from './tree.js'
+
+export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel'
+
+export interface VerifyProblem {
+  kind: ProblemKind
+  /** The file concerned, relative to the version directory. */
+  path?: string
+  message: string
+}
+
+export interface VerifyReport {
+  agent: string
+  /** null for a channel that points nowhere. */
+  version: string | null
+  path: string
+  algorithm: string | null
+  ok: boolean
+  files: number
+  problems: VerifyProblem[]
+}
+
+/**
+ * Checks versions against their manifests: every version of every agent, of one agent, or one version.
+ * Never throws for a damaged version: each report lists its problems (see assertVerified).
+ */
+export async function verify(ctx: StoreContext, agent?: string, version?: string): Promise<VerifyReport[]> {
+  if (version !== undefined) {
+    if (agent === undefined) throw new UsageError('A version needs an agent', { code: 'USAGE', hint: 'store verify <agent> <version>' })
+    const dir = await locate(ctx, agent, version)
+    return [await verifyDir(ctx, agent, version, dir)]
+  }
+  if (agent !== undefined) requireAgent(ctx, agent)
+  if (agent === undefined && !storeRootExists(ctx.root)) throw storeNotFound(ctx.root)
+  const reports: VerifyReport[] = []
+  for (const a of agent ? [agent] : await listAgents(ctx)) {
+    for (const v of await versions(ctx, a)) reports.push(await verifyDir(ctx, a, v, ctx.versionDir(a, v)))
+    for (const name of channelNames(ctx.agentDir(a))) {
+      try {
+        const r = resolveChannel(ctx.root, a, name, { strict: false })
+        // A Python-made real `current` directory is a copy: check it too.
+        if (r?.layout === 'directory') reports.push(await verifyDir(ctx, a, r.version, r.path))
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err
+        reports.push({ agent: a, version: null, path: join(ctx.agentDir(a), name), algorithm: null, ok: false, files: 0, problems: [{ kind: 'channel', message: err.message }] })
+      }
+    }
+  }
+  return reports
+}
+
+/** Throws an IntegrityError (exit 4) naming every problem of every failed report. */
+export function assertVerified(reports: VerifyReport[]): void {
+  const failed = reports.filter((r) => !r.ok)
+  if (failed.length === 0) return
+  const lines = failed.map((r) => `${r.agent}/${r.version ?? '?'}: ${r.problems.map((p) => p.message).join('; ')}`)
+  throw new IntegrityError(`Verification failed for ${failed.length} version(s):\n${lines.join('\n')}`, {
+    code: 'VERIFY_FAILED',
+    hint: 'A finalized version must never change: restore the named files from a backup, or publish a new version and prune the damaged one.',
+    details: { reports: failed },
+  })
+}
+
+/** The report of one version directory (or a real `current` directory, whose name is not its version). */
+async function verifyDir(ctx: StoreContext, agent: string, version: string | null, dir: string): Promise<VerifyReport> {
+  const report: VerifyReport = { agent, version, path: dir, algorithm: null, ok: false, files: 0, problems: [] }
+  let parsed
+  try {
+    parsed = await readManifest(dir)
+  } catch (err) {
+    if (!(err instanceof IntegrityError)) throw err
+    report.problems.push({ kind: 'manifest', path: MANIFEST_NAME, message: err.message })
+    return report
+  }
+  const m = parsed.manifest
+  const dirName = dir.split('/').pop()
+  if (version !== null && dirName !== 'current' && m.version !== version) {
+    report.problems.push({ kind: 'manifest', path: MANIFEST_NAME, message: `manifest names version ${m.version}, directory is ${version}` })
+  }
+  const entries = (await walkTree(dir)).filter((e) => e.type !== 'directory')
+  for (const e of entries) {
+    if (e.type !== 'file') report.problems.push({ kind: 'extra', path: e.rel, message: `extra ${e.type}: ${e.rel}` })
+  }
+  if (parsed.kind === 'legacy') {
+    report.algorithm = LEGACY_ALGORITHM
+    report.files = entries.filter((e) => e.type === 'file' && e.rel.split('/').pop() !== MANIFEST_NAME).length
+    if (report.problems.length === 0) {
+      const actual = await legacyChecksum(dir)
+      if (actual !== m.checksum) {
+        report.problems.push({ kind: 'checksum', message: `checksum mismatch: manifest ${m.checksum}, files ${actual} (a Python-made manifest lists no files, so the changed file cannot be named)` })
+      }
+    }
+    report.ok = report.problems.length === 0
+    return report
+  }
+  const manifest = m as Manifest
+  if (manifest.agent !== agent) {
+    // A version copied from another agent verifies file by file, but is not what this agent published.
+    report.problems.push({ kind: 'manifest', path: MANIFEST_NAME, message: `manifest names agent ${manifest.agent}, directory is under ${agent}` })
+  }
+  report.algorithm = manifest.checksum_algorithm
+  report.files = manifest.files.length
+  if (checksumFilesV1(manifest.files) !== manifest.checksum) {
+    report.problems.push({ kind: 'checksum', path: MANIFEST_NAME, message: 'manifest checksum does not match its own file list (manifest.json was edited)' })
+  }
+  const onDisk = new Map(entries.filter((e) => e.type === 'file' && e.rel !== MANIFEST_NAME).map((e) => [e.rel, e]))
+  const listed = new Map(manifest.files.map((f) => [f.path, f]))
+  for (const f of manifest.files) if (!onDisk.has(f.path)) report.problems.push({ kind: 'missing', path: f.path, message: `missing: ${f.path}` })
+  for (const rel of onDisk.keys()) if (!listed.has(rel)) report.problems.push({ kind: 'extra', path: rel, message: `extra file: ${rel}` })
+  const toHash = [...onDisk.values()].filter((e) => listed.has(e.rel))
+  const hashed = await hashFiles(toHash.map((e) => ({ path: e.abs, rel: e.rel, size: e.size })), { threads: ctx.hashThreads })
+  for (const h of hashed) {
+    const f = listed.get(h.rel)!
+    if (h.size !== f.size || h.sha256 !== f.sha256) report.problems.push({ kind: 'modified', path: h.rel, message: `modified: ${h.rel}` })
+  }
+  report.problems.sort((a, b) => compareBytes(a.path ?? '', b.path ?? ''))
+  report.ok = report.problems.length === 0
+  return report
+}

@@ -1,0 +1,53 @@
+import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { readAudit } from '../../src/publish/audit.js'
+import { ModelStore } from '../../src/publish/store.js'
+import { makeTemp, publish, removeTemps, snapshot } from '../helpers/store-helpers.js'
+
+afterAll(removeTemps)
+
+describe('promote and rollback', () => {
+  it('promote moves channels, rollback walks back through the audit log, both audited', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2', 'v3']) await publish(store, 'a', v)
+    expect(await store.promote('a', 'v2', 'staging')).toEqual({ agent: 'a', channel: 'staging', version: 'v2', previous: null })
+    expect(readlinkSync(join(root, 'a', 'staging'))).toBe('versions/v2')
+    expect(store.channels('a')).toEqual({ current: 'v3', staging: 'v2' })
+    expect(await store.rollback('a')).toMatchObject({ version: 'v2', previous: 'v3' })
+    expect(await store.rollback('a')).toMatchObject({ version: 'v1', previous: 'v2' })
+    await expect(store.rollback('a')).rejects.toMatchObject({ exitCode: 6, code: 'NO_PREVIOUS' })
+    await store.promote('a', 'v3')
+    expect(await store.rollback('a')).toMatchObject({ version: 'v1', previous: 'v3' })
+    const ops = readAudit(root, 'a').map((r) => `${r.op}:${r.channel}:${r.previous}->${r.version}`)
+    expect(ops).toEqual([
+      'finalize:current:null->v1', 'finalize:current:v1->v2', 'finalize:current:v2->v3', 'promote:staging:null->v2',
+      'rollback:current:v3->v2', 'rollback:current:v2->v1', 'promote:current:v1->v3', 'rollback:current:v3->v1',
+    ])
+    await expect(store.promote('a', 'v9')).rejects.toMatchObject({ exitCode: 6, code: 'VERSION_NOT_FOUND' })
+  })
+
+  it('rollback refuses when the previous version was pruned', async () => {
+    const store = new ModelStore(makeTemp())
+    for (const v of ['v1', 'v2']) await publish(store, 'a', v)
+    await store.prune('a', { keep: 0 })
+    await expect(store.rollback('a')).rejects.toMatchObject({ exitCode: 6, code: 'PREVIOUS_GONE' })
+  })
+
+  it('a channel other than current must be a link: a plain directory or file there is an integrity error', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    mkdirSync(join(root, 'a', 'notes'))
+    writeFileSync(join(root, 'a', 'stable'), 'x')
+    expect(() => store.resolve('a', 'notes')).toThrow(expect.objectContaining({ exitCode: 4, code: 'CHANNEL_INVALID', message: `${join(root, 'a', 'notes')} is not a symlink` }))
+    expect(() => store.resolve('a', 'stable')).toThrow(expect.objectContaining({ code: 'CHANNEL_INVALID' }))
+    expect(store.channels('a')).toEqual({ current: 'v1' })
+    // promote never renames over or moves them
+    const before = snapshot(root)
+    await expect(store.promote('a', 'v1', 'notes')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
+    await expect(store.promote('a', 'v1', 'stable')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
+    expect(snapshot(root)).toEqual(before)
+  })
+})

@@ -1,0 +1,99 @@
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, renameSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { readAudit } from '../../src/publish/audit.js'
+import { lockPath } from '../../src/publish/lock.js'
+import { ModelStore } from '../../src/publish/store.js'
+import { makeTemp, publish, removeTemps, snapshot, writeTree } from '../helpers/store-helpers.js'
+
+afterAll(removeTemps)
+
+describe('prune and gc', () => {
+  it('prune keeps the newest N and every channel target, dry-run changes nothing, prune is audited', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2', 'v3', 'v4', 'v5']) await publish(store, 'a', v)
+    await store.promote('a', 'v1', 'stable')
+    await store.promote('a', 'v2')
+    const before = snapshot(root)
+    const dry = await store.prune('a', { keep: 1, dryRun: true })
+    expect(dry).toMatchObject({ dryRun: true, removed: ['v4', 'v3'], kept: ['v5', 'v2', 'v1'], protected: ['v1', 'v2'] })
+    expect(snapshot(root)).toEqual(before)
+    const r = await store.prune('a', { keep: 1 })
+    expect(r.removed).toEqual(['v4', 'v3'])
+    expect(await store.versions('a')).toEqual(['v1', 'v2', 'v5'])
+    expect(store.current('a')).toBe(join(root, 'a', 'versions', 'v2'))
+    expect(readAudit(root, 'a').at(-1)).toMatchObject({ op: 'prune', removed: ['v4', 'v3'] })
+    // Any valid channel name is a channel, even one shaped like a moved-aside Python directory.
+    await store.promote('a', 'v5', 'current.legacy-1')
+    expect((await store.prune('a', { keep: 0 })).removed).toEqual([])
+    unlinkSync(join(root, 'a', 'current.legacy-1'))
+    expect((await store.prune('a', { keep: 0 })).removed).toEqual(['v5'])
+    expect(await store.versions('a')).toEqual(['v1', 'v2'])
+    await expect(store.prune('a', { keep: -1 })).rejects.toMatchObject({ exitCode: 2 })
+  })
+
+  it('gc removes temp links and staging dirs older than the limit, 0 removes all', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    const fresh = await store.stage('a', 'v2')
+    writeTree(fresh, { 'm.onnx': 'x' })
+    const old = await store.stage('a', 'v3')
+    writeTree(old, { 'm.onnx': 'x' })
+    const past = new Date(Date.now() - 48 * 3600 * 1000)
+    utimesSync(join(old, 'm.onnx'), past, past)
+    utimesSync(old, past, past)
+    symlinkSync('versions/v1', join(root, 'a', '.link-current-123-abcd.tmp'))
+    const r = await store.gc()
+    expect(r.removed.map((x) => x.kind).sort()).toEqual(['staging', 'temp-link'])
+    expect(existsSync(old)).toBe(false)
+    expect(existsSync(fresh)).toBe(true)
+    expect((await store.gc({ olderThan: '1h' })).removed).toEqual([])
+    const all = await store.gc({ olderThan: 0 })
+    expect(all.removed).toEqual([{ path: fresh, kind: 'staging' }])
+    expect(snapshot(join(root, 'a'))).toEqual(['dir  755', 'link current -> versions/v1', 'dir versions 755', expect.stringMatching(/^dir versions\/v1 /), expect.stringMatching(/^file versions\/v1\/manifest.json/), expect.stringMatching(/^file versions\/v1\/model.onnx/)])
+    expect(readAudit(root, 'a').filter((x) => x.op === 'gc')).toHaveLength(2)
+  })
+
+  it('gc removes what a prune killed mid-delete left, whatever its age; versions never list it', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    await publish(store, 'a', 'v2')
+    // The state a prune killed between its rename and the end of its rm leaves: old files, renamed aside.
+    const doomed = join(root, 'a', 'versions', '.prune-v1-0123abcd.tmp')
+    renameSync(join(root, 'a', 'versions', 'v1'), doomed)
+    const past = new Date(Date.now() - 48 * 3600 * 1000)
+    utimesSync(join(doomed, 'model.onnx'), past, past)
+    expect(await store.versions('a')).toEqual(['v2'])
+    // A staging dir a shell writer is still filling (a fresh file deep inside an old directory) is kept.
+    const filling = await store.stage('a', 'v3')
+    writeTree(filling, { 'sub/part.bin': 'x' })
+    utimesSync(filling, past, past)
+    utimesSync(join(filling, 'sub'), past, past)
+    const r = await store.gc()
+    expect(r.removed).toEqual([{ path: doomed, kind: 'pruned' }])
+    expect(existsSync(filling)).toBe(true)
+    expect((await store.verify()).every((x) => x.ok)).toBe(true)
+  })
+
+  it('gc skips an agent whose lock a live process holds', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await store.stage('a', 'v1')
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'])
+    try {
+      mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
+      writeFileSync(lockPath(root, 'a'), JSON.stringify({ pid: holder.pid, host: hostname(), started_at: new Date().toISOString(), agent: 'a', op: 'finalize', version: 'v1' }))
+      const r = await store.gc({ olderThanMs: 0 })
+      expect(r.removed).toEqual([])
+      expect(r.skipped[0]!.reason).toContain(`process ${holder.pid} on host ${hostname()}`)
+      expect(existsSync(store.stagingDir('a', 'v1'))).toBe(true)
+    } finally {
+      holder.kill('SIGKILL')
+    }
+  })
+})
