@@ -4,8 +4,9 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import * as ort from 'onnxruntime-node'
 import { IntegrityError } from '../lib/errors.js'
+import { runModel, withModel } from '../validate/runtime.js'
+import type { TensorMap } from '../validate/tensors.js'
 import { bagOfWords, tokenize, type ToyConfig } from './models.js'
 
 export const SAMPLE_TEXTS = ['the market rally report', 'bad loss and a slow drop']
@@ -31,26 +32,26 @@ function fail(path: string, problem: string): IntegrityError {
 export async function checkToyModel(dir: string): Promise<ToyCheck> {
   const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as ToyConfig
   const vocab = (await readFile(join(dir, config.vocab_file), 'utf8')).split('\n').filter(Boolean)
-  const session = await ort.InferenceSession.create(join(dir, config.model_file))
-  try {
+  // Through the validate area's sessions: one place loads models, with its errors and its input checks.
+  return withModel(join(dir, config.model_file), async (model) => {
     const n = SAMPLE_TEXTS.length
-    let feeds: Record<string, ort.Tensor>
+    let feeds: TensorMap
     if (config.model_type === 'bow-mlp-classifier') {
       const data = new Float32Array(n * vocab.length)
       SAMPLE_TEXTS.forEach((t, i) => data.set(bagOfWords(t, vocab), i * vocab.length))
-      feeds = { bow: new ort.Tensor('float32', data, [n, vocab.length]) }
+      feeds = { bow: { dtype: 'float32', data, dims: [n, vocab.length] } }
     } else {
       const ids = SAMPLE_TEXTS.map((t) => tokenize(t, vocab))
       const len = Math.max(...ids.map((x) => x.length))
       // Pad by repeating the last token: a mean over repeated tokens stays a valid embedding input.
       const data = BigInt64Array.from(ids.flatMap((x) => Array.from({ length: len }, (_, j) => BigInt(x[Math.min(j, x.length - 1)]!))))
-      feeds = { input_ids: new ort.Tensor('int64', data, [n, len]) }
+      feeds = { input_ids: { dtype: 'int64', data, dims: [n, len] } }
     }
     const outName = config.outputs[0]!.name
-    const out = (await session.run(feeds))[outName]
+    const out = (await runModel(model, feeds, [outName]))[outName]
     if (!out) throw fail(dir, `no output ${outName}`)
     const values = out.data as Float32Array
-    const shape = out.dims.map(Number)
+    const shape = [...out.dims]
     const width = config.model_type === 'bow-mlp-classifier' ? config.num_labels! : config.embedding_dim!
     if (shape.length !== 2 || shape[0] !== n || shape[1] !== width) throw fail(dir, `output shape [${shape.join(', ')}], expected [${n}, ${width}]`)
     if (!values.every(Number.isFinite)) throw fail(dir, 'output holds NaN or infinity')
@@ -71,7 +72,5 @@ export async function checkToyModel(dir: string): Promise<ToyCheck> {
       check.similarity = rows[0]!.reduce((a, x, j) => a + x * rows[1]![j]!, 0)
     }
     return check
-  } finally {
-    await session.release()
-  }
+  })
 }
