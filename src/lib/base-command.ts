@@ -1,5 +1,5 @@
 /**
- * The base of every command: --json with the envelope of DESIGN.md section 4 and the documented exit code.
+ * The base of every command: --json with the envelope of docs/architecture.md (errors and exit codes) and the documented exit code.
  *
  * oclif's own --json handling prints the error object but then exits 1 whatever the error said, and prints
  * success results without our envelope; we override toSuccessJson and catch to keep both the envelope and

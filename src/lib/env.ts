@@ -1,5 +1,5 @@
 /**
- * Environment and configuration (DESIGN.md section 5). Read lazily, never at import time, so tests and
+ * Environment and configuration (docs/cli.md). Read lazily, never at import time, so tests and
  * library callers can set variables per call.
  */
 import { readFileSync } from 'node:fs'

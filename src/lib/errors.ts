@@ -1,5 +1,5 @@
 /**
- * Errors and exit codes (DESIGN.md section 4).
+ * Errors and exit codes (docs/architecture.md).
  *
  * Three families, as in Shopify's CLI: user errors (bad input, refused, not found, conflict; each carries a
  * hint saying what to do), external-tool errors (trtexec, optimum, the network), and bugs (anything else,

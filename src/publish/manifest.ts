@@ -1,5 +1,5 @@
 /**
- * manifest.json (schema modelforge/manifest@1, DESIGN.md section 2) and the two checksum algorithms:
+ * manifest.json (schema modelforge/manifest@1, docs/store.md) and the two checksum algorithms:
  *
  * - sha256-files-v1: SHA-256 of the text `sha256sum` prints for every file but the top-level manifest.json,
  *   lines `<hex>  <path>\n` sorted by path in byte order, so anyone can check a version with coreutils.

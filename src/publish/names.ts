@@ -1,5 +1,5 @@
 /**
- * Names of agents, versions and channels (DESIGN.md section 2). They become path components, so anything
+ * Names of agents, versions and channels (docs/store.md). They become path components, so anything
  * that could escape the store, hide (leading dot), look like a flag (leading dash), or collide with the
  * store's own entries (`versions`, `<version>.tmp`) is refused before any write.
  */
