@@ -4,6 +4,6 @@
 import { fastPath } from '../dist/fast-path.js'
 
 if (!(await fastPath(process.argv.slice(2)))) {
-  const { execute } = await import('@oclif/core')
-  await execute({ dir: import.meta.url })
+  const { main } = await import('../dist/cli.js')
+  await main(process.argv.slice(2), import.meta.url)
 }

@@ -30,6 +30,9 @@ export abstract class BaseCommand extends Command {
 
   /** Renders the error and sets the exit code; not rethrown, so oclif's handler does not print it again. */
   async catch(err: Error & { exitCode?: number }): Promise<void> {
+    // A parse that threw (unknown flag, extra argument) was still a call to parse: without this, oclif
+    // outside production adds a warning that the command "did not parse its arguments" to stderr.
+    this.parsed = true
     renderError(err, this.jsonEnabled())
   }
 
