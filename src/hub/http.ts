@@ -11,9 +11,13 @@
  * tokens from a self-hosted endpoint, OAuth tokens), and so that one place decides where a token may go.
  * The token never appears in a message: errors carry the URL (which never holds it) and the Hub's message.
  */
+import { debugLog } from '../lib/debug.js'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { ExternalError, NotFoundError, type ModelforgeError } from '../lib/errors.js'
+
+// Every request, without credentials (URLs never carry the token; redact() drops user info).
+const log = debugLog('http')
 
 export interface RetryOptions {
   /** Total attempts per request, first one included (default 5). */
@@ -121,7 +125,11 @@ export class HubHttp {
         if (signal?.aborted) throw new CancelledError()
         if (!isConnectionError(err)) throw err
         last = err
-        if (attempt + 1 < this.attempts) await sleep(backoffDelay(attempt, this.baseDelayMs))
+        if (attempt + 1 < this.attempts) {
+          const delay = backoffDelay(attempt, this.baseDelayMs)
+          log('retry %d/%d of %s in %d ms: %s', attempt + 1, this.attempts - 1, redact(url), Math.round(delay), err instanceof RetryableError && err.status ? `HTTP ${err.status}` : describeNetworkError(err))
+          await sleep(delay)
+        }
       }
     }
     const status = last instanceof RetryableError ? last.status : undefined
@@ -149,6 +157,7 @@ export class HubHttp {
       else headers.delete('Authorization')
       this.requests++
       const res = await fetch(current, { ...init, headers, redirect: 'manual' })
+      log('%s %s -> %d (%s bytes)', init.method ?? 'GET', redact(current), res.status, res.headers.get('content-length') ?? '?')
       const location = res.headers.get('location')
       if (res.status >= 300 && res.status < 400 && location && hop < MAX_REDIRECTS) {
         await res.body?.cancel()
@@ -181,6 +190,7 @@ export class HubHttp {
         request.end()
       })
       const status = res.statusCode ?? 0
+      log('GET %s%s -> %d (%s bytes)', redact(current), h.Range ? ` (${h.Range})` : '', status, res.headers['content-length'] ?? '?')
       if (served === undefined && res.headers['x-repo-commit']) served = stripEtag(res.headers['x-linked-etag'] ?? res.headers.etag)
       const location = res.headers.location
       if (status >= 300 && status < 400 && location && hop < MAX_REDIRECTS) {

@@ -61,3 +61,39 @@ describe('the cache directory', () => {
     expect(hubCacheDir('~/c', {})).toBe(join(homedir(), 'c'))
   })
 })
+
+describe('DEBUG=modelforge:http', () => {
+  it('logs every request (method, URL without credentials, status, bytes) and every retry; never the token', async () => {
+    const { createServer } = await import('node:http')
+    const createDebug = (await import('debug')).default
+    const { format } = await import('node:util')
+    const { debugLog } = await import('../../src/lib/debug.js')
+    let hits = 0
+    const server = createServer((req, res) => {
+      hits++
+      if (hits === 1) res.writeHead(503).end()
+      else res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2' }).end('{}')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    const lines: string[] = []
+    const log = debugLog('http')
+    const previous = log.log
+    log.log = (...args: unknown[]) => lines.push(format(...(args as [string])))
+    createDebug.enable('modelforge:http')
+    try {
+      const http = new HubHttp({ endpoint: `http://127.0.0.1:${port}`, token: 'hf_secret123', retry: { attempts: 3, baseDelayMs: 1 } })
+      const res = await http.fetch(`http://127.0.0.1:${port}/api/models/org/x`)
+      expect(res.status).toBe(200)
+    } finally {
+      createDebug.disable()
+      log.log = previous
+      server.close()
+    }
+    const text = lines.join('\n')
+    expect(text).toMatch(new RegExp(`GET http://127\\.0\\.0\\.1:${port}/api/models/org/x -> 503`))
+    expect(text).toMatch(/retry 1\/2 of http:\/\/127\.0\.0\.1:\d+\/api\/models\/org\/x in \d+ ms: HTTP 503/)
+    expect(text).toMatch(new RegExp(`GET http://127\\.0\\.0\\.1:${port}/api/models/org/x -> 200 \\(2 bytes\\)`))
+    expect(text).not.toContain('hf_secret123')
+  })
+})
