@@ -13,7 +13,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readF
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ConflictError, errnoCode } from '../lib/errors.js'
-import { TEMP_SUFFIX } from './fsutil.js'
+import { TEMP_SUFFIX } from '../lib/fs.js'
 import { processAlive } from '../lib/process.js'
 
 export interface LockInfo {

@@ -17,7 +17,7 @@ import { ConflictError, errnoCode, IntegrityError, ModelforgeError, NotFoundErro
 import { loadConfig, strictStore } from '../lib/env.js'
 import { appendAudit, readAudit } from './audit.js'
 import { legacyAsideName, resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
-import { fsyncDir, swapSymlink, TEMP_LINK_PREFIX, TEMP_SUFFIX, writeFileDurable } from './fsutil.js'
+import { fsyncDir, swapSymlink, TEMP_LINK_PREFIX, TEMP_SUFFIX, writeFileDurable } from '../lib/fs.js'
 import { hashFiles } from './hash.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import {
