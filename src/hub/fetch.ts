@@ -11,18 +11,18 @@
  */
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readdir, readlink, stat } from 'node:fs/promises'
-import { basename, join, relative, resolve, sep } from 'node:path'
+import { readlink, stat } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, plainOutput, type ModelforgeConfig } from '../lib/env.js'
 import { NotFoundError, UsageError } from '../lib/errors.js'
 import { createTasks, formatBytes } from '../lib/progress.js'
+import { listFiles } from '../lib/tree.js'
 import { blobId, listRepoFiles, resolveRevision, type RemoteFile } from './api.js'
 import { appendAudit } from './audit.js'
 import {
   COMMIT_PREFIX_RE,
   COMMIT_RE,
   isDirectory,
-  isFile,
   readTree,
   repoCache,
   resolveCachedCommit,
@@ -135,16 +135,9 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex')
 }
 
-/** Files under a directory, following symlinks (snapshots are made of them), as "/"-separated paths. */
-async function walk(root: string, dir = root): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (entry.name === '.git') continue
-    const full = join(dir, entry.name)
-    if (await isDirectory(full)) out.push(...(await walk(root, full)))
-    else if (await isFile(full)) out.push(relative(root, full).split(sep).join('/'))
-  }
-  return out.sort()
+/** Files under a directory as "/"-separated paths, following symlinks: snapshots are made of them. */
+async function walk(root: string): Promise<string[]> {
+  return (await listFiles(root, { followSymlinks: true, skip: ['.git'] })).map((e) => e.rel)
 }
 
 interface CacheState {

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto'
 import { open, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, IntegrityError } from '../lib/errors.js'
-import { compareBytes, walkTree } from './tree.js'
+import { compareBytes, walkTree } from '../lib/tree.js'
 
 export const MANIFEST_SCHEMA = 'modelforge/manifest@1'
 export const CHECKSUM_ALGORITHM = 'sha256-files-v1'

@@ -34,7 +34,7 @@ import {
 } from './manifest.js'
 import { validateName } from './names.js'
 import { parseDuration } from './options.js'
-import { compareBytes, walkTree } from './tree.js'
+import { compareBytes, walkTree } from '../lib/tree.js'
 
 export interface StoreOptions {
   /** STRICT_MODEL_STORE: current() throws instead of returning null. Default: from the environment. */
