@@ -6,8 +6,8 @@
  * see bench/fetch.bench.ts). Either way, what is hashed is exactly what the file holds.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { Worker } from 'node:worker_threads'
+import { readChunks } from '../lib/hash.js'
 
 export type HashAlgorithm = 'sha256' | 'git-sha1'
 
@@ -42,7 +42,7 @@ class InlineHasher implements BlobHasher {
   }
   async prefix(length: number): Promise<void> {
     if (length === 0) return
-    for await (const chunk of createReadStream(this.path, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 })) this.written(0, chunk as Buffer)
+    await readChunks(this.path, (chunk) => this.written(0, chunk), { length })
   }
   written(_start: number, data: Uint8Array): void {
     this.main.update(data)

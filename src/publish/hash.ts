@@ -10,12 +10,10 @@
  * The worker source is an inline script (eval) rather than a separate module file: the same code then runs
  * from dist/ and from the TypeScript sources under vitest/tsx, where a .ts worker file could not be loaded.
  */
-import { createHash } from 'node:crypto'
-import { constants } from 'node:fs'
-import { open } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { IntegrityError, InternalError } from '../lib/errors.js'
+import { HASH_CHUNK as CHUNK, hashOpenFlags, sha256File } from '../lib/hash.js'
 
 export interface HashInput {
   /** Absolute path to read. */
@@ -42,13 +40,13 @@ export interface HashOptions {
   onProgress?: (bytesDone: number) => void
 }
 
-const CHUNK = 1024 * 1024
 /**
  * The tree is checked (lstat) before hashing, but a writer could swap a file for a symlink or a fifo in
- * between: O_NOFOLLOW refuses a symlink (ELOOP), O_NONBLOCK keeps a fifo from blocking the open, and the
- * fstat of the open descriptor refuses anything but a regular file. So what is hashed is what gets published.
+ * between: the flags refuse a symlink and keep a fifo from blocking, and the fstat of the open descriptor
+ * refuses anything but a regular file (as lib/hash.ts does on the calling thread). So what is hashed is
+ * what gets published.
  */
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+const OPEN_FLAGS = hashOpenFlags(false)
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
@@ -97,26 +95,10 @@ function unreadable(rel: string, error: { code?: string; message: string }): Int
 /** SHA-256 and size of one file, streamed on the calling thread. */
 export async function hashFile(path: string, options: { fsync?: boolean; rel?: string } = {}): Promise<HashOutput> {
   const rel = options.rel ?? path
-  let fh
   try {
-    fh = await open(path, OPEN_FLAGS)
-    if (!(await fh.stat()).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' })
-    const h = createHash('sha256')
-    const buf = Buffer.allocUnsafe(CHUNK)
-    let size = 0
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
-      if (bytesRead === 0) break
-      h.update(buf.subarray(0, bytesRead))
-      size += bytesRead
-    }
-    if (options.fsync) await fh.sync()
-    return { rel, size, sha256: h.digest('hex') }
+    return { rel, ...(await sha256File(path, { fsync: options.fsync })) }
   } catch (err) {
-    const e = err as { code?: string; message: string }
-    throw unreadable(rel, e)
-  } finally {
-    await fh?.close()
+    throw unreadable(rel, err as { code?: string; message: string })
   }
 }
 
