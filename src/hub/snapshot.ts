@@ -10,8 +10,8 @@ import { mkdir, readdir, readlink, rename, rm, rmdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { errnoCode } from '../lib/errors.js'
 import { swapSymlink } from '../lib/fs.js'
+import { holderAlive } from '../lib/lock.js'
 import { blobLinkTarget, isDirectory, safeRepoPath, snapshotDir, type RepoCache } from './cache.js'
-import { processAlive } from '../lib/process.js'
 
 export interface SnapshotEntry {
   path: string
@@ -46,7 +46,7 @@ async function cleanStaging(repo: RepoCache): Promise<void> {
   }
   for (const name of names) {
     const pid = Number(name.split('.')[1])
-    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) await rm(join(dir, name), { recursive: true, force: true })
+    if (Number.isInteger(pid) && pid > 0 && !holderAlive({ pid })) await rm(join(dir, name), { recursive: true, force: true })
   }
 }
 
