@@ -179,15 +179,6 @@ export async function writeTree(repo: RepoCache, commit: string, tree: TreeCache
   await writeFileAtomic(join(repo.treesDir, `${commit}.json`), JSON.stringify(tree))
 }
 
-/** True when the path exists and, following symlinks, is a regular file (a dangling link is false). */
-export async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile()
-  } catch {
-    return false
-  }
-}
-
 export async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory()
