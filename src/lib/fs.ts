@@ -30,7 +30,7 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** fsyncDir for synchronous writers (the audit log, lock files). */
+/** fsyncDir for synchronous writers (the audit log). */
 export function fsyncDirSync(dir: string): void {
   const fd = openSync(dir, 'r')
   try {
