@@ -5,11 +5,12 @@
  * Everything is written into a staging directory inside --out and moved into place only after the smoke
  * run passed, so a failed export leaves --out as it was.
  */
-import { cp, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rename, rm, rmdir } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
-import { join, relative, resolve, sep } from 'node:path'
+import { join, resolve } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
 import { formatBytes, planSteps, runStep, type Progress } from '../lib/progress.js'
+import { listFiles as listTree } from '../lib/tree.js'
 import { openCheckpoint } from './safetensors.js'
 import { inferTask, isNativeModelType, isNativeTask, NATIVE_TASKS, readHfConfig, unsupportedModelType, type HfConfig } from './model-config.js'
 import { buildNativeGraph, NATIVE_OPSETS } from './native.js'
@@ -139,17 +140,9 @@ async function chooseExporter(ctx: Ctx, options: ExportOptions): Promise<void> {
   ctx.reason = isNativeModelType(modelType) ? `task ${ctx.task} is not native` : `model_type ${String(modelType)} is not native`
 }
 
+/** The staging dir holds only what export wrote (copies, never links), so nothing needs following. */
 async function listFiles(dir: string): Promise<ExportedFile[]> {
-  const out: ExportedFile[] = []
-  const walk = async (d: string): Promise<void> => {
-    for (const entry of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, entry.name)
-      if (entry.isDirectory()) await walk(p)
-      else out.push({ path: relative(dir, p).split(sep).join('/'), size: (await stat(p)).size })
-    }
-  }
-  await walk(dir)
-  return out.sort((a, b) => (a.path < b.path ? -1 : 1))
+  return (await listTree(dir)).map((f) => ({ path: f.rel, size: f.size }))
 }
 
 async function copySideFiles(from: string, to: string, also: string[] = []): Promise<void> {

@@ -1,11 +1,9 @@
 /**
  * The cache's audit log, <cache>/.modelforge/audit.jsonl: one JSON object per fetch that downloaded
- * anything (source, commit, bytes, hashes). Each entry is written with a single append (O_APPEND), so
- * concurrent fetches never interleave inside a line.
+ * anything (source, commit, bytes, hashes), written as the store's is (lib/audit.ts: one append, fsynced).
  */
-import { appendFile, mkdir } from 'node:fs/promises'
-import { userInfo } from 'node:os'
 import { join } from 'node:path'
+import { appendJsonLine, currentUser, readJsonLines } from '../lib/audit.js'
 
 export interface AuditFile {
   path: string
@@ -25,21 +23,21 @@ export interface AuditEntry {
   files: AuditFile[]
 }
 
+export interface AuditRecord extends AuditEntry {
+  time: string
+  user: string
+  pid: number
+}
+
 export function auditLogPath(cacheDir: string): string {
   return join(cacheDir, '.modelforge', 'audit.jsonl')
 }
 
-function currentUser(): string | undefined {
-  try {
-    return userInfo().username
-  } catch {
-    return undefined
-  }
+export async function appendAudit(cacheDir: string, entry: AuditEntry): Promise<void> {
+  appendJsonLine(auditLogPath(cacheDir), { time: new Date().toISOString(), ...entry, user: currentUser(), pid: process.pid })
 }
 
-export async function appendAudit(cacheDir: string, entry: AuditEntry): Promise<void> {
-  const file = auditLogPath(cacheDir)
-  await mkdir(join(cacheDir, '.modelforge'), { recursive: true })
-  const line = JSON.stringify({ time: new Date().toISOString(), ...entry, user: currentUser(), pid: process.pid }) + '\n'
-  await appendFile(file, line, { flag: 'a' })
+/** Every complete record, oldest first. */
+export function readAudit(cacheDir: string): AuditRecord[] {
+  return readJsonLines<AuditRecord>(auditLogPath(cacheDir))
 }

@@ -5,9 +5,6 @@
  * socket read, which cost about 0.6 s per GiB. A worker has a small, fresh heap; the main thread only
  * relays progress. Errors come back as data and are rebuilt as the same exit-coded classes.
  */
-import { createRequire } from 'node:module'
-import { pathToFileURL } from 'node:url'
-import { Worker } from 'node:worker_threads'
 import {
   ConflictError,
   ExternalError,
@@ -19,6 +16,7 @@ import {
   UsageError,
   type ErrorOptions,
 } from '../lib/errors.js'
+import { siblingModule, startThread } from '../lib/worker.js'
 import type { BlobRequest, BlobResult } from './download.js'
 import { CancelledError, type HubHttp, type HubHttpOptions } from './http.js'
 
@@ -61,45 +59,34 @@ function rebuild(e: SerializedError): Error {
   return new InternalError(`download thread: ${e.message}`, { code: 'DOWNLOAD_THREAD', hint: 'This is a bug in modelforge; rerun to resume the download.' })
 }
 
-/**
- * The worker: the compiled blob-worker.js next to this file; when running from the TypeScript sources
- * (tests), blob-worker.ts loaded through tsx's loader, registered inside the thread (a worker's execArgv
- * does not take --import).
- */
-function startWorker(job: BlobJob): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./blob-worker.js', import.meta.url), { workerData: job, execArgv: [] })
-  // The package's ESM build of its API (the CommonJS one cannot register from an eval'd worker).
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href
-  const entry = new URL('./blob-worker.ts', import.meta.url).href
-  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}) })`
-  return new Worker(code, { eval: true, workerData: job, execArgv: [] })
-}
-
 export function downloadBlobInThread(req: BlobRequest): Promise<BlobResult> {
   const { http, onBytes, signal, ...rest } = req
   const job: BlobJob = { ...rest, http: (http as HubHttp).options() }
   return new Promise<BlobResult>((resolve, reject) => {
-    const worker = startWorker(job)
     let settled = false
     const finish = (fn: () => void): void => {
       if (settled) return
       settled = true
       signal?.removeEventListener('abort', onAbort)
       fn()
-      void worker.terminate()
+      void thread.stop()
     }
-    const onAbort = (): void => worker.postMessage('abort')
+    // The compiled blob-worker.js next to this file, or blob-worker.ts when running from the sources.
+    const thread = startThread<ThreadMessage>(siblingModule(import.meta.url, 'blob-worker'), {
+      name: 'download thread',
+      workerData: job,
+      onMessage: (m) => {
+        if (m.type === 'bytes') onBytes?.(m.delta)
+        else {
+          http.requests += m.requests
+          if (m.type === 'done') finish(() => resolve(m.result))
+          else finish(() => reject(rebuild(m.error)))
+        }
+      },
+      onFailure: (err) => finish(() => reject(rebuild(serializeError(err)))),
+    })
+    const onAbort = (): void => thread.post('abort')
     signal?.addEventListener('abort', onAbort)
     if (signal?.aborted) onAbort()
-    worker.on('message', (m: ThreadMessage) => {
-      if (m.type === 'bytes') onBytes?.(m.delta)
-      else {
-        http.requests += m.requests
-        if (m.type === 'done') finish(() => resolve(m.result))
-        else finish(() => reject(rebuild(m.error)))
-      }
-    })
-    worker.on('error', (err) => finish(() => reject(rebuild(serializeError(err)))))
-    worker.on('exit', (code) => finish(() => reject(rebuild({ name: 'Error', message: `the download thread exited with code ${code}` }))))
   })
 }

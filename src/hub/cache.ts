@@ -11,11 +11,11 @@
  * and snapshot.ts. Everything that is written here is written atomically (temporary file + rename) so a
  * reader (ours or Python's) never sees half a ref or half a tree listing.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { dirname, join, sep } from 'node:path'
+import { readFile, readdir, stat } from 'node:fs/promises'
+import { join, sep } from 'node:path'
 import { hubCacheDir } from '../lib/env.js'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { writeFileAtomic } from '../lib/fs.js'
 
 export const COMMIT_RE = /^[0-9a-f]{40}$/
 /** An abbreviated commit (git's default abbreviation is 7): resolved against the cached snapshots. */
@@ -102,19 +102,6 @@ export function blobLinkTarget(path: string, blobId: string): string {
   return [...Array<string>(depth).fill('..'), 'blobs', blobId].join('/')
 }
 
-/** Writes a small file atomically: readers see the old content or the new one, never a mix. */
-export async function writeFileAtomic(file: string, data: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true })
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  try {
-    await writeFile(tmp, data)
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-}
-
 export async function readRef(repo: RepoCache, revision: string): Promise<string | undefined> {
   validateRevision(revision)
   try {
@@ -190,15 +177,6 @@ function validTreeEntry([path, f]: [string, TreeFileEntry]): boolean {
 
 export async function writeTree(repo: RepoCache, commit: string, tree: TreeCache): Promise<void> {
   await writeFileAtomic(join(repo.treesDir, `${commit}.json`), JSON.stringify(tree))
-}
-
-/** True when the path exists and, following symlinks, is a regular file (a dangling link is false). */
-export async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile()
-  } catch {
-    return false
-  }
 }
 
 export async function isDirectory(path: string): Promise<boolean> {

@@ -12,6 +12,7 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import type { IncomingMessage } from 'node:http'
 import { dirname } from 'node:path'
 import { errnoCode, IntegrityError } from '../lib/errors.js'
+import { fsyncDir } from '../lib/fs.js'
 import { createHasher, type BlobHasher, type HashAlgorithm } from './hasher.js'
 import { RetryableError, type HubHttp } from './http.js'
 
@@ -157,7 +158,7 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
     if (req.durable) await fh.sync()
     await close()
     await rename(partial, req.blobPath)
-    if (req.durable) await syncDir(dirname(req.blobPath))
+    if (req.durable) await fsyncDir(dirname(req.blobPath))
     return { downloaded, resumedFrom, reused: false, sha256 }
   } catch (err) {
     await hasher.dispose()
@@ -240,14 +241,5 @@ async function writeAll(fh: FileHandle, bufs: Buffer[], position: number, length
   while (bytesWritten < length) {
     const rest = Buffer.concat(bufs).subarray(bytesWritten)
     bytesWritten += (await fh.write(rest, 0, rest.length, position + bytesWritten)).bytesWritten
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try {
-    await fh.sync()
-  } finally {
-    await fh.close()
   }
 }

@@ -9,20 +9,19 @@
  *     each missing blob downloaded, verified and renamed into blobs/ under its lock, the snapshot linked,
  *     and only then trees/<commit>.json and refs/<revision>; then the audit log.
  */
-import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { readdir, readlink, stat } from 'node:fs/promises'
-import { basename, join, relative, resolve, sep } from 'node:path'
+import { readlink, stat } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, type ModelforgeConfig } from '../lib/env.js'
 import { NotFoundError, UsageError } from '../lib/errors.js'
+import { sha256File } from '../lib/hash.js'
 import { formatBytes, planSteps, runStep, type Progress } from '../lib/progress.js'
+import { listFiles, type TreeEntry } from '../lib/tree.js'
 import { blobId, listRepoFiles, resolveRevision, type RemoteFile } from './api.js'
 import { appendAudit } from './audit.js'
 import {
   COMMIT_PREFIX_RE,
   COMMIT_RE,
   isDirectory,
-  isFile,
   readTree,
   repoCache,
   resolveCachedCommit,
@@ -129,22 +128,14 @@ function treeFromListing(files: RemoteFile[]): TreeCache {
   return out
 }
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256')
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
-  return h.digest('hex')
+/** Follows links: a snapshot file is a symlink into blobs/, and a local model directory may be a snapshot. */
+async function sha256Of(path: string): Promise<string> {
+  return (await sha256File(path, { followSymlinks: true })).sha256
 }
 
-/** Files under a directory, following symlinks (snapshots are made of them), as "/"-separated paths. */
-async function walk(root: string, dir = root): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (entry.name === '.git') continue
-    const full = join(dir, entry.name)
-    if (await isDirectory(full)) out.push(...(await walk(root, full)))
-    else if (await isFile(full)) out.push(relative(root, full).split(sep).join('/'))
-  }
-  return out.sort()
+/** Files under a directory, following symlinks (snapshots are made of them), sorted by path. */
+function walk(root: string): Promise<TreeEntry[]> {
+  return listFiles(root, { followSymlinks: true, skip: ['.git'] })
 }
 
 interface CacheState {
@@ -169,7 +160,7 @@ async function cacheState(repo: RepoCache, commit: string, listing: RemoteFile[]
   // No listing (a cache written by an older huggingface_hub or another tool): judge by what the snapshot holds.
   const dir = snapshotDir(repo, commit)
   if (!(await isDirectory(dir))) return { wanted: [], missing: ['snapshot'] }
-  const present = await walk(dir)
+  const present = (await walk(dir)).map((e) => e.rel)
   const wanted: RemoteFile[] = []
   for (const path of selectPaths(present, options)) {
     const file = snapshotFile(repo, commit, path)
@@ -192,7 +183,7 @@ async function describeCached(repo: RepoCache, commit: string, files: RemoteFile
       size: f.size,
       blob: id,
       hashAlgorithm: lfs ? 'sha256' : 'git-sha1',
-      sha256: lfs ? f.lfsSha256 : await sha256File(snapshotFile(repo, commit, f.path)),
+      sha256: lfs ? f.lfsSha256 : await sha256Of(snapshotFile(repo, commit, f.path)),
       fromCache: true,
     })
   }
@@ -203,10 +194,9 @@ async function describeCached(repo: RepoCache, commit: string, files: RemoteFile
 async function localSource(dir: string): Promise<FetchResult> {
   const root = resolve(dir)
   const files: FetchedFile[] = []
-  for (const path of await walk(root)) {
-    const full = join(root, ...path.split('/'))
-    const sha256 = await sha256File(full)
-    files.push({ path, size: (await stat(full)).size, blob: sha256, hashAlgorithm: 'sha256', sha256, fromCache: true })
+  for (const e of await walk(root)) {
+    const sha256 = await sha256Of(e.abs)
+    files.push({ path: e.rel, size: e.size, blob: sha256, hashAlgorithm: 'sha256', sha256, fromCache: true })
   }
   return { source: 'local', repo: root, snapshot: root, files, bytesDownloaded: 0, bytesResumed: 0, requests: 0, fromCache: true }
 }
@@ -377,7 +367,7 @@ async function fetchOne(
   const blobPath = join(repo.blobsDir, id)
   const present = await stat(blobPath).catch(() => undefined)
   if (present?.isFile() && present.size === f.size) {
-    const sha256 = lfs ? id : await sha256File(blobPath)
+    const sha256 = lfs ? id : await sha256Of(blobPath)
     return { file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, fromCache: true }, downloaded: 0, resumedFrom: 0 }
   }
   const lock = await acquireLock(join(repo.locksDir, `${id}.lock`), { timeoutMs: options.lockTimeoutMs })
@@ -397,7 +387,7 @@ async function fetchOne(
       durable: options.durable ?? process.env.MODELFORGE_FSYNC === '1',
       signal,
     })
-    const sha256 = r.sha256 ?? (await sha256File(join(repo.blobsDir, id)))
+    const sha256 = r.sha256 ?? (await sha256Of(join(repo.blobsDir, id)))
     return {
       file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, fromCache: r.reused },
       downloaded: r.downloaded,

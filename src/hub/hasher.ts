@@ -6,8 +6,8 @@
  * see bench/fetch.bench.ts). Either way, what is hashed is exactly what the file holds.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { Worker } from 'node:worker_threads'
+import { readChunks } from '../lib/hash.js'
+import { startThread, type Thread } from '../lib/worker.js'
 
 export type HashAlgorithm = 'sha256' | 'git-sha1'
 
@@ -42,7 +42,7 @@ class InlineHasher implements BlobHasher {
   }
   async prefix(length: number): Promise<void> {
     if (length === 0) return
-    for await (const chunk of createReadStream(this.path, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 })) this.written(0, chunk as Buffer)
+    await readChunks(this.path, (chunk) => this.written(0, chunk), { length })
   }
   written(_start: number, data: Uint8Array): void {
     this.main.update(data)
@@ -90,31 +90,33 @@ parentPort.on('message', (m) => {
 `
 
 class WorkerHasher implements BlobHasher {
-  private readonly worker: Worker
+  private readonly thread: Thread
   private readonly result: Promise<Digests>
   constructor(path: string, algorithm: HashAlgorithm, size: number) {
-    // No inherited execArgv: a flag such as --input-type=module would turn the CommonJS source into ESM.
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] })
+    let thread: Thread | undefined
     this.result = new Promise<Digests>((resolve, reject) => {
-      this.worker.on('message', (m: { type: string; digest: string; sha256: string; message: string }) => {
-        if (m.type === 'digest') resolve({ digest: m.digest, sha256: m.sha256 })
-        else reject(new Error(`hashing ${path} failed: ${m.message}`))
+      thread = startThread<{ type: string; digest: string; sha256: string; message: string }>(WORKER_SOURCE, {
+        name: 'hashing worker',
+        onMessage: (m) => {
+          if (m.type === 'digest') resolve({ digest: m.digest, sha256: m.sha256 })
+          else reject(new Error(`hashing ${path} failed: ${m.message}`))
+        },
+        onFailure: reject,
       })
-      this.worker.on('error', reject)
-      this.worker.on('exit', (code) => reject(new Error(`the hashing worker exited with code ${code}`)))
     })
+    this.thread = thread!
     // A failure is reported by finish(); keep an early one from being an unhandled rejection.
     this.result.catch(() => undefined)
-    this.worker.postMessage({ type: 'init', path, algorithm, size })
+    this.thread.post({ type: 'init', path, algorithm, size })
   }
   async prefix(length: number): Promise<void> {
-    if (length > 0) this.worker.postMessage({ type: 'range', start: 0, end: length })
+    if (length > 0) this.thread.post({ type: 'range', start: 0, end: length })
   }
   written(start: number, data: Uint8Array): void {
-    this.worker.postMessage({ type: 'range', start, end: start + data.length })
+    this.thread.post({ type: 'range', start, end: start + data.length })
   }
   async finish(): Promise<Digests> {
-    this.worker.postMessage({ type: 'finish' })
+    this.thread.post({ type: 'finish' })
     try {
       return await this.result
     } finally {
@@ -122,7 +124,7 @@ class WorkerHasher implements BlobHasher {
     }
   }
   async dispose(): Promise<void> {
-    await this.worker.terminate()
+    await this.thread.stop()
   }
 }
 

@@ -6,11 +6,12 @@
  * name and renamed over, so a reader sees either no file or the whole file.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { mkdir, readdir, readlink, rename, rm, rmdir } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { errnoCode } from '../lib/errors.js'
+import { swapSymlink } from '../lib/fs.js'
+import { holderAlive } from '../lib/lock.js'
 import { blobLinkTarget, isDirectory, safeRepoPath, snapshotDir, type RepoCache } from './cache.js'
-import { processAlive } from '../lib/process.js'
 
 export interface SnapshotEntry {
   path: string
@@ -29,14 +30,8 @@ async function linkInto(root: string, entry: SnapshotEntry): Promise<void> {
     if (code !== 'ENOENT' && code !== 'EINVAL') throw err
   }
   await mkdir(dirname(file), { recursive: true })
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
-  await symlink(target, tmp)
-  try {
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
+  // No fsync, as huggingface_hub: a link lost to a power loss reads as a missing file and is linked again.
+  await swapSymlink(dirname(file), basename(file), target, { durable: false })
 }
 
 
@@ -51,7 +46,7 @@ async function cleanStaging(repo: RepoCache): Promise<void> {
   }
   for (const name of names) {
     const pid = Number(name.split('.')[1])
-    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) await rm(join(dir, name), { recursive: true, force: true })
+    if (Number.isInteger(pid) && pid > 0 && !holderAlive({ pid })) await rm(join(dir, name), { recursive: true, force: true })
   }
 }
 

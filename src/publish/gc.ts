@@ -10,12 +10,12 @@ import { ConflictError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
 import { appendAudit } from './audit.js'
 import { storeRootExists } from './current.js'
-import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from './fsutil.js'
+import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import { parseDuration } from './options.js'
 import { channelVersions, listAgents, requireAgent, versionInfos } from './readers.js'
 import { exists, readdirIfExists, withLock, type StoreContext } from './store-context.js'
-import { walkTree } from './tree.js'
+import { walkTree } from '../lib/tree.js'
 
 export interface PruneResult {
   agent: string

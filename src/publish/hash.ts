@@ -7,15 +7,13 @@
  * keeps both cores busy until the end. The worker also fsyncs the file through the descriptor it already has
  * open, so finalize opens every file once.
  *
- * The worker source is an inline script (eval) rather than a separate module file: the same code then runs
- * from dist/ and from the TypeScript sources under vitest/tsx, where a .ts worker file could not be loaded.
+ * The worker source is an inline script (eval) rather than a module file: it needs node built-ins only, and
+ * runs the same from dist/ and from the sources, without the tsx loader a .ts worker file would start first.
  */
-import { createHash } from 'node:crypto'
-import { constants } from 'node:fs'
-import { open } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
-import { Worker } from 'node:worker_threads'
 import { IntegrityError, InternalError } from '../lib/errors.js'
+import { HASH_CHUNK as CHUNK, hashOpenFlags, sha256File } from '../lib/hash.js'
+import { startThread, ThreadExitError, type Thread } from '../lib/worker.js'
 
 export interface HashInput {
   /** Absolute path to read. */
@@ -42,13 +40,13 @@ export interface HashOptions {
   onProgress?: (bytesDone: number) => void
 }
 
-const CHUNK = 1024 * 1024
 /**
  * The tree is checked (lstat) before hashing, but a writer could swap a file for a symlink or a fifo in
- * between: O_NOFOLLOW refuses a symlink (ELOOP), O_NONBLOCK keeps a fifo from blocking the open, and the
- * fstat of the open descriptor refuses anything but a regular file. So what is hashed is what gets published.
+ * between: the flags refuse a symlink and keep a fifo from blocking, and the fstat of the open descriptor
+ * refuses anything but a regular file (as lib/hash.ts does on the calling thread). So what is hashed is
+ * what gets published.
  */
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
+const OPEN_FLAGS = hashOpenFlags(false)
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads')
@@ -97,26 +95,10 @@ function unreadable(rel: string, error: { code?: string; message: string }): Int
 /** SHA-256 and size of one file, streamed on the calling thread. */
 export async function hashFile(path: string, options: { fsync?: boolean; rel?: string } = {}): Promise<HashOutput> {
   const rel = options.rel ?? path
-  let fh
   try {
-    fh = await open(path, OPEN_FLAGS)
-    if (!(await fh.stat()).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' })
-    const h = createHash('sha256')
-    const buf = Buffer.allocUnsafe(CHUNK)
-    let size = 0
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null)
-      if (bytesRead === 0) break
-      h.update(buf.subarray(0, bytesRead))
-      size += bytesRead
-    }
-    if (options.fsync) await fh.sync()
-    return { rel, size, sha256: h.digest('hex') }
+    return { rel, ...(await sha256File(path, { fsync: options.fsync })) }
   } catch (err) {
-    const e = err as { code?: string; message: string }
-    throw unreadable(rel, e)
-  } finally {
-    await fh?.close()
+    throw unreadable(rel, err as { code?: string; message: string })
   }
 }
 
@@ -139,6 +121,8 @@ export async function hashFiles(files: HashInput[], options: HashOptions = {}): 
   return hashOnWorkers(files, threads, options)
 }
 
+type WorkerMessage = { id: number; progress?: number; size?: number; sha256?: string; error?: { code?: string; message: string } }
+
 function hashOnWorkers(files: HashInput[], threads: number, options: HashOptions): Promise<HashOutput[]> {
   // Largest first: the last file to start is a small one, so no core idles while another hashes a big file.
   const order = files.map((_, i) => i).sort((a, b) => (files[b]!.size ?? 0) - (files[a]!.size ?? 0))
@@ -147,56 +131,46 @@ function hashOnWorkers(files: HashInput[], threads: number, options: HashOptions
   let doneBytes = 0
   let next = 0
   let finished = 0
-  const workers: Worker[] = []
-  const stopped = new Set<Worker>()
+  const workers: Thread[] = []
   return new Promise<HashOutput[]>((resolvePromise, reject) => {
     let failed = false
     const fail = (err: unknown): void => {
       if (failed) return
       failed = true
-      for (const w of workers) stop(w)
+      for (const w of workers) void w.stop()
       reject(err)
     }
-    const stop = (w: Worker): void => {
-      stopped.add(w)
-      void w.terminate()
-    }
-    const dispatch = (w: Worker): void => {
+    const dispatch = (w: Thread): void => {
       if (next >= order.length) {
-        stop(w)
+        void w.stop()
         return
       }
       const id = order[next++]!
-      w.postMessage({ id, path: files[id]!.path, fsync: Boolean(options.fsync) })
+      w.post({ id, path: files[id]!.path, fsync: Boolean(options.fsync) })
     }
-    for (let t = 0; t < threads; t++) {
-      // execArgv []: the worker source is CommonJS, and a parent started with --input-type=module (node -e
-      // scripts) would otherwise pass that on and make `require` undefined in it.
-      const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] })
-      workers.push(w)
-      w.on('exit', (code) => {
-        // A worker that dies without answering (killed, out of memory) must fail the hash, not hang it.
-        if (!stopped.has(w)) fail(new InternalError(`A hashing thread exited unexpectedly (code ${code})`, { hint: 'Rerun; if it happens again, report it with the file sizes involved.' }))
-      })
-      w.on('message', (msg: { id: number; progress?: number; size?: number; sha256?: string; error?: { code?: string; message: string } }) => {
-        if (failed) return
-        const f = files[msg.id]!
-        if (msg.error) return fail(unreadable(f.rel, msg.error))
-        if (msg.progress !== undefined) {
-          progress.set(msg.id, msg.progress)
-          options.onProgress?.(doneBytes + [...progress.values()].reduce((a, b) => a + b, 0))
-          return
-        }
-        progress.delete(msg.id)
-        doneBytes += msg.size!
-        results[msg.id] = { rel: f.rel, size: msg.size!, sha256: msg.sha256! }
+    const onMessage = (w: Thread, msg: WorkerMessage): void => {
+      if (failed) return
+      const f = files[msg.id]!
+      if (msg.error) return fail(unreadable(f.rel, msg.error))
+      if (msg.progress !== undefined) {
+        progress.set(msg.id, msg.progress)
         options.onProgress?.(doneBytes + [...progress.values()].reduce((a, b) => a + b, 0))
-        if (++finished === files.length) {
-          for (const x of workers) stop(x)
-          resolvePromise(results)
-        } else dispatch(w)
-      })
-      w.on('error', fail)
+        return
+      }
+      progress.delete(msg.id)
+      doneBytes += msg.size!
+      results[msg.id] = { rel: f.rel, size: msg.size!, sha256: msg.sha256! }
+      options.onProgress?.(doneBytes + [...progress.values()].reduce((a, b) => a + b, 0))
+      if (++finished === files.length) {
+        for (const x of workers) void x.stop()
+        resolvePromise(results)
+      } else dispatch(w)
+    }
+    const threadFailed = (err: Error): void =>
+      fail(err instanceof ThreadExitError ? new InternalError(`A hashing thread exited unexpectedly (code ${err.exitCode})`, { hint: 'Rerun; if it happens again, report it with the file sizes involved.' }) : err)
+    for (let t = 0; t < threads; t++) {
+      const w: Thread = startThread<WorkerMessage>(WORKER_SOURCE, { name: 'hashing thread', onFailure: threadFailed, onMessage: (msg) => onMessage(w, msg) })
+      workers.push(w)
       dispatch(w)
     }
   })

@@ -8,10 +8,11 @@
  *   version/checksum/metadata.
  */
 import { createHash } from 'node:crypto'
-import { open, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, IntegrityError } from '../lib/errors.js'
-import { compareBytes, walkTree } from './tree.js'
+import { readChunks } from '../lib/hash.js'
+import { compareBytes, walkTree } from '../lib/tree.js'
 
 export const MANIFEST_SCHEMA = 'modelforge/manifest@1'
 export const CHECKSUM_ALGORITHM = 'sha256-files-v1'
@@ -69,21 +70,12 @@ export function checksumFilesV1(files: Pick<ManifestFile, 'path' | 'sha256'>[]):
 /** The Python ModelStore's checksum of a version directory (streamed, one file at a time). */
 export async function legacyChecksum(dir: string): Promise<string> {
   const h = createHash('sha256')
-  const buf = Buffer.allocUnsafe(1024 * 1024)
   for (const e of await walkTree(dir)) {
     if (e.type === 'directory') continue
     if (e.rel.split('/').pop() === MANIFEST_NAME) continue
     h.update(e.rel, 'utf8')
-    const fh = await open(e.abs, 'r')
-    try {
-      for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, null)
-        if (bytesRead === 0) break
-        h.update(buf.subarray(0, bytesRead))
-      }
-    } finally {
-      await fh.close()
-    }
+    // Python's open() follows a link to a file, so the legacy checksum does too.
+    await readChunks(e.abs, (chunk) => h.update(chunk), { followSymlinks: true })
   }
   return h.digest('hex')
 }

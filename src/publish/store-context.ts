@@ -6,7 +6,7 @@
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode } from '../lib/errors.js'
-import { TEMP_SUFFIX } from './fsutil.js'
+import { TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock } from './lock.js'
 import { validateName } from './names.js'
 

@@ -10,7 +10,7 @@ import { checksumFilesV1, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, readM
 import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
-import { compareBytes, walkTree } from './tree.js'
+import { compareBytes, walkTree } from '../lib/tree.js'
 
 export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel'
 

@@ -1,0 +1,90 @@
+/**
+ * Durability and atomic replacement, shared by the model store and the hub cache: fsync of files and
+ * directories, writing a file whole (new or replacing), and replacing a symlink without a moment when the
+ * name is missing.
+ */
+import { randomBytes } from 'node:crypto'
+import { closeSync, fsyncSync, openSync } from 'node:fs'
+import { mkdir, open, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+
+/** Prefix and suffix of temporary links; `store gc` removes leftovers matching them. */
+export const TEMP_LINK_PREFIX = '.link-'
+export const TEMP_SUFFIX = '.tmp'
+
+/**
+ * `-<pid>-<8 hex>.tmp`, the tail of every temporary name made here and in lock.ts: unique among concurrent
+ * writers, and the pid lets a cleaner (removeStaleLockTemps) leave a live writer's file alone.
+ */
+export function tempTail(): string {
+  return `-${process.pid}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`
+}
+
+/** fsync a directory so that entries created, renamed or removed in it survive a power loss. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/** fsyncDir for synchronous writers (the audit log). */
+export function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Writes a new file (refusing to overwrite) and fsyncs it. */
+export async function writeFileDurable(path: string, data: string | Uint8Array): Promise<void> {
+  const fh = await open(path, 'wx')
+  try {
+    await fh.writeFile(data)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * Writes a file atomically (temporary file + rename): readers see the old content or the new one, never a
+ * mix. No fsync: the hub cache's refs and listings are what huggingface_hub writes the same way, and one
+ * lost to a power loss reads as absent and is fetched again.
+ */
+export async function writeFileAtomic(file: string, data: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true })
+  const tmp = `${file}${tempTail()}`
+  try {
+    await writeFile(tmp, data)
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+export interface SymlinkOptions {
+  /** fsync the directory after the rename, so the new link survives a power loss (default true). */
+  durable?: boolean
+}
+
+/**
+ * Points `dir/name` at `target` atomically: a temporary symlink is created beside it and renamed over it,
+ * so readers see either the old or the new link, never none.
+ */
+export async function swapSymlink(dir: string, name: string, target: string, options: SymlinkOptions = {}): Promise<void> {
+  const temp = join(dir, `${TEMP_LINK_PREFIX}${name}${tempTail()}`)
+  await symlink(target, temp)
+  try {
+    await rename(temp, join(dir, name))
+  } catch (err) {
+    await rm(temp, { force: true })
+    throw err
+  }
+  if (options.durable ?? true) await fsyncDir(dir)
+}

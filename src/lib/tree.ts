@@ -1,0 +1,104 @@
+/**
+ * Walking a directory tree, for the model store (a version or staging tree, seen with lstat so that
+ * symlinks, devices, sockets and fifos are what they are), the hub (a snapshot made of symlinks into
+ * blobs/, followed) and export (its staging directory). One order for all: names in byte order.
+ */
+import { lstat, readdir, stat } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
+import { join } from 'node:path'
+import { errnoCode } from './errors.js'
+
+export type EntryType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'character-device' | 'unknown'
+
+export interface TreeEntry {
+  /** Relative path with '/' separators. */
+  rel: string
+  abs: string
+  type: EntryType
+  size: number
+  mtimeMs: number
+}
+
+export interface WalkOptions {
+  /**
+   * Type entries by what a symlink points to, and descend into linked directories (a hub snapshot is made
+   * of links). A link that points nowhere (or into a loop) stays a 'symlink' entry. Default: lstat, never
+   * followed (what the store publishes must be what is in the tree, not what a link leads to).
+   */
+  followSymlinks?: boolean
+  /** Names left out at every depth, with everything under them (the hub skips .git). */
+  skip?: readonly string[]
+}
+
+function typeOf(st: Stats): EntryType {
+  if (st.isFile()) return 'file'
+  if (st.isDirectory()) return 'directory'
+  if (st.isSymbolicLink()) return 'symlink'
+  if (st.isFIFO()) return 'fifo'
+  if (st.isSocket()) return 'socket'
+  if (st.isBlockDevice()) return 'block-device'
+  if (st.isCharacterDevice()) return 'character-device'
+  return 'unknown'
+}
+
+/** Byte-order comparison of strings as UTF-8 (what `LC_ALL=C sort` does). */
+export function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
+async function statEntry(path: string, follow: boolean): Promise<Stats | undefined> {
+  if (follow) {
+    try {
+      return await stat(path)
+    } catch (err) {
+      const code = errnoCode(err)
+      if (code !== 'ENOENT' && code !== 'ELOOP' && code !== 'ENOTDIR') throw err
+    }
+  }
+  try {
+    return await lstat(path)
+  } catch (err) {
+    // Removed since readdir: only a followed walk (a cache others write to) lets it go unnoticed.
+    if (follow && errnoCode(err) === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/**
+ * Every entry under `dir` (not `dir` itself), directories included, in Python's sorted os.walk order:
+ * a directory's other entries (sorted), then each subdirectory (sorted) recursively. The store's legacy
+ * checksum depends on this order.
+ */
+export async function walkTree(dir: string, options: WalkOptions = {}): Promise<TreeEntry[]> {
+  const follow = options.followSymlinks ?? false
+  const skip = new Set(options.skip ?? [])
+  const out: TreeEntry[] = []
+  // Directories on the current path (device:inode): a followed link back up the tree is not descended.
+  const ancestors = new Set<string>()
+  const visit = async (abs: string, rel: string, id: string): Promise<void> => {
+    ancestors.add(id)
+    const names = (await readdir(abs)).filter((n) => !skip.has(n)).sort(compareBytes)
+    const entries: { entry: TreeEntry; id: string }[] = []
+    for (const name of names) {
+      const childAbs = join(abs, name)
+      const st = await statEntry(childAbs, follow)
+      if (!st) continue
+      entries.push({ entry: { rel: rel ? `${rel}/${name}` : name, abs: childAbs, type: typeOf(st), size: st.size, mtimeMs: st.mtimeMs }, id: `${st.dev}:${st.ino}` })
+    }
+    for (const e of entries) if (e.entry.type !== 'directory') out.push(e.entry)
+    for (const e of entries) {
+      if (e.entry.type !== 'directory') continue
+      out.push(e.entry)
+      if (!ancestors.has(e.id)) await visit(e.entry.abs, e.entry.rel, e.id)
+    }
+    ancestors.delete(id)
+  }
+  const top = await stat(dir)
+  await visit(dir, '', `${top.dev}:${top.ino}`)
+  return out
+}
+
+/** The regular files under `dir` (see walkTree for the options), sorted by path in byte order. */
+export async function listFiles(dir: string, options: WalkOptions = {}): Promise<TreeEntry[]> {
+  return (await walkTree(dir, options)).filter((e) => e.type === 'file').sort((a, b) => compareBytes(a.rel, b.rel))
+}
