@@ -41,6 +41,15 @@ export abstract class BaseCommand extends Command {
     return withTaskList(fn, { quiet: this.jsonEnabled() })
   }
 
+  /**
+   * What failed after a change was made (the change stands): `Warning:` lines on stderr; under --json the
+   * result's own `warnings` array says it. Returns the result for chaining.
+   */
+  protected withWarnings<T extends { warnings?: string[] }>(result: T): T {
+    if (!this.jsonEnabled()) for (const w of result.warnings ?? []) process.stderr.write(`Warning: ${w}\n`)
+    return result
+  }
+
   /** Human output (suppressed under --json). */
   protected say(text: string): void {
     if (!this.jsonEnabled()) process.stdout.write(text.endsWith('\n') ? text : text + '\n')

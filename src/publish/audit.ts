@@ -31,6 +31,19 @@ export function appendAudit(root: string, entry: Omit<AuditRecord, 'time' | 'use
   return record
 }
 
+/**
+ * Appends the record of a change that is already made (a version renamed into place, a channel moved). Its
+ * failure (a full disk, a read-only log) must not make the command read as if nothing happened: the
+ * change stands, and the failure becomes a warning saying what was done and what was not recorded.
+ */
+export function auditDone(root: string, entry: Omit<AuditRecord, 'time' | 'user' | 'host' | 'pid'>, done: string, warnings: string[]): void {
+  try {
+    appendAudit(root, entry)
+  } catch (err) {
+    warnings.push(`${done}, but its audit record could not be written to ${auditPath(root)} (${(err as Error).message}); \`store rollback\` will not know of this change`)
+  }
+}
+
 /** Every complete record, oldest first (optionally of one agent). */
 export function readAudit(root: string, agent?: string): AuditRecord[] {
   const all = readJsonLines<AuditRecord>(auditPath(root))

@@ -5,7 +5,7 @@
 import { lstat, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, IntegrityError, NotFoundError } from '../lib/errors.js'
-import { appendAudit, readAudit } from './audit.js'
+import { auditDone, readAudit } from './audit.js'
 import { legacyAsideName } from './current.js'
 import { fsyncDir, swapSymlink } from '../lib/fs.js'
 import { currentHistory } from './history.js'
@@ -20,6 +20,8 @@ export interface ChannelChange {
   channel: string
   version: string
   previous: string | null
+  /** What failed after the channel moved (the move stands): e.g. the audit record could not be written. */
+  warnings?: string[]
 }
 
 /** Points `channel` (default current) at an existing, finalized version. */
@@ -32,8 +34,9 @@ export async function promote(ctx: StoreContext, agent: string, version: string,
   return withLock(ctx, agent, { op: 'promote', version }, async () => {
     const previous = peekChannel(ctx, agent, channel)
     await pointChannel(ctx, agent, channel, version)
-    appendAudit(ctx.root, { op: 'promote', agent, channel, version, previous })
-    return { agent, channel, version, previous }
+    const warnings: string[] = []
+    auditDone(ctx.root, { op: 'promote', agent, channel, version, previous }, `${channel} of ${agent} now points to ${version}`, warnings)
+    return { agent, channel, version, previous, ...(warnings.length > 0 ? { warnings } : {}) }
   })
 }
 
@@ -62,8 +65,9 @@ export async function rollback(ctx: StoreContext, agent: string): Promise<Channe
     }
     await readManifest(dir)
     await pointChannel(ctx, agent, 'current', target)
-    appendAudit(ctx.root, { op: 'rollback', agent, channel: 'current', version: target, previous: actual })
-    return { agent, channel: 'current', version: target, previous: actual }
+    const warnings: string[] = []
+    auditDone(ctx.root, { op: 'rollback', agent, channel: 'current', version: target, previous: actual }, `current of ${agent} was rolled back to ${target}`, warnings)
+    return { agent, channel: 'current', version: target, previous: actual, ...(warnings.length > 0 ? { warnings } : {}) }
   })
 }
 

@@ -4,8 +4,8 @@
  */
 import { lstat, rename } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { errnoCode, IntegrityError } from '../lib/errors.js'
-import { appendAudit } from './audit.js'
+import { describeError, errnoCode, IntegrityError, ModelforgeError } from '../lib/errors.js'
+import { auditDone } from './audit.js'
 import { pointChannel } from './channels.js'
 import { storeRootExists } from './current.js'
 import { fsyncDir, writeFileDurable } from '../lib/fs.js'
@@ -40,6 +40,8 @@ export interface FinalizeResult {
   published: boolean
   /** The version `current` pointed to before (null: none; undefined: not published). */
   previous?: string | null
+  /** What failed after the version was in place (it stands): e.g. the audit record could not be written. */
+  warnings?: string[]
 }
 
 /** Hashes, writes manifest.json, renames the staging dir into place and (by default) publishes it. */
@@ -106,21 +108,46 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
     for (const e of entries) if (e.type === 'directory') await fsyncDir(e.abs)
     await fsyncDir(staging)
     await rename(staging, final)
-    await fsyncDir(join(agentDir, 'versions'))
-    // The agent and its versions/ directory may be new since stage; make their entries durable too.
-    await fsyncDir(agentDir)
-    await fsyncDir(ctx.root)
+    // From here on the version exists: a failure must say so, and what it left undone.
+    const warnings: string[] = []
+    try {
+      await fsyncDir(join(agentDir, 'versions'))
+      // The agent and its versions/ directory may be new since stage; make their entries durable too.
+      await fsyncDir(agentDir)
+      await fsyncDir(ctx.root)
+    } catch (err) {
+      warnings.push(`${agent}/${version} is in place, but syncing its directory entries failed (${(err as Error).message}): a power loss could still lose it`)
+    }
     const publish = options.publish ?? true
     let previous: string | null | undefined
     if (publish) {
       previous = peekChannel(ctx, agent, 'current')
-      await pointChannel(ctx, agent, 'current', version)
+      try {
+        await pointChannel(ctx, agent, 'current', version)
+      } catch (err) {
+        throw publishedHalf(err, agent, version, final)
+      }
     }
-    appendAudit(ctx.root, { op: 'finalize', agent, version, checksum, ...(publish ? { channel: 'current', previous } : {}) })
-    return { agent, version, path: final, checksum, files: manifestFiles.length, bytes: manifestFiles.reduce((a, f) => a + f.size, 0), published: publish, ...(publish ? { previous } : {}) }
+    auditDone(ctx.root, { op: 'finalize', agent, version, checksum, ...(publish ? { channel: 'current', previous } : {}) },
+      publish ? `${agent}/${version} was finalized and current points to it` : `${agent}/${version} was finalized`, warnings)
+    return {
+      agent, version, path: final, checksum, files: manifestFiles.length, bytes: manifestFiles.reduce((a, f) => a + f.size, 0), published: publish,
+      ...(publish ? { previous } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
+    }
   } finally {
     lock.release()
   }
+}
+
+/** The version is finalized but current could not be moved: the error says both, with the cause's exit code. */
+function publishedHalf(err: unknown, agent: string, version: string, path: string): ModelforgeError {
+  const cause = describeError(err)
+  return new ModelforgeError(`${agent}/${version} was finalized (${path}), but current could not be pointed at it: ${cause.error.message}`, cause.exitCode, cause.error.code, {
+    hint: `Fix the cause, then publish it with \`modelforge store promote ${agent} ${version}\` (the version itself is complete).`,
+    cause: err,
+    details: { finalized: true, published: false, agent, version, path, ...cause.error.details },
+  })
 }
 
 function checkStagedTree(entries: { rel: string; type: string }[]): void {

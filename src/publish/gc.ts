@@ -8,7 +8,7 @@ import { lstat, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
-import { appendAudit } from './audit.js'
+import { auditDone } from './audit.js'
 import { storeRootExists } from './current.js'
 import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
@@ -24,12 +24,16 @@ export interface PruneResult {
   removed: string[]
   kept: string[]
   protected: string[]
+  /** What failed after versions were removed (the removal stands): e.g. the audit record. */
+  warnings?: string[]
 }
 
 export interface GcResult {
   olderThanMs: number
   removed: { path: string; kind: 'temp-link' | 'staging' | 'pruned' | 'lock-temp' }[]
   skipped: { agent: string; reason: string }[]
+  /** What failed after leftovers were removed (the removal stands): e.g. the audit record. */
+  warnings?: string[]
 }
 
 const DEFAULT_GC_MS = 24 * 3600 * 1000
@@ -44,6 +48,7 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
   }
   requireAgent(ctx, agent)
   const work = async (): Promise<PruneResult> => {
+    const warnings: string[] = []
     const infos = (await versionInfos(ctx, agent)).reverse()
     const channels = channelVersions(ctx, agent)
     const protectedSet = new Set(Object.values(channels).filter((v): v is string => Boolean(v)))
@@ -60,9 +65,9 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
         await rm(doomed, { recursive: true, force: true })
       }
       await fsyncDir(versionsDir)
-      appendAudit(ctx.root, { op: 'prune', agent, removed, kept, keep })
+      auditDone(ctx.root, { op: 'prune', agent, removed, kept, keep }, `${agent}: ${removed.join(', ')} removed`, warnings)
     }
-    return { agent, keep, dryRun: Boolean(options.dryRun), removed, kept, protected: [...protectedSet].sort() }
+    return { agent, keep, dryRun: Boolean(options.dryRun), removed, kept, protected: [...protectedSet].sort(), ...(warnings.length > 0 ? { warnings } : {}) }
   }
   return options.dryRun ? work() : withLock(ctx, agent, { op: 'prune' }, work)
 }
@@ -118,7 +123,7 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
       if (removedHere.length > 0) {
         await fsyncDir(agentDir)
         if (await exists(versionsDir)) await fsyncDir(versionsDir)
-        appendAudit(ctx.root, { op: 'gc', agent, removed: removedHere })
+        auditDone(ctx.root, { op: 'gc', agent, removed: removedHere }, `${agent}: ${removedHere.length} leftovers removed`, result.warnings ??= [])
       }
     } finally {
       lock.release()

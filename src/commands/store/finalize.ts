@@ -25,7 +25,7 @@ export default class StoreFinalize extends BaseCommand {
     const { args, flags } = await this.parse(StoreFinalize)
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     const store = new ModelStore(resolveStore(flags.store))
-    const r = await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, progress }))
+    const r = this.withWarnings(await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, progress })))
     this.say(`Finalized ${r.agent}/${r.version}: ${r.files} files, ${formatBytes(r.bytes)}, sha256-files-v1 ${r.checksum}`)
     this.say(r.published ? `current -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')
     return r

@@ -17,7 +17,7 @@ one a shell writer is still filling.`
 
   async run(): Promise<GcResult> {
     const { flags } = await this.parse(StoreGc)
-    const r = await new ModelStore(resolveStore(flags.store)).gc({ olderThanMs: parseDuration(flags['older-than']) })
+    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).gc({ olderThanMs: parseDuration(flags['older-than']) }))
     for (const x of r.removed) this.say(`removed ${x.kind} ${x.path}`)
     for (const s of r.skipped) this.say(`skipped ${s.agent}: ${s.reason}`)
     if (r.removed.length === 0) this.say('Nothing to remove.')

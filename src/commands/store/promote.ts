@@ -16,7 +16,7 @@ export default class StorePromote extends BaseCommand {
 
   async run(): Promise<ChannelChange> {
     const { args, flags } = await this.parse(StorePromote)
-    const r = await new ModelStore(resolveStore(flags.store)).promote(args.agent, args.version, flags.channel)
+    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).promote(args.agent, args.version, flags.channel))
     this.say(`${r.agent} ${r.channel} -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}`)
     return r
   }

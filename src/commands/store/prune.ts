@@ -14,7 +14,7 @@ export default class StorePrune extends BaseCommand {
 
   async run(): Promise<PruneResult> {
     const { args, flags } = await this.parse(StorePrune)
-    const r = await new ModelStore(resolveStore(flags.store)).prune(args.agent, { keep: flags.keep, dryRun: flags['dry-run'] })
+    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).prune(args.agent, { keep: flags.keep, dryRun: flags['dry-run'] }))
     const verb = r.dryRun ? 'would remove' : 'removed'
     this.say(r.removed.length ? `${r.agent}: ${verb} ${r.removed.join(', ')}` : `${r.agent}: nothing to remove`)
     this.say(`kept ${r.kept.join(', ') || 'none'}${r.protected.length ? ` (channels point to ${r.protected.join(', ')})` : ''}`)

@@ -12,7 +12,7 @@ that version was pruned; point current explicitly with \`store promote\` then.`
 
   async run(): Promise<ChannelChange> {
     const { args, flags } = await this.parse(StoreRollback)
-    const r = await new ModelStore(resolveStore(flags.store)).rollback(args.agent)
+    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).rollback(args.agent))
     this.say(`${r.agent} current -> ${r.version} (was ${r.previous ?? 'none'})`)
     return r
   }
