@@ -9,7 +9,8 @@ import { errnoCode, UsageError } from '../lib/errors.js'
 import { prng } from '../lib/random.js'
 import { num, readModel, type GraphProto } from '../onnx/proto.js'
 import type { ValueInfo } from './runtime.js'
-import { allocate, elementCount, floatToHalf, isDtype, type Dtype, type HostTensor, type TensorMap } from './tensors.js'
+import { floatToHalf } from '../onnx/float16.js'
+import { allocate, elementCount, isDtype, type Dtype, type HostTensor, type TensorMap } from './tensors.js'
 
 export interface GenerateOptions {
   /** Batch size: symbolic leading dims (and dims named like batch) take this value. Default 2. */
