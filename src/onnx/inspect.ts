@@ -6,12 +6,13 @@
  * errors are what onnxruntime finds when the model is loaded (`load: true`).
  */
 import { readFile, stat } from 'node:fs/promises'
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { errnoCode, IntegrityError, ModelforgeError, NotFoundError, UsageError } from '../lib/errors.js'
 import {
   DataType, DataTypeName, DataTypeSize, decodeModel, num,
   type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, type ValueInfoProto,
 } from './proto.js'
+import { locationInModelDir } from './external-data.js'
 
 export interface ValueSummary {
   name: string
@@ -292,7 +293,7 @@ export async function inspectModel(path: string, options: InspectOptions = {}): 
     }
     if (ref) {
       externalTensors++
-      if (!ref.location || isAbsolute(ref.location) || normalize(ref.location).split(sep).includes('..')) {
+      if (locationInModelDir(ref.location) === undefined) {
         w.error('EXTERNAL_DATA_LOCATION', `${where}: external data location "${ref.location}" must be a relative path inside the model's directory`)
         continue
       }
