@@ -7,10 +7,11 @@
  * offsets in range, contiguous and non-overlapping, byte sizes vs shapes, known dtypes), and then read one
  * tensor at a time with positioned reads, so memory holds at most the tensor being converted.
  */
-import { open, readFile, stat, writeFile, type FileHandle } from 'node:fs/promises'
+import { open, stat, writeFile, type FileHandle } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { parseJson, readJsonFile } from '../lib/json.js'
 import { bf16ToF32, f16ToF32 } from '../onnx/float16.js'
 
 /** Bits per element of every dtype the reference implementation knows. */
@@ -66,18 +67,15 @@ export function parseSafetensorsHeader(file: string, head: Uint8Array, fileSize:
   if (head.byteLength < 8 + headerLength) throw invalid(file, 'the header was not read completely')
   const text = Buffer.from(head.buffer, head.byteOffset + 8, headerLength).toString('utf8')
   if (!text.startsWith('{')) throw invalid(file, 'the header does not start with "{"')
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch (err) {
-    throw invalid(file, `the header is not JSON (${(err as Error).message})`)
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(file, 'the header is not a JSON object')
+  const parsed = parseJson<Record<string, unknown>>(text, file, {
+    expect: 'object',
+    onError: (f) => invalid(file, f.kind === 'syntax' ? `the header is not JSON (${f.reason})` : 'the header is not a JSON object'),
+  })
   const dataStart = 8 + headerLength
   const dataLength = fileSize - dataStart
   const tensors: TensorInfo[] = []
   let metadata: Record<string, string> = {}
-  for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [name, raw] of Object.entries(parsed)) {
     if (name === '__metadata__') {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== 'string')) {
         throw invalid(file, '__metadata__ must map strings to strings')
@@ -319,15 +317,9 @@ export async function openCheckpoint(dir: string): Promise<SafetensorsCheckpoint
 
 async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   const dir = dirname(indexPath)
-  let index: { weight_map?: unknown }
-  try {
-    index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: unknown }
-  } catch (err) {
-    throw new UsageError(`${indexPath} is not valid JSON: ${(err as Error).message}`, {
-      code: 'SAFETENSORS_INDEX_INVALID',
-      hint: 'Download the checkpoint again; the index file is damaged.',
-    })
-  }
+  const index = await readJsonFile<{ weight_map?: unknown } | null>(indexPath, {
+    onError: (f) => new UsageError(f.message, { code: 'SAFETENSORS_INDEX_INVALID', hint: 'Download the checkpoint again; the index file is damaged.' }),
+  })
   const map = index?.weight_map
   if (!map || typeof map !== 'object' || Array.isArray(map) || Object.values(map).some((v) => typeof v !== 'string')) {
     throw new UsageError(`${indexPath} has no weight_map of tensor names to shard files`, {
