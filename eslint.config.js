@@ -47,7 +47,7 @@ function areaPatterns(area) {
 const LEAN = ['src/fast-path.ts', 'src/lib/render.ts', 'src/lib/errors.ts', 'src/lib/env.ts', 'src/publish/current.ts', 'src/publish/names.ts']
 const leanPatterns = [
   { regex: '^(?!node:|\\.)', message: 'The lean reader path imports node built-ins only (no packages).' },
-  { regex: '^\\.(?!.*/(errors|env|render|names|current)\\.js$)', message: 'The lean reader path imports only lib/errors, lib/env, lib/render, publish/names and publish/current.' },
+  { regex: '^\\.(?!.*/(errors|env|json|render|names|current)\\.js$)', message: 'The lean reader path imports only lib/errors, lib/env, lib/json, lib/render, publish/names and publish/current.' },
 ]
 
 const restrict = (paths, patterns) => ['error', { paths, patterns }]

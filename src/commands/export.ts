@@ -16,7 +16,7 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
     '<%= config.bin %> export Xenova/bert-base-uncased --exporter repo --variant quantized --out ./bert-q --json',
   ]
   static args = {
-    model: Args.string({ description: 'model directory, cache snapshot, or repo id (org/name) in the Hugging Face cache', required: true }),
+    model: Args.string({ description: 'model directory, cache snapshot, or repo id ([org/]name) in the Hugging Face cache', required: true }),
   }
   static flags = {
     out: Flags.string({ description: 'directory that receives model.onnx, config.json and tokenizer files', required: true, helpValue: '<dir>' }),

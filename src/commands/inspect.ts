@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../lib/base-command.js'
-import { assertWellFormed, formatInspection, inspectModel, type ModelInspection } from '../onnx/inspect.js'
+import { assertWellFormed, formatInspection, type ModelInspection } from '../onnx/inspect.js'
+import { inspectModel } from '../validate/load-check.js'
 
 export default class Inspect extends BaseCommand {
   static summary = 'Show what an ONNX model is: opsets, inputs/outputs, op histogram, parameters, external data'

@@ -2,10 +2,10 @@
  * config.json of a Hugging Face checkpoint: reading it, the encoder hyperparameters the native exporter
  * needs (BERT-style and DistilBERT-style key names), and the default task as Optimum infers it.
  */
-import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { errnoCode, UsageError } from '../lib/errors.js'
+import { UsageError } from '../lib/errors.js'
+import { readJsonFile } from '../lib/json.js'
 
 export type HfConfig = Record<string, unknown> & { model_type?: string; architectures?: string[] }
 
@@ -15,32 +15,22 @@ export const NATIVE_TASKS = ['feature-extraction', 'text-classification', 'sente
 export type NativeTask = (typeof NATIVE_TASKS)[number]
 
 export async function readHfConfig(dir: string): Promise<HfConfig> {
-  const file = join(dir, 'config.json')
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') {
-      throw new UsageError(`${dir} has no config.json, so it is not a Hugging Face model directory`, {
-        code: 'CONFIG_NOT_FOUND',
-        hint: 'Point at a Hugging Face model directory (save_pretrained output or a cache snapshot), which holds config.json next to the weights.',
+  return readJsonFile<HfConfig>(join(dir, 'config.json'), {
+    expect: 'object',
+    onError: (f) => {
+      if (f.kind === 'missing') {
+        return new UsageError(`${dir} has no config.json, so it is not a Hugging Face model directory`, {
+          code: 'CONFIG_NOT_FOUND',
+          hint: 'Point at a Hugging Face model directory (save_pretrained output or a cache snapshot), which holds config.json next to the weights.',
+        })
+      }
+      if (f.kind === 'unreadable') return new UsageError(f.message, { code: 'CONFIG_UNREADABLE', hint: 'Check the file permissions.' })
+      return new UsageError(f.message, {
+        code: 'CONFIG_INVALID',
+        hint: f.kind === 'syntax' ? 'Download the model again; config.json is damaged.' : 'Download the model again.',
       })
-    }
-    throw new UsageError(`Cannot read ${file}: ${(err as Error).message}`, { code: 'CONFIG_UNREADABLE', hint: 'Check the file permissions.' })
-  }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch (err) {
-    throw new UsageError(`${file} is not valid JSON: ${(err as Error).message}`, {
-      code: 'CONFIG_INVALID',
-      hint: 'Download the model again; config.json is damaged.',
-    })
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new UsageError(`${file} must hold a JSON object`, { code: 'CONFIG_INVALID', hint: 'Download the model again.' })
-  }
-  return parsed as HfConfig
+    },
+  })
 }
 
 /** Encoder hyperparameters under one set of names. */

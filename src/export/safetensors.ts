@@ -7,10 +7,12 @@
  * offsets in range, contiguous and non-overlapping, byte sizes vs shapes, known dtypes), and then read one
  * tensor at a time with positioned reads, so memory holds at most the tensor being converted.
  */
-import { open, readFile, stat, writeFile, type FileHandle } from 'node:fs/promises'
+import { open, stat, writeFile, type FileHandle } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { parseJson, readJsonFile } from '../lib/json.js'
+import { bf16ToF32, f16ToF32 } from '../onnx/float16.js'
 
 /** Bits per element of every dtype the reference implementation knows. */
 export const SAFETENSORS_DTYPE_BITS: Record<string, number> = {
@@ -65,18 +67,15 @@ export function parseSafetensorsHeader(file: string, head: Uint8Array, fileSize:
   if (head.byteLength < 8 + headerLength) throw invalid(file, 'the header was not read completely')
   const text = Buffer.from(head.buffer, head.byteOffset + 8, headerLength).toString('utf8')
   if (!text.startsWith('{')) throw invalid(file, 'the header does not start with "{"')
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch (err) {
-    throw invalid(file, `the header is not JSON (${(err as Error).message})`)
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid(file, 'the header is not a JSON object')
+  const parsed = parseJson<Record<string, unknown>>(text, file, {
+    expect: 'object',
+    onError: (f) => invalid(file, f.kind === 'syntax' ? `the header is not JSON (${f.reason})` : 'the header is not a JSON object'),
+  })
   const dataStart = 8 + headerLength
   const dataLength = fileSize - dataStart
   const tensors: TensorInfo[] = []
   let metadata: Record<string, string> = {}
-  for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [name, raw] of Object.entries(parsed)) {
     if (name === '__metadata__') {
       if (!raw || typeof raw !== 'object' || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== 'string')) {
         throw invalid(file, '__metadata__ must map strings to strings')
@@ -157,91 +156,6 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   } finally {
     await fh.close()
   }
-}
-
-const F16_TABLE = (() => {
-  const table = new Float32Array(65536)
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1
-    const exp = (h >> 10) & 0x1f
-    const frac = h & 0x3ff
-    if (exp === 0) table[h] = sign * frac * 2 ** -24
-    else if (exp === 31) table[h] = frac ? NaN : sign * Infinity
-    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15)
-  }
-  return table
-})()
-
-/** IEEE half bits -> float32 (exact: every half value is a float32). */
-export function f16ToF32(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length)
-  for (let i = 0; i < bits.length; i++) out[i] = F16_TABLE[bits[i]!]!
-  return out
-}
-
-/** bfloat16 bits -> float32: bfloat16 is the top half of a float32. */
-export function bf16ToF32(bits: Uint16Array): Float32Array {
-  const out = new Uint32Array(bits.length)
-  for (let i = 0; i < bits.length; i++) out[i] = bits[i]! << 16
-  return new Float32Array(out.buffer)
-}
-
-/** float32 -> IEEE half bits, round to nearest even (for writing test and bench checkpoints). */
-export function f32ToF16(values: Float32Array): Uint16Array {
-  const f = new Float32Array(1)
-  const u = new Uint32Array(f.buffer)
-  const out = new Uint16Array(values.length)
-  for (let i = 0; i < values.length; i++) {
-    f[0] = values[i]!
-    const x = u[0]!
-    const sign = (x >>> 16) & 0x8000
-    const exp = (x >>> 23) & 0xff
-    let mant = x & 0x7fffff
-    if (exp === 0xff) {
-      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0)
-      continue
-    }
-    let e = exp - 127 + 15
-    if (e >= 31) {
-      out[i] = sign | 0x7c00
-      continue
-    }
-    if (e <= 0) {
-      if (e < -10) {
-        out[i] = sign
-        continue
-      }
-      mant |= 0x800000
-      const shift = 14 - e
-      let half = mant >>> shift
-      const rest = mant & ((1 << shift) - 1)
-      const mid = 1 << (shift - 1)
-      if (rest > mid || (rest === mid && half & 1)) half++
-      out[i] = sign | half
-      continue
-    }
-    let half = (e << 10) | (mant >>> 13)
-    const rest = mant & 0x1fff
-    if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++
-    e = half >>> 10
-    out[i] = sign | (e >= 31 ? 0x7c00 : half)
-  }
-  return out
-}
-
-/** float32 -> bfloat16 bits, round to nearest even. */
-export function f32ToBf16(values: Float32Array): Uint16Array {
-  const u = new Uint32Array(values.buffer, values.byteOffset, values.length)
-  const out = new Uint16Array(values.length)
-  for (let i = 0; i < values.length; i++) {
-    const x = u[i]!
-    if ((x & 0x7fffffff) > 0x7f800000) {
-      out[i] = (x >>> 16) | 0x40
-      continue
-    }
-    out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16
-  }
-  return out
 }
 
 /** The weights of a checkpoint: every tensor of one safetensors file or of all shards of an index. */
@@ -403,15 +317,9 @@ export async function openCheckpoint(dir: string): Promise<SafetensorsCheckpoint
 
 async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   const dir = dirname(indexPath)
-  let index: { weight_map?: unknown }
-  try {
-    index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: unknown }
-  } catch (err) {
-    throw new UsageError(`${indexPath} is not valid JSON: ${(err as Error).message}`, {
-      code: 'SAFETENSORS_INDEX_INVALID',
-      hint: 'Download the checkpoint again; the index file is damaged.',
-    })
-  }
+  const index = await readJsonFile<{ weight_map?: unknown } | null>(indexPath, {
+    onError: (f) => new UsageError(f.message, { code: 'SAFETENSORS_INDEX_INVALID', hint: 'Download the checkpoint again; the index file is damaged.' }),
+  })
   const map = index?.weight_map
   if (!map || typeof map !== 'object' || Array.isArray(map) || Object.values(map).some((v) => typeof v !== 'string')) {
     throw new UsageError(`${indexPath} has no weight_map of tensor names to shard files`, {

@@ -4,10 +4,10 @@
  * sentence_transformers.models.Pooling computes it (CLS / max / mean / mean-sqrt-len, concatenated in
  * that order, then F.normalize when a Normalize module follows).
  */
-import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { UsageError } from '../lib/errors.js'
+import { readJsonFile } from '../lib/json.js'
 import { DataType } from '../onnx/proto.js'
 import { type GraphBuilder } from '../onnx/graph-builder.js'
 import { checkLocation } from '../onnx/external-data.js'
@@ -25,15 +25,13 @@ export interface SentenceTransformersConfig {
 
 interface ModuleEntry { idx?: number; name?: string; path?: string; type?: string }
 
-const invalid = (file: string, what: string, hint = 'Check the sentence-transformers files; re-save the model with SentenceTransformer.save().'): UsageError =>
+const RESAVE = 'Check the sentence-transformers files; re-save the model with SentenceTransformer.save().'
+
+const invalid = (file: string, what: string, hint = RESAVE): UsageError =>
   new UsageError(`${file}: ${what}`, { code: 'SENTENCE_TRANSFORMERS_INVALID', hint })
 
-async function readJson(file: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8'))
-  } catch (err) {
-    throw invalid(file, `cannot read it as JSON (${(err as Error).message})`)
-  }
+function readJson<T>(file: string, expect?: 'object' | 'array'): Promise<T> {
+  return readJsonFile<T>(file, { expect, onError: (f) => new UsageError(f.message, { code: 'SENTENCE_TRANSFORMERS_INVALID', hint: RESAVE }) })
 }
 
 export function isSentenceTransformers(dir: string): boolean {
@@ -42,8 +40,7 @@ export function isSentenceTransformers(dir: string): boolean {
 
 export async function readSentenceTransformers(dir: string): Promise<SentenceTransformersConfig> {
   const modulesFile = join(dir, 'modules.json')
-  const modules = await readJson(modulesFile)
-  if (!Array.isArray(modules)) throw invalid(modulesFile, 'must be a JSON array of modules')
+  const modules = await readJson<unknown[]>(modulesFile, 'array')
   const kinds = (modules as ModuleEntry[]).map((m) => String(m?.type ?? '').replace(/^sentence_transformers\.models\./, ''))
   const supported = ['Transformer', 'Pooling', 'Normalize']
   const unsupported = kinds.filter((k) => !supported.includes(k))
@@ -58,8 +55,7 @@ export async function readSentenceTransformers(dir: string): Promise<SentenceTra
   const [transformer, pooling] = modules as ModuleEntry[]
   const transformerDir = join(dir, checkLocation(transformer!.path || '.', 'modules.json Transformer path'))
   const poolingFile = join(dir, checkLocation(pooling!.path || '1_Pooling', 'modules.json Pooling path'), 'config.json')
-  const pc = (await readJson(poolingFile)) as Record<string, unknown>
-  if (!pc || typeof pc !== 'object') throw invalid(poolingFile, 'must be a JSON object')
+  const pc = await readJson<Record<string, unknown>>(poolingFile, 'object')
   for (const key of ['pooling_mode_weightedmean_tokens', 'pooling_mode_lasttoken']) {
     if (pc[key] === true) {
       throw invalid(poolingFile, `${key} is not supported by the native exporter (cls, max, mean, mean_sqrt_len are)`, 'Use --exporter optimum.')
@@ -76,7 +72,7 @@ export async function readSentenceTransformers(dir: string): Promise<SentenceTra
   let maxSeqLength: number | undefined
   const sbert = join(transformerDir, 'sentence_bert_config.json')
   if (existsSync(sbert)) {
-    const v = ((await readJson(sbert)) as { max_seq_length?: unknown })?.max_seq_length
+    const v = (await readJson<{ max_seq_length?: unknown } | null>(sbert))?.max_seq_length
     if (typeof v === 'number') maxSeqLength = v
   }
   return { transformerDir, modes, normalize: kinds[2] === 'Normalize', maxSeqLength }

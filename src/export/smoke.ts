@@ -6,6 +6,7 @@
 import { IntegrityError } from '../lib/errors.js'
 import { generateInputs } from '../validate/inputs.js'
 import { runModel, withModel, type ValueInfo } from '../validate/runtime.js'
+import { type HfConfig } from './model-config.js'
 
 export interface SmokeHints {
   vocabSize?: number
@@ -14,6 +15,15 @@ export interface SmokeHints {
   maxSequence?: number
   /** Output dims the exporter promises, symbolic names as in the model; checked against the run. */
   expectedOutputs?: { name: string; dims: (number | string)[] }[]
+}
+
+/** Hints from config.json, for exporters that did not build the graph themselves. */
+export function smokeHintsFromConfig(config: HfConfig | undefined): SmokeHints {
+  if (!config) return {}
+  const int = (k: string): number | undefined => (typeof config[k] === 'number' ? (config[k] as number) : undefined)
+  let maxSequence = int('max_position_embeddings')
+  if (maxSequence && /roberta/.test(String(config.model_type)) && typeof config.pad_token_id === 'number') maxSequence -= config.pad_token_id + 1
+  return { vocabSize: int('vocab_size'), typeVocabSize: int('type_vocab_size'), maxSequence }
 }
 
 export interface SmokeResult {

@@ -3,10 +3,10 @@
  * repo id resolved offline through the Hugging Face cache (the fetch area's resolveCachedSnapshot).
  */
 import { stat } from 'node:fs/promises'
-import { resolve } from 'node:path'
+import { isAbsolute, resolve } from 'node:path'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
 import { hubCacheDir } from '../lib/env.js'
-import { resolveCachedSnapshot } from '../hub/index.js'
+import { parseRepoId, resolveCachedSnapshot } from '../hub/index.js'
 
 export interface ModelSource {
   kind: 'dir' | 'hub'
@@ -16,7 +16,13 @@ export interface ModelSource {
   revision?: string
 }
 
-const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/
+/**
+ * What can only be meant as a path (absolute, starting with "." or "~", a backslash, folders in folders):
+ * a missing directory, not a repo id. Everything else is parsed as a repo id, as fetch parses it.
+ */
+function onlyAPath(text: string): boolean {
+  return isAbsolute(text) || /^[.~]/.test(text) || text.includes('\\') || text.split('/').length > 2
+}
 
 export async function resolveModelSource(model: string, options: { revision?: string; cacheDir?: string } = {}): Promise<ModelSource> {
   let isDir = false
@@ -37,18 +43,19 @@ export async function resolveModelSource(model: string, options: { revision?: st
     if (options.revision) {
       throw new UsageError(`--revision applies to repo ids, but ${model} is a local directory`, {
         code: 'REVISION_WITH_DIRECTORY',
-        hint: 'Drop --revision, or give the repo id (org/name) to resolve it through the Hugging Face cache.',
+        hint: 'Drop --revision, or give the repo id ([org/]name) to resolve it through the Hugging Face cache.',
       })
     }
     return { kind: 'dir', dir: resolve(model) }
   }
-  if (!REPO_ID.test(model)) {
-    throw new NotFoundError(`${model} is neither a directory nor a repo id (org/name)`, {
+  if (onlyAPath(model)) {
+    throw new NotFoundError(`${model} is neither a directory nor a repo id ([org/]name)`, {
       code: 'MODEL_NOT_FOUND',
-      hint: 'Give a local model directory, or a repo id fetched with `modelforge fetch <org/name>`.',
+      hint: 'Give a local model directory, or a repo id fetched with `modelforge fetch <repo id>`.',
     })
   }
+  const repo = parseRepoId(model).id
   const revision = options.revision ?? 'main'
-  const dir = await resolveCachedSnapshot(model, { revision, cacheDir: options.cacheDir ?? hubCacheDir() })
-  return { kind: 'hub', dir, repo: model, revision }
+  const dir = await resolveCachedSnapshot(repo, { revision, cacheDir: options.cacheDir ?? hubCacheDir() })
+  return { kind: 'hub', dir, repo, revision }
 }

@@ -16,21 +16,15 @@ import { join, sep } from 'node:path'
 import { hubCacheDir } from '../lib/env.js'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
 import { writeFileAtomic } from '../lib/fs.js'
+import { parseRepoId } from './repo-id.js'
 
 export const COMMIT_RE = /^[0-9a-f]{40}$/
 /** An abbreviated commit (git's default abbreviation is 7): resolved against the cached snapshots. */
 export const COMMIT_PREFIX_RE = /^[0-9a-f]{7,39}$/
 
-/** huggingface_hub's validate_repo_id, restricted to what a repo id can be on the Hub: [namespace/]name. */
-const REPO_ID_RE = /^(?:[A-Za-z0-9][\w.-]*\/)?[A-Za-z0-9][\w.-]{0,95}$/
-
+/** parseRepoId for callers that only need the id checked (INVALID_REPO_ID, exit 2). */
 export function validateRepoId(repoId: string): void {
-  if (!REPO_ID_RE.test(repoId) || repoId.includes('--') || repoId.includes('..') || repoId.endsWith('.git')) {
-    throw new UsageError(`Invalid repo id "${repoId}"`, {
-      code: 'INVALID_REPO_ID',
-      hint: 'Use the form org/name (letters, digits, "-", "_", "."; no "--" or ".."), e.g. google-bert/bert-base-uncased.',
-    })
-  }
+  parseRepoId(repoId)
 }
 
 /** A branch, tag or commit. Refs are stored as files, so anything that could escape refs/ is refused. */

@@ -15,6 +15,7 @@ export {
   type TreeCache,
   type TreeFileEntry,
 } from './cache.js'
+export { parseRepoId, type RepoId } from './repo-id.js'
 export { fetchModel, type FetchOptions, type FetchResult, type FetchedFile } from './fetch.js'
 export { selectPaths, defaultPatterns, type SelectOptions } from './select.js'
 export { auditLogPath, type AuditEntry } from './audit.js'

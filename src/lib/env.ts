@@ -2,10 +2,10 @@
  * Environment and configuration (docs/cli.md). Read lazily, never at import time, so tests and
  * library callers can set variables per call.
  */
-import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { UsageError } from './errors.js'
+import { readJsonFileSync } from './json.js'
 
 type Env = Record<string, string | undefined>
 
@@ -72,29 +72,17 @@ export interface ModelforgeConfig {
 export function loadConfig(env: Env = process.env): ModelforgeConfig {
   const file = env.MODELFORGE_CONFIG
   if (!file) return {}
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    throw new UsageError(`Cannot read MODELFORGE_CONFIG file ${file}: ${(err as Error).message}`, {
-      code: 'CONFIG_UNREADABLE',
-      hint: 'Point MODELFORGE_CONFIG at a readable JSON file, or unset it.',
-    })
-  }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch (err) {
-    throw new UsageError(`MODELFORGE_CONFIG file ${file} is not valid JSON: ${(err as Error).message}`, {
-      code: 'CONFIG_INVALID',
-      hint: 'Fix the JSON syntax; see docs/configuration.md for the format.',
-    })
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new UsageError(`MODELFORGE_CONFIG file ${file} must hold a JSON object`, {
-      code: 'CONFIG_INVALID',
-      hint: 'See docs/configuration.md for the format.',
-    })
-  }
-  return parsed as ModelforgeConfig
+  return readJsonFileSync<ModelforgeConfig>(file, {
+    what: 'MODELFORGE_CONFIG file',
+    expect: 'object',
+    onError: (f) => f.kind === 'missing' || f.kind === 'unreadable'
+      ? new UsageError(`Cannot read MODELFORGE_CONFIG file ${file}: ${f.reason}`, {
+        code: 'CONFIG_UNREADABLE',
+        hint: 'Point MODELFORGE_CONFIG at a readable JSON file, or unset it.',
+      })
+      : new UsageError(f.message, {
+        code: 'CONFIG_INVALID',
+        hint: f.kind === 'syntax' ? 'Fix the JSON syntax; see docs/configuration.md for the format.' : 'See docs/configuration.md for the format.',
+      }),
+  })
 }

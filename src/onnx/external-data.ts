@@ -52,10 +52,21 @@ export function allTensors(model: ModelProto): TensorProto[] {
   return [...tensorsOf(model.graph)]
 }
 
-/** Checks a location the way onnxruntime and onnx.checker do: relative, inside the model directory. */
-export function checkLocation(location: string, tensor: string): string {
+/**
+ * The rule onnxruntime and onnx.checker apply to a location: a relative path that stays inside the
+ * directory of the model naming it. Returns the location normalized, or undefined when it breaks the rule;
+ * every reader of locations asks here, so that none can be more lenient than another.
+ */
+export function locationInModelDir(location: string): string | undefined {
   const norm = normalize(location)
-  if (!location || isAbsolute(location) || norm === '..' || norm.startsWith(`..${sep}`) || location.includes('\0')) {
+  if (!location || isAbsolute(location) || norm === '..' || norm.startsWith(`..${sep}`) || location.includes('\0')) return undefined
+  return norm
+}
+
+/** locationInModelDir, or a usage error naming the tensor. */
+export function checkLocation(location: string, tensor: string): string {
+  const norm = locationInModelDir(location)
+  if (norm === undefined) {
     throw new UsageError(`Tensor ${tensor} points at external data ${JSON.stringify(location)} outside the model directory`, {
       code: 'EXTERNAL_DATA_INVALID',
       hint: 'External data locations must be file names relative to the model; re-export the model.',

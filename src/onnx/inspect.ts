@@ -3,15 +3,17 @@
  * external data) and whether it is well formed. The structural checks are the part of onnx.checker that
  * needs no shape inference: names defined once, inputs defined somewhere, opsets imported for every domain,
  * initializers holding the bytes their shape needs, external data files present and long enough. Shape
- * errors are what onnxruntime finds when the model is loaded (`load: true`).
+ * errors are what onnxruntime finds when the model is loaded, which is the validate area's to do
+ * (src/validate/load-check.ts adds its view as `runtime`): this module only reads the file.
  */
 import { readFile, stat } from 'node:fs/promises'
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { errnoCode, IntegrityError, ModelforgeError, NotFoundError, UsageError } from '../lib/errors.js'
 import {
   DataType, DataTypeName, DataTypeSize, decodeModel, num,
   type GraphProto, type ModelProto, type NodeProto, type TensorProto, type TypeProto, type ValueInfoProto,
 } from './proto.js'
+import { locationInModelDir } from './external-data.js'
 
 export interface ValueSummary {
   name: string
@@ -46,6 +48,8 @@ export interface Problem {
   message: string
 }
 
+export type RuntimeView = { loaded: true; inputs: ValueSummary[]; outputs: ValueSummary[] } | { loaded: false; code: string; message: string }
+
 export interface ModelInspection {
   path: string
   fileBytes: number
@@ -77,8 +81,8 @@ export interface ModelInspection {
   }
   externalData: ExternalDataFile[]
   problems: Problem[]
-  /** When loaded in onnxruntime: what it reports, or why it refused. */
-  runtime?: { loaded: true; inputs: ValueSummary[]; outputs: ValueSummary[] } | { loaded: false; code: string; message: string }
+  /** When loaded in onnxruntime (src/validate/load-check.ts): what it reports, or why it refused. */
+  runtime?: RuntimeView
   passed: boolean
 }
 
@@ -250,13 +254,13 @@ function decodeOrRefuse(bytes: Uint8Array, path: string): ModelProto {
   }
 }
 
-export interface InspectOptions {
-  /** Also load the model in onnxruntime-node and report what it says (catches shape errors, unknown ops). */
-  load?: boolean
+/** Whether a report with these problems passes: warnings do not fail it. */
+export function passes(problems: readonly Problem[]): boolean {
+  return !problems.some((p) => p.severity === 'error')
 }
 
 /** Inspects an ONNX file. Structural problems are reported in `problems`, not thrown; see assertWellFormed. */
-export async function inspectModel(path: string, options: InspectOptions = {}): Promise<ModelInspection> {
+export async function inspectModel(path: string): Promise<ModelInspection> {
   const bytes = await readModelFile(path)
   const model = decodeOrRefuse(bytes, path)
   const graph = model.graph!
@@ -292,7 +296,7 @@ export async function inspectModel(path: string, options: InspectOptions = {}): 
     }
     if (ref) {
       externalTensors++
-      if (!ref.location || isAbsolute(ref.location) || normalize(ref.location).split(sep).includes('..')) {
+      if (locationInModelDir(ref.location) === undefined) {
         w.error('EXTERNAL_DATA_LOCATION', `${where}: external data location "${ref.location}" must be a relative path inside the model's directory`)
         continue
       }
@@ -331,7 +335,7 @@ export async function inspectModel(path: string, options: InspectOptions = {}): 
     }
   }
 
-  const info: ModelInspection = {
+  return {
     path,
     fileBytes: bytes.length,
     irVersion: num(model.irVersion),
@@ -351,25 +355,7 @@ export async function inspectModel(path: string, options: InspectOptions = {}): 
     parameters: { tensors: initializerTensors, count, bytes: storage, externalTensors },
     externalData: [...external.values()].map(({ maxEnd: _maxEnd, ...e }) => e),
     problems: w.problems,
-    passed: false,
-  }
-  if (options.load) info.runtime = await runtimeCheck(path, info)
-  info.passed = !info.problems.some((p) => p.severity === 'error')
-  return info
-}
-
-async function runtimeCheck(path: string, info: ModelInspection): Promise<ModelInspection['runtime']> {
-  // Imported lazily: inspect without --load must not pay for starting onnxruntime.
-  const { loadModel, closeModel } = await import('../validate/runtime.js')
-  try {
-    const m = await loadModel(path)
-    await closeModel(m)
-    const asSummary = (v: { name: string; dtype: string; shape: (number | string)[] }): ValueSummary => ({ name: v.name, dtype: v.dtype, shape: v.shape })
-    return { loaded: true, inputs: m.inputs.map(asSummary), outputs: m.outputs.map(asSummary) }
-  } catch (err) {
-    const e = err as ModelforgeError
-    info.problems.push({ severity: 'error', code: e.code ?? 'ONNX_INVALID', message: e.message })
-    return { loaded: false, code: e.code ?? 'ONNX_INVALID', message: e.message }
+    passed: passes(w.problems),
   }
 }
 

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { IntegrityError } from '../lib/errors.js'
+import { readJsonFile } from '../lib/json.js'
 import { runModel, withModel } from '../validate/runtime.js'
 import type { TensorMap } from '../validate/tensors.js'
 import { bagOfWords, tokenize, type ToyConfig } from './models.js'
@@ -30,7 +31,7 @@ function fail(path: string, problem: string): IntegrityError {
 }
 
 export async function checkToyModel(dir: string): Promise<ToyCheck> {
-  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as ToyConfig
+  const config = await readJsonFile<ToyConfig>(join(dir, 'config.json'), { expect: 'object', onError: (f) => fail(dir, f.message) })
   const vocab = (await readFile(join(dir, config.vocab_file), 'utf8')).split('\n').filter(Boolean)
   // Through the validate area's sessions: one place loads models, with its errors and its input checks.
   return withModel(join(dir, config.model_file), async (model) => {
@@ -58,7 +59,7 @@ export async function checkToyModel(dir: string): Promise<ToyCheck> {
     const rows = Array.from({ length: n }, (_, i) => Array.from(values.subarray(i * width, (i + 1) * width)))
     const check: ToyCheck = { path: dir, model_type: config.model_type, output: outName, shape }
     if (config.model_type === 'bow-mlp-classifier') {
-      const labels = JSON.parse(await readFile(join(dir, config.labels_file!), 'utf8')) as string[]
+      const labels = await readJsonFile<string[]>(join(dir, config.labels_file!), { what: 'labels file', expect: 'array', onError: (f) => fail(dir, f.message) })
       for (const r of rows) {
         const sum = r.reduce((a, b) => a + b, 0)
         if (Math.abs(sum - 1) > 1e-4) throw fail(dir, `probabilities sum to ${sum}`)

@@ -3,13 +3,14 @@
  * production: token ids inside the vocabulary, attention masks with padded tails (the case exporters get
  * wrong), token types with a second segment, and plain uniform values for everything else.
  */
-import { readFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { errnoCode, UsageError } from '../lib/errors.js'
+import { ModelforgeError, UsageError } from '../lib/errors.js'
+import { readJsonFile } from '../lib/json.js'
 import { prng } from '../lib/random.js'
 import { num, readModel, type GraphProto } from '../onnx/proto.js'
 import type { ValueInfo } from './runtime.js'
-import { allocate, elementCount, floatToHalf, isDtype, type Dtype, type HostTensor, type TensorMap } from './tensors.js'
+import { floatToHalf } from '../onnx/float16.js'
+import { allocate, elementCount, isDtype, type Dtype, type HostTensor, type TensorMap } from './tensors.js'
 
 export interface GenerateOptions {
   /** Batch size: symbolic leading dims (and dims named like batch) take this value. Default 2. */
@@ -163,8 +164,12 @@ export interface ModelHints {
  */
 export async function modelHints(modelPath: string): Promise<ModelHints> {
   const configPath = join(dirname(modelPath), 'config.json')
-  try {
-    const config = JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>
+  // The hints are optional: without a usable config.json the embedding tables still tell.
+  const config = await readJsonFile<Record<string, unknown>>(configPath, { expect: 'object' }).catch((err: unknown) => {
+    if (err instanceof ModelforgeError && (err.code === 'JSON_NOT_FOUND' || err.code === 'JSON_INVALID')) return undefined
+    throw err
+  })
+  if (config) {
     const int = (k: string) => (typeof config[k] === 'number' && Number.isInteger(config[k]) ? (config[k] as number) : undefined)
     const hints: ModelHints = { vocabSize: int('vocab_size'), typeVocabSize: int('type_vocab_size'), maxPositions: int('max_position_embeddings'), from: configPath }
     // RoBERTa positions start after padding_idx + 1, so max_position_embeddings over-counts by that much.
@@ -172,8 +177,6 @@ export async function modelHints(modelPath: string): Promise<ModelHints> {
       hints.maxPositions -= config.pad_token_id + 1
     }
     if (hints.vocabSize) return hints
-  } catch (err) {
-    if (errnoCode(err) !== 'ENOENT' && !(err instanceof SyntaxError)) throw err
   }
   return embeddingHints(modelPath)
 }

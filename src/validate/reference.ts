@@ -4,9 +4,11 @@
  * "outputs": {...}}).
  */
 import { readdir, readFile, stat } from 'node:fs/promises'
-import { basename, isAbsolute, join, normalize, sep } from 'node:path'
+import { basename, join } from 'node:path'
 import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { readJsonFile } from '../lib/json.js'
 import { DataTypeName, decodeTensor, num, type TensorProto } from '../onnx/proto.js'
+import { locationInModelDir } from '../onnx/external-data.js'
 import { allocate, dtypeFromOnnx, elementCount, fromValues, parseDtype, type Dtype, type HostTensor, type TensorData, type TensorMap } from './tensors.js'
 
 /** A tensor from a file: its stored name may be empty (then it binds by position). */
@@ -60,8 +62,7 @@ async function readExternal(proto: TensorProto, where: string, baseDir: string |
   if (!location || !baseDir) {
     throw new UsageError(`${where}: external data without a location`, { code: 'EXTERNAL_DATA_INVALID', hint: 'The tensor says its data is external but not where.' })
   }
-  // Same rule as onnxruntime: external data stays inside the directory of the file that names it.
-  if (isAbsolute(location) || normalize(location).split(sep).includes('..')) {
+  if (locationInModelDir(location) === undefined) {
     throw new UsageError(`${where}: external data location "${location}" leaves the tensor's directory`, {
       code: 'EXTERNAL_DATA_INVALID',
       hint: 'External data must be a relative path next to (or below) the file that references it.',
@@ -183,13 +184,11 @@ function tensorsFromJson(obj: unknown, where: string): FileTensor[] {
 
 /** A reference JSON: {"inputs": {...}, "outputs": {...}}; either may be absent, not both. */
 export async function readReferenceJson(path: string): Promise<DataSet> {
-  let doc: unknown
-  try {
-    doc = JSON.parse(await readFile(path, 'utf8'))
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`${path} does not exist`, { code: 'REFERENCE_NOT_FOUND', hint: 'Check the path.' })
-    throw new UsageError(`${path} is not valid JSON: ${(err as Error).message}`, { code: 'REFERENCE_INVALID', hint: 'Expected {"inputs": {...}, "outputs": {...}}.' })
-  }
+  const doc = await readJsonFile(path, {
+    onError: (f) => f.kind === 'missing'
+      ? new NotFoundError(f.message, { code: 'REFERENCE_NOT_FOUND', hint: 'Check the path.' })
+      : new UsageError(f.message, { code: 'REFERENCE_INVALID', hint: 'Expected {"inputs": {...}, "outputs": {...}}.' }),
+  })
   const d = doc as { inputs?: unknown; outputs?: unknown }
   if (!d || typeof d !== 'object' || (d.inputs === undefined && d.outputs === undefined)) {
     throw new UsageError(`${path} has neither "inputs" nor "outputs"`, {

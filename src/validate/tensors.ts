@@ -3,6 +3,7 @@
  * ONNX TensorProto data types, JSON arrays and onnxruntime tensors.
  */
 import { DataType } from '../onnx/proto.js'
+import { floatToHalf, halfToFloat } from '../onnx/float16.js'
 import { UsageError } from '../lib/errors.js'
 
 /** onnxruntime-node's tensor type names (the ones this module can hold on the host). */
@@ -89,46 +90,6 @@ export function allocate(dtype: Dtype, n: number): TensorData {
     case 'uint64': return new BigUint64Array(n)
     case 'string': return new Array<string>(n).fill('')
   }
-}
-
-// Half-precision conversion by hand: Node 20 has neither Float16Array nor Math.f16round, and a dependency
-// for two twenty-line functions is not worth it.
-const f32 = new Float32Array(1)
-const u32 = new Uint32Array(f32.buffer)
-
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1
-  const e = (h >> 10) & 0x1f
-  const m = h & 0x3ff
-  if (e === 0) return s * m * 2 ** -24
-  if (e === 31) return m ? NaN : s * Infinity
-  return s * (1 + m / 1024) * 2 ** (e - 15)
-}
-
-export function floatToHalf(v: number): number {
-  f32[0] = v
-  const x = u32[0]
-  const sign = (x >>> 16) & 0x8000
-  const e = (x >>> 23) & 0xff
-  let m = x & 0x7fffff
-  if (e === 0xff) return sign | 0x7c00 | (m ? 0x200 : 0)
-  const exp = e - 127 + 15
-  if (exp >= 31) return sign | 0x7c00
-  if (exp <= 0) {
-    if (exp < -10) return sign
-    m |= 0x800000
-    const shift = 14 - exp
-    let half = m >> shift
-    const rem = m & ((1 << shift) - 1)
-    const mid = 1 << (shift - 1)
-    if (rem > mid || (rem === mid && half & 1)) half++
-    return sign | half
-  }
-  let half = (exp << 10) | (m >> 13)
-  const rem = m & 0x1fff
-  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++
-  return sign | half
 }
 
 /** Element i as a JS number (int64 beyond 2^53 loses precision, which metrics tolerate). */

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportModel, optimumArgs } from '../../src/export/index.js'
+import { fetchModel } from '../../src/hub/index.js'
 import { type ModelforgeError } from '../../src/lib/errors.js'
 import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir } from './export-helpers.js'
 
@@ -20,10 +21,10 @@ afterAll(async () => {
 
 const fail = (p: Promise<unknown>): Promise<ModelforgeError> => p.then(() => { throw new Error('expected a failure') }, (e: unknown) => e as ModelforgeError)
 
-/** A Hugging Face cache holding `model` as test-org/<model> at one commit, with blobs and relative links. */
-async function hfCache(model: string, withOnnx: boolean): Promise<{ cache: string; commit: string }> {
-  const cache = join(dir, `cache-${model}-${withOnnx}`)
-  const repo = join(cache, `models--test-org--${model}`)
+/** A Hugging Face cache holding fixture `model` as `repoId` at one commit, with blobs and relative links. */
+async function hfCache(model: string, withOnnx: boolean, repoId = `test-org/${model}`): Promise<{ cache: string; commit: string }> {
+  const cache = join(dir, `cache-${repoId.replace('/', '--')}-${withOnnx}`)
+  const repo = join(cache, `models--${repoId.replace('/', '--')}`)
   const commit = 'a'.repeat(39) + (withOnnx ? '1' : '0')
   await mkdir(join(repo, 'blobs'), { recursive: true })
   await mkdir(join(repo, 'refs'))
@@ -57,6 +58,26 @@ describe('repo ids through the Hugging Face cache', () => {
     expect(err.exitCode).toBe(6)
     expect(err.hint).toMatch(/modelforge fetch test-org\/tiny-bert --revision v9/)
     expect(existsSync(join(dir, 'v9'))).toBe(false)
+  })
+
+  it('a canonical repo id without a namespace resolves as fetch resolves it', async () => {
+    const { cache, commit } = await hfCache('tiny-bert', false, 'bert-base-uncased')
+    const fetched = await fetchModel('bert-base-uncased', { offline: true, cacheDir: cache, config: {} })
+    const result = await exportModel({ model: 'bert-base-uncased', cacheDir: cache, out: join(dir, 'canonical') })
+    expect(result.source).toEqual({ kind: 'hub', dir: fetched.snapshot, repo: 'bert-base-uncased', revision: 'main' })
+    expect(fetched.commit).toBe(commit)
+    expect(result).toMatchObject({ exporter: 'native', modelType: 'bert' })
+  })
+
+  it('an invalid repo id gets the same error from export as from fetch', async () => {
+    const cache = join(dir, 'no-cache')
+    for (const bad of ['a--b/c', 'org/name.git', 'has space']) {
+      const fromFetch = await fail(fetchModel(bad, { offline: true, cacheDir: cache, config: {} }))
+      const fromExport = await fail(exportModel({ model: bad, cacheDir: cache, out: join(dir, 'bad-id') }))
+      expect(fromFetch).toMatchObject({ exitCode: 2, code: 'INVALID_REPO_ID', message: `Invalid repo id "${bad}"` })
+      expect(fromExport).toMatchObject({ exitCode: fromFetch.exitCode, code: fromFetch.code, message: fromFetch.message, hint: fromFetch.hint })
+    }
+    expect(existsSync(join(dir, 'bad-id'))).toBe(false)
   })
 
   it('refuses --revision with a local directory, and names that are neither', async () => {

@@ -2,16 +2,13 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  bf16ToF32,
-  f16ToF32,
-  f32ToBf16,
-  f32ToF16,
   openCheckpoint,
   parseSafetensorsHeader,
   readSafetensorsHeader,
   writeSafetensors,
 } from '../../src/export/safetensors.js'
 import { ModelforgeError, UsageError } from '../../src/lib/errors.js'
+import { f32ToBf16, f32ToF16 } from '../../src/onnx/float16.js'
 import { FIXTURES, tempDir } from './export-helpers.js'
 
 let dir: string
@@ -104,33 +101,6 @@ describe('safetensors header validation', () => {
     const bytes = Buffer.concat([head, Buffer.from(json), Buffer.alloc(20)])
     const h = parseSafetensorsHeader('x.safetensors', bytes, bytes.length)
     expect(h.tensors.map((t) => [t.name, t.byteLength])).toEqual([['s', 4], ['z', 0], ['ids', 16]])
-  })
-})
-
-describe('float conversion', () => {
-  it('decodes IEEE half bit patterns exactly', () => {
-    const bits = Uint16Array.from([0x3c00, 0xc000, 0x7bff, 0x0001, 0x0400, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0x3555])
-    const f = f16ToF32(bits)
-    expect(Array.from(f.slice(0, 8))).toEqual([1, -2, 65504, 2 ** -24, 2 ** -14, -0, Infinity, -Infinity])
-    expect(Number.isNaN(f[8])).toBe(true)
-    expect(f[9]).toBeCloseTo(0.333251953125, 12)
-  })
-
-  it('decodes bfloat16 as the top half of a float32', () => {
-    const f = bf16ToF32(Uint16Array.from([0x3f80, 0xc000, 0x4049, 0x7f80]))
-    expect(Array.from(f)).toEqual([1, -2, 3.140625, Infinity])
-  })
-
-  it('round-trips through the half and bfloat16 encoders with nearest-even rounding', () => {
-    const values = Float32Array.from([0, 1, -1.5, 3.14159, 1e-5, 65504, 70000, -1e-8, 0.1])
-    const half = f16ToF32(f32ToF16(values))
-    expect(half[3]).toBeCloseTo(3.140625, 6)
-    expect(half[6]).toBe(Infinity)
-    expect(half[7]).toBe(-0)
-    expect(Math.abs(half[4]! - 1e-5)).toBeLessThan(1e-7)
-    const bf = bf16ToF32(f32ToBf16(values))
-    expect(bf[3]).toBe(3.140625)
-    expect(Math.abs(bf[8]! - 0.1) / 0.1).toBeLessThan(2 ** -8)
   })
 })
 

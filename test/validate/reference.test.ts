@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DataType, encodeTensor, type TensorProto } from '../../src/onnx/proto.js'
 import { NotFoundError, UsageError } from '../../src/lib/errors.js'
 import { bindByName, classifyPath, readDataSets, readReferenceJson, readTestDataDir, tensorFromProto } from '../../src/validate/reference.js'
-import { floatToHalf, toFloat64 } from '../../src/validate/tensors.js'
+import { floatToHalf } from '../../src/onnx/float16.js'
+import { toFloat64 } from '../../src/validate/tensors.js'
 
 let dir: string
 beforeAll(async () => {

@@ -3,7 +3,15 @@
  * the native exporter does not cover. Run through the one exec wrapper; a missing optimum-cli is an
  * ExternalError (exit 3) with the install command.
  */
-import { run } from '../lib/exec.js'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { UsageError } from '../../lib/errors.js'
+import { run } from '../../lib/exec.js'
+import { externalDataFiles } from '../../onnx/external-data.js'
+import { num, readModel } from '../../onnx/proto.js'
+import { type ModelExporter } from '../exporter.js'
+import { smokeHintsFromConfig } from '../smoke.js'
+import { listFiles } from '../staging.js'
 
 export const OPTIMUM_INSTALL_HINT = 'Install Optimum\'s exporter: pip install "optimum[exporters]" (or "optimum-onnx"), then check that `optimum-cli --help` runs; or use --exporter native for bert, roberta, xlm-roberta and distilbert.'
 
@@ -32,4 +40,34 @@ export async function runOptimum(modelDir: string, outDir: string, options: Opti
     env: { ...process.env, HF_HUB_OFFLINE: '1' },
     onLine: options.onLine ? (line) => options.onLine!(line) : undefined,
   })
+}
+
+export const optimumExporter: ModelExporter = {
+  name: 'optimum',
+  needsConfig: false,
+
+  // The fallback: Optimum exports what the exporters auto asks first cannot.
+  async fits() {
+    return { fits: true }
+  },
+
+  async produce({ sourceDir, config, task, staging, options }, step) {
+    step.title('Running optimum-cli export onnx')
+    await runOptimum(sourceDir, staging, { task, opset: options.opset, optimumCli: options.optimumCli, onLine: (line) => step.message(line) })
+    const model = join(staging, 'model.onnx')
+    if (!existsSync(model)) {
+      const made = (await listFiles(staging)).map((f) => f.path)
+      throw new UsageError(`optimum-cli wrote no model.onnx (it wrote: ${made.join(', ') || 'nothing'})`, {
+        code: 'OPTIMUM_NO_MODEL',
+        hint: 'Encoder-decoder models export to several files, which modelforge does not handle; pick an encoder-only model.',
+      })
+    }
+    const proto = await readModel(model)
+    return {
+      opset: num(proto.opsetImport?.find((o) => !o.domain)?.version),
+      modelType: config?.model_type,
+      externalData: externalDataFiles(proto),
+      smoke: smokeHintsFromConfig(config),
+    }
+  },
 }

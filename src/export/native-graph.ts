@@ -23,6 +23,7 @@ export interface NativeGraph {
   model: ModelProto
   initializers: LazyInitializer[]
   encoder: EncoderConfig
+  opset: number
   inputs: string[]
   outputs: { name: string; dims: (number | string)[] }[]
 }
@@ -289,5 +290,5 @@ export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckp
     producerName: 'modelforge',
     docString: `modelforge native export of ${c.modelType} (${options.task})`,
   })
-  return { model, initializers: w.initializers, encoder: c, inputs, outputs }
+  return { model, initializers: w.initializers, encoder: c, opset, inputs, outputs }
 }

@@ -1,0 +1,87 @@
+/**
+ * The staging directory of an export: a fresh directory inside --out (so the final moves are renames on one
+ * file system) that the exporter writes into, with the tokenizer and pipeline files next to the model. Its
+ * files move into --out only after the smoke run passed; a failed export leaves --out as it was.
+ */
+import { cp, mkdir, mkdtemp, rename, rm, rmdir } from 'node:fs/promises'
+import { listFiles as listTree } from '../lib/tree.js'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { externalDataFiles } from '../onnx/external-data.js'
+import { readModel } from '../onnx/proto.js'
+import { type ModelContext } from './exporter.js'
+
+export interface ExportedFile {
+  path: string
+  size: number
+}
+
+/** Tokenizer and pipeline files copied next to the model when the source has them. */
+const SIDE_FILES = [
+  'config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
+  'added_tokens.json', 'vocab.txt', 'vocab.json', 'merges.txt', 'sentencepiece.bpe.model', 'spiece.model',
+  'tokenizer.model', 'modules.json', 'sentence_bert_config.json', 'config_sentence_transformers.json',
+  '1_Pooling/config.json',
+]
+
+export async function openStaging(out: string): Promise<string> {
+  await mkdir(out, { recursive: true })
+  return mkdtemp(join(out, '.modelforge-export-'))
+}
+
+/** The staging dir holds only what export wrote (copies, never links), so nothing needs following. */
+export async function listFiles(dir: string): Promise<ExportedFile[]> {
+  return (await listTree(dir)).map((f) => ({ path: f.rel, size: f.size }))
+}
+
+async function copySideFiles(from: string, to: string): Promise<void> {
+  for (const rel of SIDE_FILES) {
+    const src = join(from, rel)
+    const dst = join(to, rel)
+    if (!existsSync(src) || existsSync(dst)) continue
+    await mkdir(join(dst, '..'), { recursive: true })
+    await cp(src, dst, { dereference: true })
+  }
+}
+
+/**
+ * The side files of the model: those of the Transformer module first (its config.json is the model's), then
+ * those of a sentence-transformers root that lies elsewhere (modules.json, 1_Pooling/).
+ */
+export async function stageSideFiles(ctx: ModelContext, staging: string): Promise<void> {
+  const transformerDir = ctx.sentenceTransformers?.transformerDir ?? ctx.sourceDir
+  await copySideFiles(transformerDir, staging)
+  if (transformerDir !== ctx.sourceDir) await copySideFiles(ctx.sourceDir, staging)
+}
+
+/** --force: the old model.onnx and the external data files it names go, so no stale weights remain. */
+async function removePreviousExport(out: string): Promise<void> {
+  const old = join(out, 'model.onnx')
+  if (!existsSync(old)) return
+  let external: string[] = []
+  try {
+    external = externalDataFiles(await readModel(old))
+  } catch {
+    // A broken previous export: only model.onnx itself is known to be ours.
+  }
+  for (const f of ['model.onnx', ...external]) await rm(join(out, f), { force: true })
+}
+
+/** Moves the staged files into --out (after the previous export, with force) and removes the staging dir. */
+export async function commitStaging(staging: string, out: string, force = false): Promise<ExportedFile[]> {
+  const staged = await listFiles(staging)
+  if (force) await removePreviousExport(out)
+  for (const f of staged) {
+    const dst = join(out, f.path)
+    await mkdir(join(dst, '..'), { recursive: true })
+    await rename(join(staging, f.path), dst)
+  }
+  await rm(staging, { recursive: true, force: true })
+  return staged
+}
+
+/** After a failure: no trace of the export, and an --out it created goes too (rmdir: only when still empty). */
+export async function discardStaging(staging: string | undefined, out: string, outExisted: boolean): Promise<void> {
+  if (staging) await rm(staging, { recursive: true, force: true })
+  if (!outExisted) await rmdir(out).catch(() => undefined)
+}
