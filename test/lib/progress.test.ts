@@ -130,3 +130,27 @@ describe('progress reported by library steps, rendered by the caller', () => {
     expect(formatBytes(2 * 1024 ** 3)).toBe('2.0 GiB')
   })
 })
+
+describe('library entry points are silent by default', () => {
+  it('createToyStore, validateModel and a store finalize print nothing, even on a TTY', () => {
+    const script = `
+      import { mkdtempSync, writeFileSync } from 'node:fs'
+      import { tmpdir } from 'node:os'
+      import { join } from 'node:path'
+      import { createToyStore } from './src/toy/toy-store.ts'
+      import { validateModel } from './src/validate/validate.ts'
+      import { ModelStore } from './src/publish/store.ts'
+      const dir = mkdtempSync(join(tmpdir(), 'mf-silent-'))
+      const toy = await createToyStore(join(dir, 'store'), { agents: ['scout'], versions: 1 })
+      const model = join(toy.agents[0].currentPath, 'model.onnx')
+      await validateModel({ candidate: model, reference: model })
+      const store = new ModelStore(join(dir, 'store'))
+      writeFileSync(join(await store.stage('scout', 'v9'), 'f.bin'), 'x')
+      await store.finalize('scout', 'v9')
+      process.stdout.write('done')
+    `
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, env: { ...process.env, CI: undefined, LISTR_FORCE_TTY: '1' }, encoding: 'utf8' })
+    expect(r.stdout).toBe('done')
+    expect(r.stderr).toBe('')
+  })
+})
