@@ -44,10 +44,10 @@ function areaPatterns(area) {
  * The lean reader path: `store current` is answered by bin/run.js through these modules without oclif, so
  * they import only node built-ins and each other.
  */
-const LEAN = ['src/fast-path.ts', 'src/lib/render.ts', 'src/lib/errors.ts', 'src/lib/env.ts', 'src/publish/current.ts', 'src/publish/names.ts']
+const LEAN = ['src/fast-path.ts', 'src/lib/render.ts', 'src/lib/errors.ts', 'src/lib/error-codes.ts', 'src/lib/env.ts', 'src/lib/json.ts', 'src/publish/current.ts', 'src/publish/names.ts']
 const leanPatterns = [
   { regex: '^(?!node:|\\.)', message: 'The lean reader path imports node built-ins only (no packages).' },
-  { regex: '^\\.(?!.*/(errors|env|json|render|names|current)\\.js$)', message: 'The lean reader path imports only lib/errors, lib/env, lib/json, lib/render, publish/names and publish/current.' },
+  { regex: '^\\.(?!.*/(errors|error-codes|env|json|render|names|current)\\.js$)', message: 'The lean reader path imports only lib/errors (and its codes), lib/env, lib/json, lib/render, publish/names and publish/current.' },
 ]
 
 const restrict = (paths, patterns) => ['error', { paths, patterns }]

@@ -59,7 +59,7 @@ export async function fastPath(argv: string[]): Promise<boolean> {
     }
     process.exitCode = 0
   } catch (err) {
-    renderError(err, args.json)
+    renderError(err, args.json, { doing: 'running `modelforge store current`' })
   }
   return true
 }

@@ -41,6 +41,7 @@ export async function chooseExporter(ctx: ModelContext): Promise<Choice> {
     passedOver = fit.reason
   }
   throw new InternalError(`No exporter fits ${ctx.sourceDir}, not even the last of ${AUTO_ORDER.join(', ')}`, {
+    code: 'INTERNAL',
     hint: 'The last exporter auto asks must accept every model; this is a bug in modelforge.',
   })
 }

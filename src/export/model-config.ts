@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { UsageError } from '../lib/errors.js'
+import { IntegrityError, osFailure, UsageError } from '../lib/errors.js'
 import { readJsonFile } from '../lib/json.js'
 
 export type HfConfig = Record<string, unknown> & { model_type?: string; architectures?: string[] }
@@ -24,9 +24,9 @@ export async function readHfConfig(dir: string): Promise<HfConfig> {
           hint: 'Point at a Hugging Face model directory (save_pretrained output or a cache snapshot), which holds config.json next to the weights.',
         })
       }
-      if (f.kind === 'unreadable') return new UsageError(f.message, { code: 'CONFIG_UNREADABLE', hint: 'Check the file permissions.' })
-      return new UsageError(f.message, {
-        code: 'CONFIG_INVALID',
+      if (f.kind === 'unreadable') return osFailure(f.cause, `reading the model's config.json`, f.where)
+      return new IntegrityError(f.message, {
+        code: 'MODEL_CONFIG_INVALID',
         hint: f.kind === 'syntax' ? 'Download the model again; config.json is damaged.' : 'Download the model again.',
       })
     },
@@ -53,8 +53,8 @@ export interface EncoderConfig {
 function intField(config: HfConfig, key: string, fallback?: number): number {
   const v = config[key] ?? fallback
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new UsageError(`config.json: ${key} must be a non-negative integer, got ${JSON.stringify(config[key])}`, {
-      code: 'CONFIG_INVALID',
+    throw new IntegrityError(`config.json: ${key} must be a non-negative integer, got ${JSON.stringify(config[key])}`, {
+      code: 'MODEL_CONFIG_INVALID',
       hint: 'The config does not describe a supported encoder; check model_type and the size fields.',
     })
   }
@@ -90,8 +90,8 @@ export function encoderConfig(config: HfConfig): EncoderConfig {
   const hidden = intField(config, distil ? 'dim' : 'hidden_size')
   const heads = intField(config, distil ? 'n_heads' : 'num_attention_heads')
   if (heads === 0 || hidden % heads !== 0) {
-    throw new UsageError(`config.json: hidden size ${hidden} is not a multiple of the ${heads} attention heads`, {
-      code: 'CONFIG_INVALID',
+    throw new IntegrityError(`config.json: hidden size ${hidden} is not a multiple of the ${heads} attention heads`, {
+      code: 'MODEL_CONFIG_INVALID',
       hint: 'Fix hidden_size / num_attention_heads in config.json.',
     })
   }

@@ -5,7 +5,7 @@
  * attention with the additive mask (1 - mask) * finfo(float32).min, post-LayerNorm blocks, erf GELU, the
  * pooler and the sequence-classification heads. Input and output names are Optimum's.
  */
-import { UsageError } from '../lib/errors.js'
+import { IntegrityError, UsageError } from '../lib/errors.js'
 import { DataType } from '../onnx/proto.js'
 import { float, GraphBuilder, int64s } from '../onnx/graph-builder.js'
 import { type SafetensorsCheckpoint } from './safetensors.js'
@@ -157,7 +157,7 @@ class Encoder {
 function basePrefix(w: LazyWeights, c: EncoderConfig): string {
   const candidates = c.modelType === 'distilbert' ? ['', 'distilbert.'] : c.modelType === 'bert' ? ['', 'bert.'] : ['', 'roberta.']
   for (const p of candidates) if (w.has(`${p}embeddings.word_embeddings.weight`)) return p
-  throw new UsageError(`The checkpoint has no ${candidates.map((p) => `${p}embeddings.word_embeddings.weight`).join(' or ')}: it is not a ${c.modelType} model`, {
+  throw new IntegrityError(`The checkpoint has no ${candidates.map((p) => `${p}embeddings.word_embeddings.weight`).join(' or ')}: it is not a ${c.modelType} model`, {
     code: 'WEIGHTS_MISSING',
     hint: 'config.json and the weights do not match, or the checkpoint is of another architecture; try --exporter optimum.',
   })
@@ -247,7 +247,7 @@ export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckp
     const labels = numLabels(config)
     const head = distil ? 'classifier' : roberta ? 'classifier.out_proj' : 'classifier'
     if (!w.has(`${head}.weight`)) {
-      throw new UsageError(`The checkpoint has no classification head (${head}.weight): text-classification needs a *ForSequenceClassification checkpoint`, {
+      throw new IntegrityError(`The checkpoint has no classification head (${head}.weight): text-classification needs a *ForSequenceClassification checkpoint`, {
         code: 'WEIGHTS_MISSING',
         hint: 'Export this checkpoint with --task feature-extraction, or point at a fine-tuned classifier.',
       })
@@ -262,7 +262,7 @@ export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckp
       logits = e.linear(dense, 'classifier.out_proj', n, c.hidden)
     } else {
       if (!hasPooler) {
-        throw new UsageError('BertForSequenceClassification needs the pooler weights (bert.pooler.dense.*), which the checkpoint lacks', {
+        throw new IntegrityError('BertForSequenceClassification needs the pooler weights (bert.pooler.dense.*), which the checkpoint lacks', {
           code: 'WEIGHTS_MISSING',
           hint: 'The checkpoint is incomplete; download it again.',
         })

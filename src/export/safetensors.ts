@@ -10,7 +10,7 @@
 import { open, stat, writeFile, type FileHandle } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { errnoCode, IntegrityError, NotFoundError, osFailure, UsageError } from '../lib/errors.js'
 import { parseJson, readJsonFile } from '../lib/json.js'
 import { bf16ToF32, f16ToF32 } from '../onnx/float16.js'
 
@@ -46,7 +46,7 @@ export interface SafetensorsHeader {
 }
 
 const invalid = (file: string, what: string): UsageError =>
-  new UsageError(`${file} is not a valid safetensors file: ${what}`, {
+  new IntegrityError(`${file} is not a valid safetensors file: ${what}`, {
     code: 'SAFETENSORS_INVALID',
     hint: 'The file is truncated, corrupt or not safetensors. Download it again (modelforge fetch <repo> --refresh) or re-save it with safetensors.',
     details: { file },
@@ -126,7 +126,7 @@ async function openFile(file: string): Promise<FileHandle> {
     if (errnoCode(err) === 'ENOENT') {
       throw new NotFoundError(`${file} does not exist`, { code: 'WEIGHTS_NOT_FOUND', hint: 'Check the model directory; download it again with modelforge fetch.' })
     }
-    throw new UsageError(`Cannot read ${file}: ${(err as Error).message}`, { code: 'WEIGHTS_UNREADABLE', hint: 'Check the file permissions.' })
+    throw osFailure(err, 'opening the checkpoint')
   }
 }
 
@@ -173,7 +173,7 @@ export class SafetensorsCheckpoint {
       for (const t of header.tensors) {
         const other = this.tensors.get(t.name)
         if (other) {
-          throw new UsageError(`Tensor ${t.name} is stored twice, in ${basename(other.file)} and ${basename(t.file)}`, {
+          throw new IntegrityError(`Tensor ${t.name} is stored twice, in ${basename(other.file)} and ${basename(t.file)}`, {
             code: 'SAFETENSORS_INVALID',
             hint: 'The shards do not belong together; download the checkpoint again.',
           })
@@ -197,7 +197,7 @@ export class SafetensorsCheckpoint {
   info(name: string): TensorInfo {
     const t = this.tensors.get(name)
     if (!t) {
-      throw new UsageError(`The checkpoint has no tensor ${name}`, {
+      throw new IntegrityError(`The checkpoint has no tensor ${name}`, {
         code: 'WEIGHTS_MISSING',
         hint: 'The weights do not match config.json (wrong architecture or an incomplete download).',
         details: { tensor: name },
@@ -276,7 +276,7 @@ export class SafetensorsCheckpoint {
       case 'F64':
         return Float32Array.from(new Float64Array(raw.buffer, raw.byteOffset, count))
       default:
-        throw new UsageError(`Tensor ${name} has dtype ${t.dtype}, not a float type (${FLOAT_DTYPES.join(', ')})`, {
+        throw new IntegrityError(`Tensor ${name} has dtype ${t.dtype}, not a float type (${FLOAT_DTYPES.join(', ')})`, {
           code: 'WEIGHTS_DTYPE',
           hint: 'Quantized or integer checkpoints are not supported by the native exporter; try --exporter optimum.',
         })
@@ -309,7 +309,7 @@ export async function openCheckpoint(dir: string): Promise<SafetensorsCheckpoint
       details: { files: pytorch },
     })
   }
-  throw new UsageError(`${dir} has no model weights (${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX})`, {
+  throw new NotFoundError(`${dir} has no model weights (${SAFETENSORS_FILE} or ${SAFETENSORS_INDEX})`, {
     code: 'WEIGHTS_NOT_FOUND',
     hint: 'Point at a Hugging Face model directory or snapshot that contains safetensors weights.',
   })
@@ -318,11 +318,11 @@ export async function openCheckpoint(dir: string): Promise<SafetensorsCheckpoint
 async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   const dir = dirname(indexPath)
   const index = await readJsonFile<{ weight_map?: unknown } | null>(indexPath, {
-    onError: (f) => new UsageError(f.message, { code: 'SAFETENSORS_INDEX_INVALID', hint: 'Download the checkpoint again; the index file is damaged.' }),
+    onError: (f) => new IntegrityError(f.message, { code: 'SAFETENSORS_INDEX_INVALID', hint: 'Download the checkpoint again; the index file is damaged.' }),
   })
   const map = index?.weight_map
   if (!map || typeof map !== 'object' || Array.isArray(map) || Object.values(map).some((v) => typeof v !== 'string')) {
-    throw new UsageError(`${indexPath} has no weight_map of tensor names to shard files`, {
+    throw new IntegrityError(`${indexPath} has no weight_map of tensor names to shard files`, {
       code: 'SAFETENSORS_INDEX_INVALID',
       hint: 'A sharded checkpoint index looks like {"metadata": {...}, "weight_map": {"tensor": "model-00001-of-00002.safetensors"}}.',
     })
@@ -331,7 +331,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   const shardNames = [...new Set(Object.values(weightMap))].sort()
   for (const s of shardNames) {
     if (s.includes('/') || s.includes('\\') || s === '..' || s === '.') {
-      throw new UsageError(`${indexPath} names shard ${JSON.stringify(s)} outside the model directory`, {
+      throw new IntegrityError(`${indexPath} names shard ${JSON.stringify(s)} outside the model directory`, {
         code: 'SAFETENSORS_INDEX_INVALID',
         hint: 'Shard names in weight_map must be plain file names next to the index.',
       })
@@ -340,7 +340,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   const files = shardNames.map((s) => join(dir, s))
   for (const f of files) {
     if (!existsSync(f)) {
-      throw new UsageError(`Shard ${basename(f)} listed in ${basename(indexPath)} is missing`, {
+      throw new NotFoundError(`Shard ${basename(f)} listed in ${basename(indexPath)} is missing`, {
         code: 'WEIGHTS_NOT_FOUND',
         hint: 'The download is incomplete; fetch the model again.',
         details: { shard: f },
@@ -352,7 +352,7 @@ async function openSharded(indexPath: string): Promise<SafetensorsCheckpoint> {
   for (const [tensor, shard] of Object.entries(weightMap)) {
     const t = checkpoint.tensors.get(tensor)
     if (!t || basename(t.file) !== shard) {
-      throw new UsageError(`${basename(indexPath)} puts tensor ${tensor} in ${shard}, but ${t ? `it is in ${basename(t.file)}` : `${shard} does not contain it`}`, {
+      throw new IntegrityError(`${basename(indexPath)} puts tensor ${tensor} in ${shard}, but ${t ? `it is in ${basename(t.file)}` : `${shard} does not contain it`}`, {
         code: 'SAFETENSORS_INDEX_INVALID',
         hint: 'The index and the shards do not belong together; download the checkpoint again.',
       })

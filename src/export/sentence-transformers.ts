@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { UsageError } from '../lib/errors.js'
+import { IntegrityError, UsageError } from '../lib/errors.js'
 import { readJsonFile } from '../lib/json.js'
 import { DataType } from '../onnx/proto.js'
 import { type GraphBuilder } from '../onnx/graph-builder.js'
@@ -27,11 +27,11 @@ interface ModuleEntry { idx?: number; name?: string; path?: string; type?: strin
 
 const RESAVE = 'Check the sentence-transformers files; re-save the model with SentenceTransformer.save().'
 
-const invalid = (file: string, what: string, hint = RESAVE): UsageError =>
-  new UsageError(`${file}: ${what}`, { code: 'SENTENCE_TRANSFORMERS_INVALID', hint })
+const invalid = (file: string, what: string, hint = RESAVE): IntegrityError =>
+  new IntegrityError(`${file}: ${what}`, { code: 'SENTENCE_TRANSFORMERS_INVALID', hint })
 
 function readJson<T>(file: string, expect?: 'object' | 'array'): Promise<T> {
-  return readJsonFile<T>(file, { expect, onError: (f) => new UsageError(f.message, { code: 'SENTENCE_TRANSFORMERS_INVALID', hint: RESAVE }) })
+  return readJsonFile<T>(file, { expect, onError: (f) => new IntegrityError(f.message, { code: 'SENTENCE_TRANSFORMERS_INVALID', hint: RESAVE }) })
 }
 
 export function isSentenceTransformers(dir: string): boolean {
@@ -45,8 +45,11 @@ export async function readSentenceTransformers(dir: string): Promise<SentenceTra
   const supported = ['Transformer', 'Pooling', 'Normalize']
   const unsupported = kinds.filter((k) => !supported.includes(k))
   if (unsupported.length > 0) {
-    throw invalid(modulesFile, `module type(s) ${unsupported.join(', ')} are not supported by the native exporter (supported: ${supported.join(', ')})`,
-      'Use --exporter optimum, which exports any sentence-transformers pipeline.')
+    // A valid pipeline this exporter does not implement: unsupported (2), not broken.
+    throw new UsageError(`${modulesFile}: module type(s) ${unsupported.join(', ')} are not supported by the native exporter (supported: ${supported.join(', ')})`, {
+      code: 'UNSUPPORTED_CONFIG',
+      hint: 'Use --exporter optimum, which exports any sentence-transformers pipeline.',
+    })
   }
   if (kinds[0] !== 'Transformer' || kinds[1] !== 'Pooling' || kinds.length > 3 || (kinds.length === 3 && kinds[2] !== 'Normalize')) {
     throw invalid(modulesFile, `expected Transformer, Pooling and an optional Normalize, found ${kinds.join(', ')}`,

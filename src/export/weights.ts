@@ -3,7 +3,7 @@
  * the graph is built, and the bytes are read (and converted to float32, transposed for MatMul) only when
  * the model writer asks for them.
  */
-import { UsageError } from '../lib/errors.js'
+import { IntegrityError } from '../lib/errors.js'
 import { DataType } from '../onnx/proto.js'
 import { type SafetensorsCheckpoint } from './safetensors.js'
 import { type LazyInitializer } from '../onnx/write-model.js'
@@ -28,7 +28,7 @@ export class LazyWeights {
   check(name: string, expected: number[]): void {
     const info = this.checkpoint.info(name)
     if (!same(info.shape, expected)) {
-      throw new UsageError(
+      throw new IntegrityError(
         `Weight ${name} has shape [${info.shape.join(', ')}] but config.json (${this.configSummary}) implies [${expected.join(', ')}]`,
         {
           code: 'WEIGHTS_SHAPE_MISMATCH',

@@ -5,17 +5,7 @@
  * socket read, which cost about 0.6 s per GiB. A worker has a small, fresh heap; the main thread only
  * relays progress. Errors come back as data and are rebuilt as the same exit-coded classes.
  */
-import {
-  ConflictError,
-  ExternalError,
-  IntegrityError,
-  InternalError,
-  ModelforgeError,
-  NotFoundError,
-  PolicyError,
-  UsageError,
-  type ErrorOptions,
-} from '../lib/errors.js'
+import { errorFromCode, InternalError, ModelforgeError } from '../lib/errors.js'
 import { siblingModule, startThread } from '../lib/worker.js'
 import type { BlobRequest, BlobResult } from './download.js'
 import { CancelledError, type HubHttp, type HubHttpOptions } from './http.js'
@@ -36,16 +26,6 @@ export type ThreadMessage =
   | { type: 'done'; result: BlobResult; requests: number }
   | { type: 'failed'; error: SerializedError; requests: number }
 
-const CLASSES: Record<string, new (message: string, options?: ErrorOptions) => ModelforgeError> = {
-  UsageError,
-  ExternalError,
-  IntegrityError,
-  ConflictError,
-  NotFoundError,
-  PolicyError,
-  InternalError,
-}
-
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof ModelforgeError) return { name: err.name, message: err.message, code: err.code, hint: err.hint, details: err.details }
   const e = err as { name?: string; message?: string }
@@ -54,8 +34,7 @@ export function serializeError(err: unknown): SerializedError {
 
 function rebuild(e: SerializedError): Error {
   if (e.name === 'CancelledError') return new CancelledError()
-  const Class = CLASSES[e.name]
-  if (Class) return new Class(e.message, { code: e.code, hint: e.hint, details: e.details })
+  if (e.code) return errorFromCode(e.code, e.message, { hint: e.hint, details: e.details })
   return new InternalError(`download thread: ${e.message}`, { code: 'DOWNLOAD_THREAD', hint: 'This is a bug in modelforge; rerun to resume the download.' })
 }
 

@@ -4,19 +4,15 @@
  * pass --yes / approved: true). Checked before any request is made.
  */
 import { minimatch } from 'minimatch'
-import type { ModelforgeConfig } from '../lib/env.js'
+import { checkConfig, type ModelforgeConfig } from '../lib/env.js'
 import { PolicyError } from '../lib/errors.js'
 
 /** Refuses a repo id that no allowedSources glob matches (absent list: everything allowed). */
 export function checkSourceAllowed(repoId: string, config: ModelforgeConfig, configFile?: string): void {
   const allowed = config.download?.allowedSources
   if (allowed === undefined) return
-  if (!Array.isArray(allowed) || allowed.some((g) => typeof g !== 'string')) {
-    throw new PolicyError('download.allowedSources in MODELFORGE_CONFIG must be a list of glob strings', {
-      code: 'POLICY_INVALID',
-      hint: 'Fix the configuration, e.g. {"download": {"allowedSources": ["sentence-transformers/*"]}}.',
-    })
-  }
+  // A config given by a library caller is checked as loadConfig checks the file: by its keys.
+  checkConfig(config, configFile ? `MODELFORGE_CONFIG file ${configFile}` : undefined)
   if (allowed.some((glob) => minimatch(repoId, glob, { nocase: true }))) return
   throw new PolicyError(`Fetching ${repoId} is not allowed by policy: it matches none of download.allowedSources (${allowed.join(', ') || 'empty list'})`, {
     code: 'SOURCE_NOT_ALLOWED',

@@ -8,7 +8,7 @@
 import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { dirname } from 'node:path'
-import { errnoCode, InternalError } from './errors.js'
+import { errnoCode, ExternalError } from './errors.js'
 import { fsyncDirSync } from './fs.js'
 
 /** The user name for a log record; the uid where the user has no name (a container without passwd entry). */
@@ -30,7 +30,8 @@ export function appendJsonLine(path: string, record: object): void {
     const torn = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a
     const line = Buffer.from((torn ? '\n' : '') + JSON.stringify(record) + '\n', 'utf8')
     const n = writeSync(fd, line)
-    if (n !== line.length) throw new InternalError(`Short write to ${path} (${n} of ${line.length} bytes)`)
+    // A short write without an error: the device took less than asked (a full disk, a quota).
+    if (n !== line.length) throw new ExternalError(`Short write to ${path} (${n} of ${line.length} bytes)`, { code: 'DISK_FULL' })
     fsyncSync(fd)
     // The log was just created: make its directory entry durable too, or a power loss could drop the file.
     if (size === 0) fsyncDirSync(dirname(path))

@@ -33,7 +33,7 @@ export abstract class BaseCommand extends Command {
     // A parse that threw (unknown flag, extra argument) was still a call to parse: without this, oclif
     // outside production adds a warning that the command "did not parse its arguments" to stderr.
     this.parsed = true
-    renderError(err, this.jsonEnabled())
+    renderError(err, this.jsonEnabled(), { doing: `running \`${this.config.bin} ${(this.id ?? '').replaceAll(':', ' ')}\`` })
   }
 
   /** Runs a library call under the command's one task list on stderr (nothing under --json). */

@@ -4,7 +4,7 @@
  */
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { UsageError } from './errors.js'
+import { IntegrityError, osFailure, UsageError } from './errors.js'
 import { readJsonFileSync } from './json.js'
 
 type Env = Record<string, string | undefined>
@@ -68,21 +68,52 @@ export interface ModelforgeConfig {
   }
 }
 
-/** MODELFORGE_CONFIG: a JSON file. A missing variable means defaults; a broken file is a usage error. */
+/**
+ * The keys modelforge reads, with their checks: a wrong value is reported by its key (`store.keep`), the
+ * way a user finds it in the file. docs/configuration.md lists the same keys.
+ */
+const CONFIG_KEYS: Record<string, { check: (v: unknown) => boolean; expected: string }> = {
+  'download.allowedSources': { check: (v) => Array.isArray(v) && v.every((g) => typeof g === 'string'), expected: 'a list of glob strings, e.g. ["sentence-transformers/*"]' },
+  'download.requireApproval': { check: (v) => typeof v === 'boolean', expected: 'true or false' },
+  'store.keep': { check: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a whole number >= 0, e.g. 3' },
+}
+
+/** Throws CONFIG_INVALID (exit 4) naming the first key whose value is wrong; unknown keys are left alone. */
+export function checkConfig(config: unknown, file = 'the MODELFORGE_CONFIG file'): ModelforgeConfig {
+  const root = config as Record<string, Record<string, unknown> | undefined>
+  for (const section of ['download', 'store']) {
+    const v = root[section]
+    if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) {
+      throw new IntegrityError(`${section} in ${file} must be an object, got ${JSON.stringify(v)}`, { code: 'CONFIG_INVALID', details: { key: section, file } })
+    }
+  }
+  for (const [key, { check, expected }] of Object.entries(CONFIG_KEYS)) {
+    const [section, name] = key.split('.') as [string, string]
+    const value = root[section]?.[name]
+    if (value !== undefined && !check(value)) {
+      throw new IntegrityError(`${key} in ${file} must be ${expected}, got ${JSON.stringify(value)}`, { code: 'CONFIG_INVALID', details: { key, file, value } })
+    }
+  }
+  return config as ModelforgeConfig
+}
+
+/** MODELFORGE_CONFIG: a JSON file. A missing variable means defaults; a broken file or value is exit 4. */
 export function loadConfig(env: Env = process.env): ModelforgeConfig {
   const file = env.MODELFORGE_CONFIG
   if (!file) return {}
-  return readJsonFileSync<ModelforgeConfig>(file, {
+  return checkConfig(readJsonFileSync<ModelforgeConfig>(file, {
     what: 'MODELFORGE_CONFIG file',
     expect: 'object',
-    onError: (f) => f.kind === 'missing' || f.kind === 'unreadable'
-      ? new UsageError(`Cannot read MODELFORGE_CONFIG file ${file}: ${f.reason}`, {
-        code: 'CONFIG_UNREADABLE',
-        hint: 'Point MODELFORGE_CONFIG at a readable JSON file, or unset it.',
+    onError: (f) => f.kind === 'missing'
+      ? new UsageError(`MODELFORGE_CONFIG names ${file}, which does not exist`, {
+        code: 'CONFIG_NOT_FOUND',
+        hint: 'Point MODELFORGE_CONFIG at a JSON file (docs/configuration.md), or unset it.',
       })
-      : new UsageError(f.message, {
+      : f.kind === 'unreadable'
+        ? osFailure(f.cause, 'reading the MODELFORGE_CONFIG file', f.where)
+        : new IntegrityError(f.message, {
         code: 'CONFIG_INVALID',
         hint: f.kind === 'syntax' ? 'Fix the JSON syntax; see docs/configuration.md for the format.' : 'See docs/configuration.md for the format.',
       }),
-  })
+  }), `MODELFORGE_CONFIG file ${file}`)
 }

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { errnoCode, NotFoundError, UsageError } from './errors.js'
+import { errnoCode, IntegrityError, NotFoundError, osFailure } from './errors.js'
 
 export type JsonFailureKind = 'missing' | 'unreadable' | 'syntax' | 'shape'
 
@@ -34,8 +34,8 @@ export interface JsonOptions {
 
 function defaultError(f: JsonFailure): Error {
   if (f.kind === 'missing') return new NotFoundError(f.message, { code: 'JSON_NOT_FOUND', hint: 'Check the path.', cause: f.cause })
-  if (f.kind === 'unreadable') return new UsageError(f.message, { code: 'JSON_UNREADABLE', hint: 'Check the file permissions.', cause: f.cause })
-  return new UsageError(f.message, { code: 'JSON_INVALID', hint: 'Fix the file: it must hold valid JSON.', cause: f.cause })
+  if (f.kind === 'unreadable') return osFailure(f.cause, 'reading a JSON file', f.where)
+  return new IntegrityError(f.message, { code: 'JSON_INVALID', hint: 'Fix the file: it must hold valid JSON.', cause: f.cause })
 }
 
 function failure(kind: JsonFailureKind, where: string, reason: string, options: JsonOptions, cause?: unknown): Error {

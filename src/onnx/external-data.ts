@@ -8,7 +8,7 @@
  */
 import { open } from 'node:fs/promises'
 import { isAbsolute, join, normalize, sep } from 'node:path'
-import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { errnoCode, IntegrityError, NotFoundError } from '../lib/errors.js'
 import { DataTypeSize, num, type GraphProto, type ModelProto, type StringStringEntryProto, type TensorProto } from './proto.js'
 
 export const DATA_LOCATION_EXTERNAL = 1
@@ -67,7 +67,7 @@ export function locationInModelDir(location: string): string | undefined {
 export function checkLocation(location: string, tensor: string): string {
   const norm = locationInModelDir(location)
   if (norm === undefined) {
-    throw new UsageError(`Tensor ${tensor} points at external data ${JSON.stringify(location)} outside the model directory`, {
+    throw new IntegrityError(`Tensor ${tensor} points at external data ${JSON.stringify(location)} outside the model directory`, {
       code: 'EXTERNAL_DATA_INVALID',
       hint: 'External data locations must be file names relative to the model; re-export the model.',
     })
@@ -84,7 +84,7 @@ export function externalDataRefs(model: ModelProto): ExternalDataRef[] {
     const entries = new Map((t.externalData ?? []).map((e) => [e.key, e.value]))
     const location = entries.get('location')
     if (location === undefined) {
-      throw new UsageError(`Tensor ${name} is marked EXTERNAL but has no location entry`, {
+      throw new IntegrityError(`Tensor ${name} is marked EXTERNAL but has no location entry`, {
         code: 'EXTERNAL_DATA_INVALID',
         hint: 'The model is damaged; re-export it.',
       })
@@ -93,7 +93,7 @@ export function externalDataRefs(model: ModelProto): ExternalDataRef[] {
     const lengthText = entries.get('length')
     const length = lengthText === undefined ? undefined : Number(lengthText)
     if (!Number.isSafeInteger(offset) || offset < 0 || (length !== undefined && (!Number.isSafeInteger(length) || length < 0))) {
-      throw new UsageError(`Tensor ${name} has an invalid external data offset/length (${entries.get('offset')}, ${lengthText})`, {
+      throw new IntegrityError(`Tensor ${name} has an invalid external data offset/length (${entries.get('offset')}, ${lengthText})`, {
         code: 'EXTERNAL_DATA_INVALID',
         hint: 'The model is damaged; re-export it.',
       })
@@ -120,12 +120,12 @@ function impliedLength(t: TensorProto): number | undefined {
  */
 export async function readExternalTensor(tensor: TensorProto, modelDir: string): Promise<Uint8Array> {
   const [ref] = externalDataRefs({ graph: { initializer: [tensor] } })
-  if (!ref) throw new UsageError(`Tensor ${tensor.name} is not stored externally`, { code: 'EXTERNAL_DATA_INVALID', hint: 'Read raw_data instead.' })
+  if (!ref) throw new IntegrityError(`Tensor ${tensor.name} is not stored externally`, { code: 'EXTERNAL_DATA_INVALID', hint: 'Read raw_data instead.' })
   const implied = impliedLength(tensor)
   const length = ref.length ?? implied
-  if (length === undefined) throw new UsageError(`Tensor ${ref.tensor}: cannot tell the length of its external data`, { code: 'EXTERNAL_DATA_INVALID', hint: 'Re-export the model with a length entry.' })
+  if (length === undefined) throw new IntegrityError(`Tensor ${ref.tensor}: cannot tell the length of its external data`, { code: 'EXTERNAL_DATA_INVALID', hint: 'Re-export the model with a length entry.' })
   if (implied !== undefined && implied !== length) {
-    throw new UsageError(`Tensor ${ref.tensor} needs ${implied} bytes but its external data entry says ${length}`, {
+    throw new IntegrityError(`Tensor ${ref.tensor} needs ${implied} bytes but its external data entry says ${length}`, {
       code: 'EXTERNAL_DATA_INVALID',
       hint: 'The model and its data file do not match; re-export the model.',
     })
@@ -146,7 +146,7 @@ export async function readExternalTensor(tensor: TensorProto, modelDir: string):
   try {
     const { size } = await fh.stat()
     if (ref.offset + length > size) {
-      throw new UsageError(`Tensor ${ref.tensor} reads bytes ${ref.offset}..${ref.offset + length} of ${ref.location}, which holds ${size}`, {
+      throw new IntegrityError(`Tensor ${ref.tensor} reads bytes ${ref.offset}..${ref.offset + length} of ${ref.location}, which holds ${size}`, {
         code: 'EXTERNAL_DATA_INVALID',
         hint: 'The external data file is truncated or from another export; copy it again.',
       })

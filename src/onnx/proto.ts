@@ -9,7 +9,7 @@ import protobuf from 'protobufjs'
 import type Long from 'long'
 import { readFile, writeFile } from 'node:fs/promises'
 import { onnxSchema } from './schema.js'
-import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { errnoCode, IntegrityError, NotFoundError, osFailure } from '../lib/errors.js'
 
 const root = protobuf.Root.fromJSON(onnxSchema)
 const ModelType = root.lookupType('onnx.ModelProto')
@@ -141,13 +141,13 @@ export function decodeModel(bytes: Uint8Array, source = 'model'): ModelProto {
   try {
     decoded = ModelType.decode(bytes) as unknown as ModelProto
   } catch (err) {
-    throw new UsageError(`${source} is not a valid ONNX model: ${(err as Error).message}`, {
+    throw new IntegrityError(`${source} is not a valid ONNX model: ${(err as Error).message}`, {
       code: 'ONNX_INVALID',
       hint: 'Check that the file is a complete ONNX ModelProto (not truncated, not a different format).',
     })
   }
   if (!decoded.graph) {
-    throw new UsageError(`${source} is not a valid ONNX model: it has no graph`, {
+    throw new IntegrityError(`${source} is not a valid ONNX model: it has no graph`, {
       code: 'ONNX_INVALID',
       hint: 'Check that the file is an ONNX model and not another protobuf or a truncated download.',
     })
@@ -168,7 +168,7 @@ export function decodeTensor(bytes: Uint8Array, source = 'tensor'): TensorProto 
   try {
     return TensorType.decode(bytes) as unknown as TensorProto
   } catch (err) {
-    throw new UsageError(`${source} is not a valid ONNX TensorProto: ${(err as Error).message}`, {
+    throw new IntegrityError(`${source} is not a valid ONNX TensorProto: ${(err as Error).message}`, {
       code: 'TENSOR_INVALID',
       hint: 'Expected a serialized onnx.TensorProto (input_N.pb / output_N.pb).',
     })
@@ -184,7 +184,7 @@ export async function readModel(path: string): Promise<ModelProto> {
     if (errnoCode(err) === 'ENOENT') {
       throw new NotFoundError(`ONNX model ${path} does not exist`, { code: 'ONNX_NOT_FOUND', hint: 'Check the path.' })
     }
-    throw new UsageError(`Cannot read ONNX model ${path}: ${(err as Error).message}`, { code: 'ONNX_UNREADABLE' })
+    throw osFailure(err, 'reading the ONNX model')
   }
   return decodeModel(bytes, path)
 }

@@ -52,7 +52,7 @@ export function storeRootExists(root: string): boolean {
   return true
 }
 
-function missing(strict: boolean, message: string, code: string, hint: string, details: Record<string, unknown>): null {
+function missing(strict: boolean, message: string, code: 'STORE_NOT_FOUND' | 'AGENT_NOT_FOUND' | 'NO_CURRENT', hint: string, details: Record<string, unknown>): null {
   if (strict) throw new NotFoundError(message, { code, hint, details })
   return null
 }

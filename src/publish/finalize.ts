@@ -4,7 +4,7 @@
  */
 import { lstat, rename } from 'node:fs/promises'
 import { join, relative } from 'node:path'
-import { describeError, errnoCode, IntegrityError, ModelforgeError } from '../lib/errors.js'
+import { describeError, errnoCode, errorFromCode, IntegrityError, type ModelforgeError } from '../lib/errors.js'
 import { auditDone } from './audit.js'
 import { pointChannel } from './channels.js'
 import { storeRootExists } from './current.js'
@@ -143,7 +143,7 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
 /** The version is finalized but current could not be moved: the error says both, with the cause's exit code. */
 function publishedHalf(err: unknown, agent: string, version: string, path: string): ModelforgeError {
   const cause = describeError(err)
-  return new ModelforgeError(`${agent}/${version} was finalized (${path}), but current could not be pointed at it: ${cause.error.message}`, cause.exitCode, cause.error.code, {
+  return errorFromCode(cause.error.code, `${agent}/${version} was finalized (${path}), but current could not be pointed at it: ${cause.error.message}`, {
     hint: `Fix the cause, then publish it with \`modelforge store promote ${agent} ${version}\` (the version itself is complete).`,
     cause: err,
     details: { finalized: true, published: false, agent, version, path, ...cause.error.details },

@@ -167,7 +167,7 @@ function hashOnWorkers(files: HashInput[], threads: number, options: HashOptions
       } else dispatch(w)
     }
     const threadFailed = (err: Error): void =>
-      fail(err instanceof ThreadExitError ? new InternalError(`A hashing thread exited unexpectedly (code ${err.exitCode})`, { hint: 'Rerun; if it happens again, report it with the file sizes involved.' }) : err)
+      fail(err instanceof ThreadExitError ? new InternalError(`A hashing thread exited unexpectedly (code ${err.exitCode})`, { code: 'INTERNAL', hint: 'Rerun; if it happens again, report it with the file sizes involved.' }) : err)
     for (let t = 0; t < threads; t++) {
       const w: Thread = startThread<WorkerMessage>(WORKER_SOURCE, { name: 'hashing thread', onFailure: threadFailed, onMessage: (msg) => onMessage(w, msg) })
       workers.push(w)

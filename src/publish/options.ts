@@ -1,6 +1,6 @@
 /** Parsing of the store commands' flag values (kept out of the commands so the library can reuse it). */
-import { readFileSync } from 'node:fs'
-import { UsageError } from '../lib/errors.js'
+import { IntegrityError, NotFoundError, osFailure, UsageError } from '../lib/errors.js'
+import { readJsonFileSync } from '../lib/json.js'
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
 
@@ -20,19 +20,16 @@ export function parseDuration(text: string): number {
 export function parseMetadata(pairs: string[] = [], file?: string): Record<string, unknown> {
   let metadata: Record<string, unknown> = {}
   if (file) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(readFileSync(file, 'utf8'))
-    } catch (err) {
-      throw new UsageError(`Cannot read metadata file ${file}: ${(err as Error).message}`, {
-        code: 'INVALID_METADATA',
-        hint: '--metadata-file takes a JSON file holding one object.',
-      })
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw new UsageError(`Metadata file ${file} does not hold a JSON object`, { code: 'INVALID_METADATA', hint: 'Write it as {"key": "value", ...}.' })
-    }
-    metadata = parsed as Record<string, unknown>
+    // A missing file is exit 6, an unreadable one the OS failure; broken content is the file's (exit 4).
+    metadata = readJsonFileSync<Record<string, unknown>>(file, {
+      what: 'metadata file',
+      expect: 'object',
+      onError: (f) => f.kind === 'syntax' || f.kind === 'shape'
+        ? new IntegrityError(f.message, { code: 'METADATA_FILE_INVALID', hint: '--metadata-file takes a JSON file holding one object, e.g. {"dataset": "v3"}.' })
+        : f.kind === 'missing'
+          ? new NotFoundError(f.message, { code: 'JSON_NOT_FOUND', hint: 'Check the --metadata-file path.' })
+          : osFailure(f.cause, 'reading the --metadata-file', f.where),
+    })
   }
   for (const pair of pairs) {
     const eq = pair.indexOf('=')

@@ -25,7 +25,6 @@ export interface ToyCheck {
 function fail(path: string, problem: string): IntegrityError {
   return new IntegrityError(`Toy model in ${path} failed its onnxruntime check: ${problem}`, {
     code: 'TOY_MODEL_CHECK_FAILED',
-    hint: 'This is a bug in the toy model builder; rerun with DEBUG=1 and report it.',
     details: { path, problem },
   })
 }

@@ -5,7 +5,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { errnoCode, IntegrityError, NotFoundError, UsageError } from '../lib/errors.js'
 import { readJsonFile } from '../lib/json.js'
 import { DataTypeName, decodeTensor, num, type TensorProto } from '../onnx/proto.js'
 import { locationInModelDir } from '../onnx/external-data.js'
@@ -60,10 +60,10 @@ async function readExternal(proto: TensorProto, where: string, baseDir: string |
   const entries = Object.fromEntries((proto.externalData ?? []).map((e) => [e.key, e.value]))
   const location = entries.location
   if (!location || !baseDir) {
-    throw new UsageError(`${where}: external data without a location`, { code: 'EXTERNAL_DATA_INVALID', hint: 'The tensor says its data is external but not where.' })
+    throw new IntegrityError(`${where}: external data without a location`, { code: 'EXTERNAL_DATA_INVALID', hint: 'The tensor says its data is external but not where.' })
   }
   if (locationInModelDir(location) === undefined) {
-    throw new UsageError(`${where}: external data location "${location}" leaves the tensor's directory`, {
+    throw new IntegrityError(`${where}: external data location "${location}" leaves the tensor's directory`, {
       code: 'EXTERNAL_DATA_INVALID',
       hint: 'External data must be a relative path next to (or below) the file that references it.',
     })
@@ -77,7 +77,7 @@ async function readExternal(proto: TensorProto, where: string, baseDir: string |
   })
   const length = entries.length !== undefined ? Number(entries.length) : bytes.length - offset
   if (offset + length > bytes.length) {
-    throw new UsageError(`${where}: external data range ${offset}+${length} exceeds ${location} (${bytes.length} bytes)`, {
+    throw new IntegrityError(`${where}: external data range ${offset}+${length} exceeds ${location} (${bytes.length} bytes)`, {
       code: 'EXTERNAL_DATA_INVALID',
       hint: 'The data file is truncated or does not belong to this model.',
     })

@@ -76,7 +76,7 @@ function loadError(source: string, err: unknown): IntegrityError {
     return new IntegrityError(`onnxruntime cannot run ${source}: ${message}`, {
       code: 'ONNX_UNSUPPORTED',
       hint: 'The model uses an operator, type or opset this onnxruntime-node build does not support; '
-        + 're-export it with a lower opset (export --opset 17) or check `modelforge doctor` for the runtime version.',
+        + `re-export it with a lower opset (export --opset 17); the runtime is onnxruntime-node ${ort.env.versions.node}.`,
       details: { onnxruntime: raw },
     })
   }

@@ -188,7 +188,7 @@ describe('conflicts and missing things', () => {
 
   it('bad flag values (exit 2)', () => {
     refused(['store', 'finalize', 'scout', 'v2', '--metadata', 'novalue'], 2, /expected key=value/)
-    expect(() => parseMetadata([], join(root, 'missing.json'))).toThrow(/Cannot read metadata file/)
+    expect(() => parseMetadata([], join(root, 'missing.json'))).toThrow(/metadata file .*missing\.json does not exist/)
     expect(() => parseDuration('3 fortnights')).toThrow(/Invalid duration/)
     expect([parseDuration('0'), parseDuration('30m'), parseDuration('24h'), parseDuration('1.5s')]).toEqual([0, 1_800_000, 86_400_000, 1500])
   })

@@ -309,18 +309,18 @@ describe('acceptance 6: errors', () => {
     await writeFile(join(d, 'model.safetensors'), bytes.subarray(0, bytes.length - 100))
     const err = await failure(exportNative(d, join(d, 'out')))
     expect(err.code).toBe('SAFETENSORS_INVALID')
-    expect(err.exitCode).toBe(2)
+    expect(err.exitCode).toBe(4)
     expect(err.hint).toMatch(/Download it again/)
     expect(err.message).toMatch(/beyond the .* bytes of data \(out of range\)|belong to no tensor/)
     expect(existsSync(join(d, 'out'))).toBe(false)
   })
 
-  it('weights whose shapes disagree with config.json name the tensor and both shapes', async () => {
+  it('weights whose shapes disagree with config.json name the tensor and both shapes (exit 4: the files disagree)', async () => {
     const d = await copyFixture('tiny-bert', join(dir, 'mismatch'))
     const config = JSON.parse(await readFile(join(d, 'config.json'), 'utf8'))
     await writeFile(join(d, 'config.json'), JSON.stringify({ ...config, intermediate_size: 36 }))
     const err = await failure(exportNative(d, join(d, 'out')))
-    expect(err.exitCode).toBe(2)
+    expect(err.exitCode).toBe(4)
     expect(err.code).toBe('WEIGHTS_SHAPE_MISMATCH')
     expect(err.message).toMatch(/Weight encoder.layer.0.intermediate.dense.weight has shape \[37, 32\] but config.json \(.*intermediate 36.*\) implies \[36, 32\]/)
     expect(err.hint).toMatch(/config.json and the weights belong to different models/)

@@ -7,7 +7,7 @@ import {
   readSafetensorsHeader,
   writeSafetensors,
 } from '../../src/export/safetensors.js'
-import { ModelforgeError, UsageError } from '../../src/lib/errors.js'
+import { IntegrityError, ModelforgeError } from '../../src/lib/errors.js'
 import { f32ToBf16, f32ToF16 } from '../../src/onnx/float16.js'
 import { FIXTURES, tempDir } from './export-helpers.js'
 
@@ -31,10 +31,11 @@ async function expectInvalid(bytes: Buffer, pattern: RegExp): Promise<void> {
   const file = join(dir, `bad-${Math.random().toString(36).slice(2)}.safetensors`)
   await writeFile(file, bytes)
   const err = await readSafetensorsHeader(file).then(() => undefined, (e: unknown) => e)
-  expect(err).toBeInstanceOf(UsageError)
-  expect((err as UsageError).exitCode).toBe(2)
-  expect((err as UsageError).code).toBe('SAFETENSORS_INVALID')
-  expect((err as UsageError).hint).toMatch(/Download it again/)
+  // A broken file's content is exit 4 (docs/architecture.md), whatever flag or path led to it.
+  expect(err).toBeInstanceOf(IntegrityError)
+  expect((err as IntegrityError).exitCode).toBe(4)
+  expect((err as IntegrityError).code).toBe('SAFETENSORS_INVALID')
+  expect((err as IntegrityError).hint).toMatch(/Download it again/)
   expect((err as Error).message).toMatch(pattern)
 }
 

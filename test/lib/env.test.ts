@@ -54,8 +54,8 @@ describe('env', () => {
       expect(loadConfig({ MODELFORGE_CONFIG: file })).toEqual({ download: { allowedSources: ['org/*'] } })
     })
 
-    it('refuses a missing, broken or non-object file with a usage error', () => {
-      expect(() => loadConfig({ MODELFORGE_CONFIG: join(dir, 'missing.json') })).toThrow(/Cannot read MODELFORGE_CONFIG/)
+    it('refuses a missing file (exit 2: the variable is wrong) and a broken or non-object one (exit 4: the file is)', () => {
+      expect(() => loadConfig({ MODELFORGE_CONFIG: join(dir, 'missing.json') })).toThrow(/MODELFORGE_CONFIG names .*missing\.json, which does not exist/)
       const broken = join(dir, 'broken.json')
       writeFileSync(broken, '{ nope')
       expect(() => loadConfig({ MODELFORGE_CONFIG: broken })).toThrow(/not valid JSON/)
@@ -65,7 +65,8 @@ describe('env', () => {
         loadConfig({ MODELFORGE_CONFIG: list })
         expect.unreachable()
       } catch (err) {
-        expect((err as { exitCode: number }).exitCode).toBe(2)
+        expect((err as { exitCode: number; code: string }).exitCode).toBe(4)
+        expect((err as { code: string }).code).toBe('CONFIG_INVALID')
         expect((err as Error).message).toMatch(/JSON object/)
       }
     })

@@ -13,13 +13,13 @@ import {
 
 describe('errors', () => {
   it('map each family to its documented exit code', () => {
-    expect(new UsageError('x').exitCode).toBe(2)
-    expect(new ExternalError('x').exitCode).toBe(3)
-    expect(new IntegrityError('x').exitCode).toBe(4)
-    expect(new ConflictError('x').exitCode).toBe(5)
-    expect(new NotFoundError('x').exitCode).toBe(6)
-    expect(new PolicyError('x').exitCode).toBe(7)
-    expect(new InternalError('x').exitCode).toBe(1)
+    expect(new UsageError('x', { code: 'USAGE' }).exitCode).toBe(2)
+    expect(new ExternalError('x', { code: 'TOOL_FAILED' }).exitCode).toBe(3)
+    expect(new IntegrityError('x', { code: 'VERIFY_FAILED' }).exitCode).toBe(4)
+    expect(new ConflictError('x', { code: 'VERSION_EXISTS' }).exitCode).toBe(5)
+    expect(new NotFoundError('x', { code: 'VERSION_NOT_FOUND' }).exitCode).toBe(6)
+    expect(new PolicyError('x', { code: 'SOURCE_NOT_ALLOWED' }).exitCode).toBe(7)
+    expect(new InternalError('x', { code: 'INTERNAL' }).exitCode).toBe(1)
   })
 
   it('describe our errors with code, message, hint and details for --json', () => {

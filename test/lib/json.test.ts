@@ -26,14 +26,14 @@ describe('readJsonFile', () => {
     expect(readJsonFileSync(join(dir, 'ok.json'))).toEqual({ a: [1, 2] })
   })
 
-  it('names the file and what it is, with exit 6 for a missing file and exit 2 for the rest by default', async () => {
+  it('names the file and what it is: exit 6 for a missing file, 4 for broken content, the OS failure for the rest', async () => {
     const missing = await readJsonFile(join(dir, 'none.json'), { what: 'labels file' }).catch((e: ModelforgeError) => e)
     expect(missing).toMatchObject({ exitCode: 6, code: 'JSON_NOT_FOUND', message: `labels file ${join(dir, 'none.json')} does not exist` })
     const broken = (await readJsonFile(file('broken.json', '{ nope'), { what: 'labels file' }).catch((e: unknown) => e)) as ModelforgeError
-    expect(broken).toMatchObject({ exitCode: 2, code: 'JSON_INVALID' })
+    expect(broken).toMatchObject({ exitCode: 4, code: 'JSON_INVALID' })
     expect(broken.message).toMatch(new RegExp(`^labels file ${join(dir, 'broken.json')} is not valid JSON: `))
     const unreadable = await readJsonFile(dir).catch((e: ModelforgeError) => e)
-    expect(unreadable).toMatchObject({ exitCode: 2, code: 'JSON_UNREADABLE', message: expect.stringMatching(/^Cannot read .*EISDIR/) })
+    expect(unreadable).toMatchObject({ exitCode: 2, code: 'IS_A_DIRECTORY', message: `Cannot read ${dir}: it is a directory (EISDIR) while reading a JSON file` })
     expect(thrown(() => readJsonFileSync(join(dir, 'list.json'), { expect: 'object' }))).toMatchObject({
       code: 'JSON_INVALID',
       message: `${join(dir, 'list.json')} must hold a JSON object`,
@@ -44,10 +44,10 @@ describe('readJsonFile', () => {
     const seen: JsonFailure[] = []
     const onError = (f: JsonFailure): Error => {
       seen.push(f)
-      return new IntegrityError(f.message, { code: 'DAMAGED', hint: 'Build it again.' })
+      return new IntegrityError(f.message, { code: 'MODEL_CONFIG_INVALID', hint: 'Build it again.' })
     }
     const err = await readJsonFile(file('null.json', 'null'), { expect: 'object', onError }).catch((e: ModelforgeError) => e)
-    expect(err).toMatchObject({ exitCode: 4, code: 'DAMAGED', hint: 'Build it again.' })
+    expect(err).toMatchObject({ exitCode: 4, code: 'MODEL_CONFIG_INVALID', hint: 'Build it again.' })
     await readJsonFile(join(dir, 'none.json'), { onError }).catch(() => undefined)
     await readJsonFile(join(dir, 'broken.json'), { onError }).catch(() => undefined)
     expect(seen.map((f) => [f.kind, f.where])).toEqual([

@@ -49,13 +49,13 @@ describe('GraphBuilder', () => {
     expect(() => tensor('w', [2, 2], new Float32Array(3))).toThrow(/hold 4 elements but data has 3/)
   })
 
-  it('refuses bytes that are not an ONNX model with a usage error', () => {
+  it('refuses bytes that are not an ONNX model: exit 4 ONNX_INVALID, as inspect and the runtime say it', () => {
     expect(() => decodeModel(Buffer.from('not a model at all'), 'junk.onnx')).toThrow(/junk.onnx is not a valid ONNX model/)
     try {
       decodeModel(new Uint8Array(0), 'empty.onnx')
       expect.unreachable()
     } catch (err) {
-      expect((err as { exitCode: number }).exitCode).toBe(2)
+      expect(err as { exitCode: number; code: string }).toMatchObject({ exitCode: 4, code: 'ONNX_INVALID' })
       expect((err as Error).message).toMatch(/no graph/)
     }
   })

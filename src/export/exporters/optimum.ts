@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { UsageError } from '../../lib/errors.js'
+import { ExternalError } from '../../lib/errors.js'
 import { run } from '../../lib/exec.js'
 import { externalDataFiles } from '../../onnx/external-data.js'
 import { num, readModel } from '../../onnx/proto.js'
@@ -57,7 +57,7 @@ export const optimumExporter: ModelExporter = {
     const model = join(staging, 'model.onnx')
     if (!existsSync(model)) {
       const made = (await listFiles(staging)).map((f) => f.path)
-      throw new UsageError(`optimum-cli wrote no model.onnx (it wrote: ${made.join(', ') || 'nothing'})`, {
+      throw new ExternalError(`optimum-cli wrote no model.onnx (it wrote: ${made.join(', ') || 'nothing'})`, {
         code: 'OPTIMUM_NO_MODEL',
         hint: 'Encoder-decoder models export to several files, which modelforge does not handle; pick an encoder-only model.',
       })

@@ -1,0 +1,174 @@
+/**
+ * Every error code modelforge throws, each with its one exit code, what it means and what to do. This is
+ * the contract scripts rely on: error classes accept only codes listed here with their class's exit code
+ * (a type error otherwise), docs/errors.md is generated from this table (`npm run docs:errors`, checked by
+ * test/lib/error-codes.test.ts), and a code thrown anywhere in src/ must be a key here.
+ *
+ * The exit-code rule (docs/architecture.md): bad user input that is not a file's content (flags, names,
+ * paths of the wrong kind) is 2; a file whose content is broken or fails a check is 4. Reference and input
+ * data given to validate are the user's arguments written down, so a wrong value there is 2 as well.
+ * Operating-system failures are never 1: refused access 7, a path of the wrong kind 2, a missing path 6, an
+ * existing one 5, a full disk or a failing device 3.
+ */
+
+export interface ErrorCodeInfo {
+  exit: 1 | 2 | 3 | 4 | 5 | 6 | 7
+  /** What happened, in a line. */
+  summary: string
+  /** What to do; a throw site gives a more precise hint when it knows more. */
+  hint: string
+}
+
+const DEBUG_HINT = 'Rerun with DEBUG=modelforge* for a stack trace and report it with the output.'
+
+export const ERROR_CODES = {
+  // ---------------------------------------------------------------- 1: bugs
+  INTERNAL: { exit: 1, summary: 'A bug in modelforge: an invariant of its own code did not hold', hint: `This is a bug in modelforge. ${DEBUG_HINT}` },
+  DOWNLOAD_THREAD: { exit: 1, summary: 'A download thread failed in a way modelforge did not classify', hint: `Rerun to resume the download. ${DEBUG_HINT}` },
+
+  // ---------------------------------------------------------------- 2: usage
+  USAGE: { exit: 2, summary: 'Bad flags or arguments', hint: "See the command's --help for its flags and examples." },
+  COMMAND_UNKNOWN: { exit: 2, summary: 'No command of that name', hint: '`modelforge --help` lists every command.' },
+  COMMAND_MISSING: { exit: 2, summary: 'A topic (such as `store`) was named without one of its commands', hint: 'Name a command of the topic, e.g. `modelforge store list`.' },
+  INVALID_NAME: { exit: 2, summary: 'An agent, version or channel name that the store cannot use', hint: 'Names are 1 to 128 letters, digits, ".", "_" and "-", starting with a letter or digit, not ending in ".tmp".' },
+  INVALID_DURATION: { exit: 2, summary: 'A duration flag that is not a number with a unit', hint: 'Use 30s, 30m, 24h, 7d, or 0.' },
+  INVALID_KEEP: { exit: 2, summary: 'A keep count (--keep or store.keep) that is not a whole number >= 0', hint: 'For example --keep 3.' },
+  INVALID_METADATA: { exit: 2, summary: 'A --metadata entry that is not key=value', hint: 'For example --metadata dataset=v3; use --metadata-file for values that are not strings.' },
+  INVALID_COSINE: { exit: 2, summary: '--min-cosine is not a number in [-1, 1]', hint: 'For example --min-cosine 0.99.' },
+  INVALID_ENDPOINT: { exit: 2, summary: 'HF_ENDPOINT is not an http(s) URL without credentials', hint: 'Set HF_ENDPOINT to the Hub URL, e.g. https://huggingface.co, and pass the token in HF_TOKEN.' },
+  INVALID_EXPORTER: { exit: 2, summary: 'An --exporter that is not auto, repo, native or optimum', hint: 'Pick auto, repo, native or optimum.' },
+  INVALID_OPTION: { exit: 2, summary: 'An option value out of its range', hint: "See the command's --help for the accepted values." },
+  INVALID_PRECISION: { exit: 2, summary: 'A --precision the command does not know', hint: "See the command's --help for the accepted precisions." },
+  INVALID_REPO_ID: { exit: 2, summary: 'Not a Hugging Face repo id', hint: 'Use name or org/name (letters, digits, "-", "_", "."; no "--" or ".."), e.g. google-bert/bert-base-uncased.' },
+  INVALID_REVISION: { exit: 2, summary: 'A revision that could escape the cache or is empty', hint: 'Pass a branch, a tag or a commit, e.g. main, v1.0 or refs/pr/1.' },
+  INVALID_TOKEN: { exit: 2, summary: 'A Hub token that cannot be sent in an HTTP header', hint: 'Copy the token again from the Hub settings, without spaces or other characters around it.' },
+  INVALID_TOLERANCE: { exit: 2, summary: 'An --atol or --rtol that is not a number >= 0 (or output:number)', hint: 'For example --atol 1e-4 or --atol logits:1e-3.' },
+  INVALID_VARIANT: { exit: 2, summary: 'A --variant name the repo exporter cannot map to a file', hint: 'Use fp32, fp16, int8, quantized or the suffix of an onnx/model_<variant>.onnx file.' },
+  MODEL_NOT_DIRECTORY: { exit: 2, summary: 'export was given a file where it needs a model directory', hint: 'Give the directory that holds config.json and the weights.' },
+  NO_SAFETENSORS: { exit: 2, summary: 'The model directory holds no safetensors weights (only pytorch_model.bin, or none)', hint: 'Convert the checkpoint to safetensors, or use --exporter optimum.' },
+  ONNX_NOT_FILE: { exit: 2, summary: 'The ONNX path is not a file', hint: 'Give the path of a .onnx file.' },
+  OPSET_MISMATCH: { exit: 2, summary: 'The repo exporter copies models as they are, and this one has another opset than --opset', hint: 'Drop --opset, or use --exporter native / optimum.' },
+  OUT_IS_SOURCE: { exit: 2, summary: '--out is the model directory itself', hint: 'Export into a separate directory.' },
+  OUTPUT_UNKNOWN: { exit: 2, summary: 'An output name that the model or reference does not have', hint: 'Name one of the outputs listed in the message.' },
+  REVISION_WITH_DIRECTORY: { exit: 2, summary: '--revision given with a local directory', hint: 'Drop --revision, or give the repo id.' },
+  STORE_NOT_DIRECTORY: { exit: 2, summary: 'The store root exists but is not a directory', hint: 'Point --store (or MODEL_STORE_ROOT) at a directory.' },
+  UNSAFE_PATH: { exit: 2, summary: 'A repository path that would escape the cache', hint: 'Use a relative path without "..", "." or empty parts.' },
+  UNSUPPORTED_MODEL_TYPE: { exit: 2, summary: 'The native exporter does not know this model_type', hint: 'Use --exporter optimum, or a supported model type.' },
+  UNSUPPORTED_CONFIG: { exit: 2, summary: 'config.json asks for something the native exporter does not implement', hint: 'Use --exporter optimum for this model.' },
+  UNSUPPORTED_OPSET: { exit: 2, summary: 'An --opset the exporter cannot write', hint: 'The native exporter writes opsets 17 to 21.' },
+  UNSUPPORTED_TASK: { exit: 2, summary: 'A --task the exporter does not support', hint: 'Use --exporter optimum for other tasks.' },
+  USAGE_OFFLINE_REFRESH: { exit: 2, summary: '--refresh needs the network, and --offline (or HF_HUB_OFFLINE) forbids it', hint: 'Drop --refresh, or unset HF_HUB_OFFLINE.' },
+  VARIANT_TASK_MISMATCH: { exit: 2, summary: 'The shipped ONNX file lacks the output the task needs', hint: 'Pass the task the file was exported for, or use another exporter.' },
+  NOT_SENTENCE_TRANSFORMERS: { exit: 2, summary: 'sentence-embedding asked of a model that is no sentence-transformers model', hint: 'Use --task feature-extraction, or a sentence-transformers model.' },
+  INPUTS_REQUIRED: { exit: 2, summary: 'Expected outputs were given without the inputs they came from', hint: 'Pass those inputs with --inputs <dir|json>.' },
+  INPUT_MISSING: { exit: 2, summary: 'A model input was not given', hint: 'Provide every model input (--inputs) or let validate generate them.' },
+  INPUT_DTYPE_MISMATCH: { exit: 2, summary: 'An input of another element type than the model declares', hint: 'Give the input in the dtype the model declares.' },
+  INPUT_SHAPE_MISMATCH: { exit: 2, summary: 'An input whose rank or fixed dims differ from the model', hint: 'Give the input in the shape the model declares.' },
+  INPUT_UNGENERATABLE: { exit: 2, summary: 'validate cannot generate an input of this type', hint: 'Pass that input with --inputs.' },
+  REFERENCE_EMPTY: { exit: 2, summary: 'The reference holds no expected outputs', hint: 'Add outputs to the reference, or give an ONNX model as the reference.' },
+  REFERENCE_INVALID: { exit: 2, summary: 'A value in a reference or inputs file that is not what its place needs (a number, an integer in range)', hint: 'Fix the value named in the message.' },
+  REFERENCE_MISMATCH: { exit: 2, summary: 'Candidate and reference do not fit together (names, counts)', hint: 'Give a reference made for this model and these inputs.' },
+  OUTPUT_NOT_TENSOR: { exit: 2, summary: 'An output that is a sequence or map, which validate cannot compare', hint: 'Compare only tensor outputs (--output).' },
+  TENSOR_SHAPE_MISMATCH: { exit: 2, summary: 'A tensor whose values do not fill its shape', hint: 'Fix the dims or the values named in the message.' },
+  CONFIG_NOT_FOUND: { exit: 2, summary: 'A directory without config.json where a model directory belongs, or MODELFORGE_CONFIG naming no file', hint: 'Point at a Hugging Face model directory (config.json next to the weights), or fix MODELFORGE_CONFIG.' },
+  DTYPE_UNSUPPORTED: { exit: 2, summary: 'A tensor element type modelforge cannot read or run', hint: 'Use one of the dtypes listed in the message.' },
+
+  // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
+  NOT_A_DIRECTORY: { exit: 2, summary: 'A path that must be a directory is a file (or runs through one)', hint: 'Point the flag at a directory, or move the file out of the way.' },
+  IS_A_DIRECTORY: { exit: 2, summary: 'A path that must be a file is a directory', hint: 'Point the flag at a file, or move the directory out of the way.' },
+  NAME_TOO_LONG: { exit: 2, summary: 'A path longer than the filesystem allows', hint: 'Use a shorter path.' },
+
+  // ---------------------------------------------------------------- 3: external tools, the network, the machine
+  TOOL_NOT_FOUND: { exit: 3, summary: 'An external program is not installed or not on PATH', hint: 'Install it or put it on PATH.' },
+  TOOL_FAILED: { exit: 3, summary: 'An external program exited with an error', hint: 'Read the tool output in the message; rerun the same command by hand to reproduce.' },
+  TOOL_TIMEOUT: { exit: 3, summary: 'An external program ran longer than allowed and was stopped', hint: 'Rerun; raise the timeout if the work is really that long.' },
+  TOOL_CANCELLED: { exit: 3, summary: 'An external program was cancelled', hint: 'Rerun when nothing interrupts it.' },
+  OPTIMUM_NO_MODEL: { exit: 3, summary: 'optimum-cli finished without writing model.onnx', hint: 'Encoder-decoder models export to several files, which modelforge does not handle; pick an encoder-only model.' },
+  HUB_UNREACHABLE: { exit: 3, summary: 'The Hub could not be reached (after retries)', hint: 'Check the network and HF_ENDPOINT; rerun to resume; --offline works from the cache only.' },
+  HUB_SERVER_ERROR: { exit: 3, summary: 'The Hub answered 5xx (after retries)', hint: 'Rerun later to resume.' },
+  HUB_HTTP_ERROR: { exit: 3, summary: 'The Hub answered an HTTP error modelforge does not map to another code', hint: 'Read the status and message; rerun.' },
+  HUB_BAD_RESPONSE: { exit: 3, summary: 'The Hub answered something that is not what its API documents', hint: 'Check HF_ENDPOINT points at a Hugging Face Hub.' },
+  HUB_UNSAFE_PATH: { exit: 3, summary: 'The Hub listed a file path that would escape the cache', hint: 'Report it to the repository owner.' },
+  ACCESS_DENIED: { exit: 3, summary: 'The Hub refused access (403)', hint: 'Accept the model\'s terms on the Hub, or use a token with access (HF_TOKEN).' },
+  DISK_FULL: { exit: 3, summary: 'No space left on the device (or the quota is used up)', hint: 'Free space on that filesystem (`store prune`, `store gc` in a store) and rerun.' },
+  IO_ERROR: { exit: 3, summary: 'The device failed to read or write', hint: 'Check the disk (dmesg); rerun.' },
+  TOO_MANY_OPEN_FILES: { exit: 3, summary: 'The process or the system ran out of file descriptors', hint: 'Raise the limit (ulimit -n) and rerun.' },
+
+  // ---------------------------------------------------------------- 4: validation and integrity
+  VALIDATION_FAILED: { exit: 4, summary: 'The candidate\'s outputs are not within tolerance of the reference', hint: 'The table names each output and by how much it is off.' },
+  VERIFY_FAILED: { exit: 4, summary: 'A finalized version no longer matches its manifest', hint: 'Restore the named files from a backup, or publish a new version and prune the damaged one.' },
+  HASH_MISMATCH: { exit: 4, summary: 'Bytes whose hash is not the one expected', hint: 'Rerun: damaged bytes are never kept.' },
+  SIZE_MISMATCH: { exit: 4, summary: 'More or fewer bytes than expected', hint: 'Rerun: damaged bytes are never kept.' },
+  MANIFEST_MISSING: { exit: 4, summary: 'A version without manifest.json', hint: 'Restore the version from a backup, or publish a new one.' },
+  MANIFEST_INVALID: { exit: 4, summary: 'A manifest.json that is not a valid manifest', hint: 'Restore the version from a backup, or publish a new one (`store verify` lists what is wrong).' },
+  MANIFEST_SCHEMA_UNKNOWN: { exit: 4, summary: 'A manifest written by a newer modelforge', hint: 'Upgrade modelforge to read it.' },
+  MANIFEST_RESERVED: { exit: 4, summary: 'The staged tree holds a top-level manifest.json, which finalize writes', hint: 'Remove or rename it; pass metadata with --metadata or --metadata-file.' },
+  METADATA_FILE_INVALID: { exit: 4, summary: 'A --metadata-file that does not hold one JSON object', hint: 'Write it as {"key": "value", ...}.' },
+  CHANNEL_DANGLING: { exit: 4, summary: 'A channel link (current, staging, ...) that points to no version of its agent', hint: 'Point it at an existing version with `store promote`.' },
+  CHANNEL_INVALID: { exit: 4, summary: 'Something named like a channel that is not a link modelforge can move', hint: 'Move it out of the agent directory, or choose another channel name.' },
+  STAGING_INVALID: { exit: 4, summary: 'A staging path that is not a directory', hint: 'Remove it and stage the version again.' },
+  UNSUPPORTED_FILE_TYPE: { exit: 4, summary: 'A staged tree holding symlinks, devices, sockets or fifos', hint: 'Replace links by copies and remove the special files.' },
+  BAD_FILE_NAME: { exit: 4, summary: 'A file name sha256sum would escape (newline, carriage return, backslash)', hint: 'Rename those files.' },
+  UNREADABLE_FILE: { exit: 4, summary: 'A staged file or directory that cannot be read', hint: 'Make the staged tree readable by this user, then finalize again.' },
+  CONFIG_INVALID: { exit: 4, summary: 'The MODELFORGE_CONFIG file is not valid JSON, or a key has the wrong type or value', hint: 'Fix the key named in the message; docs/configuration.md lists every key.' },
+  MODEL_CONFIG_INVALID: { exit: 4, summary: "A model's config.json that is not valid JSON or holds impossible values", hint: 'Download the model again, or fix the value named in the message.' },
+  JSON_INVALID: { exit: 4, summary: 'A JSON file that is not valid JSON or not of the expected shape', hint: 'Fix the file named in the message.' },
+  ONNX_INVALID: { exit: 4, summary: 'A file that is not a well-formed ONNX model', hint: 'Re-export the model; `modelforge inspect` lists what is wrong.' },
+  ONNX_UNSUPPORTED: { exit: 4, summary: 'A model onnxruntime cannot run (operator, type or opset)', hint: 'Re-export with a lower opset (export --opset 17).' },
+  ONNX_RUN_FAILED: { exit: 4, summary: 'onnxruntime failed while running the model', hint: 'Check the inputs against the model (`modelforge inspect`).' },
+  TENSOR_INVALID: { exit: 4, summary: 'A serialized tensor (.pb) that is broken', hint: 'Regenerate the file.' },
+  EXTERNAL_DATA_INVALID: { exit: 4, summary: 'External data references that are malformed or escape the model directory', hint: 'Re-export the model.' },
+  EXPORT_SMOKE_FAILED: { exit: 4, summary: 'The exported model failed its run in onnxruntime; nothing was written', hint: 'Report it with the model id, or try another --exporter.' },
+  SAFETENSORS_INVALID: { exit: 4, summary: 'A safetensors file whose header or offsets are broken', hint: 'Download the checkpoint again (`modelforge fetch --refresh`).' },
+  SAFETENSORS_INDEX_INVALID: { exit: 4, summary: 'A model.safetensors.index.json that is broken or names missing shards', hint: 'Download the checkpoint again.' },
+  SENTENCE_TRANSFORMERS_INVALID: { exit: 4, summary: 'modules.json or a pooling config that is broken', hint: 'Download the model again, or fix the named file.' },
+  WEIGHTS_MISSING: { exit: 4, summary: 'The checkpoint lacks a tensor that config.json implies', hint: 'Check that config.json belongs to these weights.' },
+  WEIGHTS_SHAPE_MISMATCH: { exit: 4, summary: 'A checkpoint tensor whose shape disagrees with config.json', hint: 'Check that config.json belongs to these weights.' },
+  WEIGHTS_DTYPE: { exit: 4, summary: 'A checkpoint tensor of a type the exporter cannot convert', hint: 'Convert the checkpoint to float32, float16 or bfloat16.' },
+  TOY_MODEL_CHECK_FAILED: { exit: 4, summary: 'A toy model failed its onnxruntime check', hint: `This is a bug in the toy model builder. ${DEBUG_HINT}` },
+
+  // ---------------------------------------------------------------- 5: conflicts
+  VERSION_EXISTS: { exit: 5, summary: 'That version exists already; finalized versions are immutable', hint: 'Choose a new version name.' },
+  STAGING_EXISTS: { exit: 5, summary: 'That version is being staged already', hint: 'Finalize it, or remove it with `store gc --older-than 0`.' },
+  LOCKED: { exit: 5, summary: 'Another process holds the agent\'s writer lock', hint: 'Wait for it to finish.' },
+  LOCK_HELD: { exit: 5, summary: 'Another fetch held a blob\'s lock for longer than the wait', hint: 'Wait for the other fetch, or remove the lock file if its process is gone.' },
+  OUTPUT_EXISTS: { exit: 5, summary: 'The output exists already', hint: 'Choose another --out, or pass --force.' },
+  PATH_EXISTS: { exit: 5, summary: 'A path modelforge had to create exists already', hint: 'Move it out of the way, or choose another path.' },
+
+  // ---------------------------------------------------------------- 6: not found
+  STORE_NOT_FOUND: { exit: 6, summary: 'The model store does not exist', hint: 'Check --store or MODEL_STORE_ROOT.' },
+  AGENT_NOT_FOUND: { exit: 6, summary: 'No such agent in the store', hint: 'List the agents with `modelforge store list`.' },
+  VERSION_NOT_FOUND: { exit: 6, summary: 'No such version of the agent', hint: 'List the versions with `modelforge store list --agent <agent>`.' },
+  NO_CURRENT: { exit: 6, summary: 'The agent has no version on that channel (strict mode)', hint: 'Publish one with `store finalize` or `store promote`.' },
+  NOT_STAGED: { exit: 6, summary: 'finalize of a version that was not staged', hint: 'Stage it first with `modelforge store stage`.' },
+  NO_PREVIOUS: { exit: 6, summary: 'rollback found no earlier current version', hint: 'Point current explicitly with `modelforge store promote`.' },
+  PREVIOUS_GONE: { exit: 6, summary: 'The version rollback would return to no longer exists', hint: 'Point current explicitly with `modelforge store promote`.' },
+  NOT_CACHED: { exit: 6, summary: 'Not in the Hugging Face cache, and the Hub may not be contacted', hint: 'Fetch it once with network access.' },
+  REPO_NOT_FOUND: { exit: 6, summary: 'The Hub has no such repository (or it needs a token)', hint: 'Check the repo id; pass HF_TOKEN for a private or gated repository.' },
+  REVISION_NOT_FOUND: { exit: 6, summary: 'The repository has no such branch, tag or commit', hint: 'Check --revision.' },
+  ENTRY_NOT_FOUND: { exit: 6, summary: 'A file listed for the repository is missing on the Hub', hint: 'Rerun with --refresh.' },
+  NO_MATCHING_FILES: { exit: 6, summary: 'No file of the repository matches the selection', hint: 'Adjust --include / --exclude.' },
+  MODEL_NOT_FOUND: { exit: 6, summary: 'Neither a directory nor a cached repo id', hint: 'Give a local model directory, or fetch the repo id first.' },
+  REPO_ONNX_NOT_FOUND: { exit: 6, summary: 'The repository ships no ONNX file for the repo exporter', hint: 'Use --exporter native or optimum.' },
+  ONNX_NOT_FOUND: { exit: 6, summary: 'The ONNX model file does not exist', hint: 'Check the path.' },
+  REFERENCE_NOT_FOUND: { exit: 6, summary: 'The reference or inputs path does not exist', hint: 'Check the path.' },
+  EXTERNAL_DATA_MISSING: { exit: 6, summary: 'A model names an external data file that is not there', hint: 'Copy the external data files next to the model.' },
+  WEIGHTS_NOT_FOUND: { exit: 6, summary: 'A weights file named by the checkpoint is not there', hint: 'Download the checkpoint again.' },
+  JSON_NOT_FOUND: { exit: 6, summary: 'A JSON file that must be there is not', hint: 'Check the path named in the message.' },
+  PATH_NOT_FOUND: { exit: 6, summary: 'A path modelforge had to read does not exist', hint: 'Check the path named in the message.' },
+
+  // ---------------------------------------------------------------- 7: refused
+  SOURCE_NOT_ALLOWED: { exit: 7, summary: 'The repository is not among download.allowedSources', hint: 'Add it to download.allowedSources in MODELFORGE_CONFIG, or fetch an allowed model.' },
+  APPROVAL_REQUIRED: { exit: 7, summary: 'The policy requires approval for downloads', hint: 'Rerun with --yes to approve.' },
+  PERMISSION_DENIED: { exit: 7, summary: 'The operating system refused access to a path (file modes, ownership, an immutable file)', hint: 'Run as a user who may write there (check ls -l and lsattr), or choose another path.' },
+  READ_ONLY_FILESYSTEM: { exit: 7, summary: 'The path is on a read-only filesystem', hint: 'Write somewhere writable, or remount the filesystem read-write.' },
+} as const satisfies Record<string, ErrorCodeInfo>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** The codes whose exit code is E: what each error class accepts. */
+export type CodeWithExit<E extends ErrorCodeInfo['exit']> = { [K in ErrorCode]: (typeof ERROR_CODES)[K]['exit'] extends E ? K : never }[ErrorCode]
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, code)
+}
