@@ -3,13 +3,14 @@
  * file system) that the exporter writes into, with the tokenizer and pipeline files next to the model. Its
  * files move into --out only after the smoke run passed; a failed export leaves --out as it was.
  */
-import { cp, mkdir, mkdtemp, rename, rm, rmdir } from 'node:fs/promises'
+import { cp, mkdtemp, rename, rm, rmdir } from 'node:fs/promises'
 import { listFiles as listTree } from '../lib/tree.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { externalDataFiles } from '../onnx/external-data.js'
 import { readModel } from '../onnx/proto.js'
 import { type ModelContext } from './exporter.js'
+import { ensureDir } from '../lib/fs.js'
 
 export interface ExportedFile {
   path: string
@@ -25,7 +26,7 @@ const SIDE_FILES = [
 ]
 
 export async function openStaging(out: string): Promise<string> {
-  await mkdir(out, { recursive: true })
+  await ensureDir(out)
   return mkdtemp(join(out, '.modelforge-export-'))
 }
 
@@ -39,7 +40,7 @@ async function copySideFiles(from: string, to: string): Promise<void> {
     const src = join(from, rel)
     const dst = join(to, rel)
     if (!existsSync(src) || existsSync(dst)) continue
-    await mkdir(join(dst, '..'), { recursive: true })
+    await ensureDir(join(dst, '..'))
     await cp(src, dst, { dereference: true })
   }
 }
@@ -73,7 +74,7 @@ export async function commitStaging(staging: string, out: string, force = false)
   if (force) await removePreviousExport(out)
   for (const f of staged) {
     const dst = join(out, f.path)
-    await mkdir(join(dst, '..'), { recursive: true })
+    await ensureDir(join(dst, '..'))
     await rename(join(staging, f.path), dst)
   }
   await rm(staging, { recursive: true, force: true })

@@ -8,11 +8,11 @@
  * HubHttp.getStream) and written in 1 MiB batches (writev) with one write in flight, so memory stays constant
  * whatever the file size.
  */
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { dirname } from 'node:path'
 import { errnoCode, IntegrityError } from '../lib/errors.js'
-import { fsyncDir } from '../lib/fs.js'
+import { ensureDir, fsyncDir } from '../lib/fs.js'
 import { createHasher, type BlobHasher, type HashAlgorithm } from './hasher.js'
 import { RetryableError, type HubHttp } from './http.js'
 
@@ -78,7 +78,7 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
   }
 
   const partial = `${req.blobPath}.incomplete`
-  await mkdir(dirname(req.blobPath), { recursive: true })
+  await ensureDir(dirname(req.blobPath))
   let offset = await partialLength(partial, req.size)
   const resumedFrom = offset
   const fh = await open(partial, offset > 0 ? 'r+' : 'w')

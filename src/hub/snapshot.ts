@@ -6,10 +6,10 @@
  * name and renamed over, so a reader sees either no file or the whole file.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readlink, rename, rm, rmdir } from 'node:fs/promises'
+import { readdir, readlink, rename, rm, rmdir } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { errnoCode } from '../lib/errors.js'
-import { swapSymlink } from '../lib/fs.js'
+import { ensureDir, swapSymlink } from '../lib/fs.js'
 import { holderAlive } from '../lib/lock.js'
 import { blobLinkTarget, isDirectory, safeRepoPath, snapshotDir, type RepoCache } from './cache.js'
 
@@ -29,7 +29,7 @@ async function linkInto(root: string, entry: SnapshotEntry): Promise<void> {
     const code = errnoCode(err)
     if (code !== 'ENOENT' && code !== 'EINVAL') throw err
   }
-  await mkdir(dirname(file), { recursive: true })
+  await ensureDir(dirname(file))
   // No fsync, as huggingface_hub: a link lost to a power loss reads as a missing file and is linked again.
   await swapSymlink(dirname(file), basename(file), target, { durable: false })
 }
@@ -55,10 +55,10 @@ export async function linkSnapshot(repo: RepoCache, commit: string, entries: Sna
   await cleanStaging(repo)
   if (!(await isDirectory(target))) {
     const staging = join(repo.repoDir, STAGING, `${commit}.${process.pid}.${randomBytes(4).toString('hex')}`)
-    await mkdir(staging, { recursive: true })
+    await ensureDir(staging)
     try {
       for (const e of entries) await linkInto(staging, e)
-      await mkdir(repo.snapshotsDir, { recursive: true })
+      await ensureDir(repo.snapshotsDir)
       try {
         await rename(staging, target)
         return target

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { closeSync, fsyncSync, openSync } from 'node:fs'
-import { mkdir, open, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 
 /** Prefix and suffix of temporary links; `store gc` removes leftovers matching them. */
@@ -40,15 +40,56 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-/** Writes a new file (refusing to overwrite) and fsyncs it. */
+/**
+ * mkdir -p that reports the real failure. Node's recursive mkdir answers ENOENT where the parent exists but
+ * refuses the new entry (EROFS on a read-only mount, for one): the one directory that fails is then made
+ * again without `recursive`, which gives the true error.
+ */
+export async function ensureDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true })
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err
+    let missing = dir
+    while (!(await exists(dirname(missing))) && dirname(missing) !== missing) missing = dirname(missing)
+    await mkdir(missing)
+    throw err
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Node's errors of calls on a descriptor (write, fsync) carry no path; the file's is put on them, so the
+ * message of a full disk names the file that could not be written.
+ */
+export function withPath<E>(err: E, path: string): E {
+  if (err && typeof err === 'object' && !('path' in err)) Object.assign(err, { path })
+  return err
+}
+
+/**
+ * Writes a new file (refusing to overwrite) and fsyncs it. A write that fails (a full disk) removes the
+ * file it created, so no half-written file is left behind to be mistaken for a whole one.
+ */
 export async function writeFileDurable(path: string, data: string | Uint8Array): Promise<void> {
   const fh = await open(path, 'wx')
   try {
     await fh.writeFile(data)
     await fh.sync()
-  } finally {
-    await fh.close()
+  } catch (err) {
+    await fh.close().catch(() => undefined)
+    await rm(path, { force: true }).catch(() => undefined)
+    throw withPath(err, path)
   }
+  await fh.close()
 }
 
 /**
@@ -57,14 +98,14 @@ export async function writeFileDurable(path: string, data: string | Uint8Array):
  * lost to a power loss reads as absent and is fetched again.
  */
 export async function writeFileAtomic(file: string, data: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true })
+  await ensureDir(dirname(file))
   const tmp = `${file}${tempTail()}`
   try {
     await writeFile(tmp, data)
     await rename(tmp, file)
   } catch (err) {
     await rm(tmp, { force: true })
-    throw err
+    throw withPath(err, file)
   }
 }
 

@@ -22,7 +22,7 @@ import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { errnoCode } from './errors.js'
-import { tempTail } from './fs.js'
+import { tempTail, withPath } from './fs.js'
 
 export interface LockHolder {
   pid: number
@@ -147,9 +147,13 @@ function createExclusive(path: string, content: string, durable: boolean): boole
   try {
     writeSync(fd, content)
     if (durable) fsyncSync(fd)
-  } finally {
+  } catch (err) {
+    // A full disk: the temporary file goes, and the error names the lock that could not be taken.
     closeSync(fd)
+    unlinkSync(temp)
+    throw withPath(err, path)
   }
+  closeSync(fd)
   try {
     linkSync(temp, path)
     return true

@@ -5,13 +5,14 @@ import { ConflictError, errnoCode } from '../lib/errors.js'
 import { storeRootExists } from './current.js'
 import { exists, type StoreContext } from './store-context.js'
 import { versionExists } from './store-errors.js'
+import { ensureDir } from '../lib/fs.js'
 
 /** Creates versions/<version>.tmp and returns its path. Refuses if it or the version exists. */
 export async function stage(ctx: StoreContext, agent: string, version: string): Promise<string> {
   const staging = ctx.stagingDir(agent, version)
   const final = ctx.versionDir(agent, version)
   await ensureRoot(ctx)
-  await mkdir(join(ctx.agentDir(agent), 'versions'), { recursive: true })
+  await ensureDir(join(ctx.agentDir(agent), 'versions'))
   if (await exists(final)) throw versionExists(agent, version, final)
   try {
     await mkdir(staging)
@@ -40,7 +41,7 @@ export async function withStaging<T>(ctx: StoreContext, agent: string, version: 
 }
 
 async function ensureRoot(ctx: StoreContext): Promise<void> {
-  if (!storeRootExists(ctx.root)) await mkdir(ctx.root, { recursive: true })
+  if (!storeRootExists(ctx.root)) await ensureDir(ctx.root)
   // The locks directory is made here, by stage, so that a refused finalize leaves no trace at all.
-  await mkdir(join(ctx.root, '.modelforge', 'locks'), { recursive: true })
+  await ensureDir(join(ctx.root, '.modelforge', 'locks'))
 }

@@ -4,7 +4,7 @@
  * model_quantized.onnx, model_O3.onnx, ...). The model is copied with the external data files it names
  * inside itself (never a guessed name), and checked by the smoke run like any export.
  */
-import { copyFile, mkdir, readdir } from 'node:fs/promises'
+import { copyFile, readdir } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { NotFoundError, UsageError } from '../../lib/errors.js'
@@ -12,6 +12,7 @@ import { externalDataFiles } from '../../onnx/external-data.js'
 import { readModel, num, type ModelProto } from '../../onnx/proto.js'
 import { type ModelExporter } from '../exporter.js'
 import { smokeHintsFromConfig } from '../smoke.js'
+import { ensureDir } from '../../lib/fs.js'
 
 /** The output a model exported for the task has; a shipped model without it was exported for another task. */
 const TASK_OUTPUT: Record<string, string> = {
@@ -101,7 +102,7 @@ export async function copyRepoOnnx(dir: string, relPath: string, outDir: string)
   // copyFile follows the HF cache's snapshot symlinks, so the output holds real files.
   await copyFile(source, join(outDir, 'model.onnx'))
   for (const location of external) {
-    await mkdir(dirname(join(outDir, location)), { recursive: true })
+    await ensureDir(dirname(join(outDir, location)))
     await copyFile(join(dirname(source), location), join(outDir, location))
   }
   const opset = num(model.opsetImport?.find((o) => !o.domain || o.domain === 'ai.onnx')?.version)
