@@ -14,8 +14,8 @@ onnxruntime-node and verifies the store before reporting success.`
   ]
   static args = { dir: Args.string({ description: 'store directory to create or add to', required: true }) }
   static flags = {
-    agents: Flags.string({ description: 'comma-separated agent names', default: DEFAULT_AGENTS.join(',') }),
-    versions: Flags.integer({ description: 'versions per agent', default: 2, min: 1, max: 100 }),
+    agents: Flags.string({ description: 'comma-separated agent names, each listed once (letters, digits, ".", "_", "-")', default: DEFAULT_AGENTS.join(',') }),
+    versions: Flags.integer({ description: 'versions per agent, 1 to 100 (v1 ... vN; current ends on the newest)', default: 2, min: 1, max: 100 }),
   }
 
   async run(): Promise<ToyStoreResult> {

@@ -26,10 +26,10 @@ Exit codes: 4 validation failed (the table says which output and by how much), 2
     precision: Flags.string({ description: 'tolerance defaults: fp32 (1e-4/1e-3), fp16 (1e-2/1e-2), int8 (cosine >= 0.99, logits argmax)', options: [...PRECISIONS], default: 'fp32' }),
     atol: Flags.string({ description: 'absolute tolerance: <number> for all outputs or <output>:<number> (repeatable)', multiple: true, helpValue: '<[output:]value>' }),
     rtol: Flags.string({ description: 'relative tolerance: <number> for all outputs or <output>:<number> (repeatable)', multiple: true, helpValue: '<[output:]value>' }),
-    'min-cosine': Flags.string({ description: 'also require this cosine similarity per output (int8 default 0.99)', helpValue: '<0..1>' }),
+    'min-cosine': Flags.string({ description: 'also require this cosine similarity per output, a number from -1 to 1 (int8 default 0.99; otherwise off)', helpValue: '<-1..1>' }),
     output: Flags.string({ description: 'compare only this output (repeatable)', multiple: true, helpValue: '<name>' }),
-    samples: Flags.integer({ description: 'generated inputs: batch size', default: 2, min: 1 }),
-    'sequence-length': Flags.integer({ description: 'generated inputs: sequence length (capped at max_position_embeddings)', default: 16, min: 1 }),
+    samples: Flags.integer({ description: 'generated inputs: batch size (>= 1)', default: 2, min: 1 }),
+    'sequence-length': Flags.integer({ description: 'generated inputs: sequence length (>= 1, capped at max_position_embeddings)', default: 16, min: 1 }),
     seed: Flags.integer({ description: 'generated inputs: PRNG seed (same seed, same inputs)', default: 0 }),
     'vocab-size': Flags.integer({ description: 'generated inputs: token ids below this [default: config.json next to the model, else the embedding table]', min: 1 }),
   }
