@@ -130,6 +130,7 @@ export const ERROR_CODES = {
   // ---------------------------------------------------------------- 5: conflicts
   VERSION_EXISTS: { exit: 5, summary: 'That version exists already; finalized versions are immutable', hint: 'Choose a new version name.' },
   STAGING_EXISTS: { exit: 5, summary: 'That version is being staged already', hint: 'Finalize it, or remove it with `store gc --older-than 0`.' },
+  VERSION_IN_USE: { exit: 5, summary: 'A version that a channel points to, which `store delete` does not remove', hint: 'Point the channel at another version first (`store promote`), then delete.' },
   LOCKED: { exit: 5, summary: 'Another process holds the agent\'s writer lock', hint: 'Wait for it to finish.' },
   LOCK_HELD: { exit: 5, summary: 'Another fetch held a blob\'s lock for longer than the wait', hint: 'Wait for the other fetch, or remove the lock file if its process is gone.' },
   OUTPUT_EXISTS: { exit: 5, summary: 'The output exists already', hint: 'Choose another --out, or pass --force.' },

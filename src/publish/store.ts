@@ -10,13 +10,14 @@
  * resolve a channel once and read the version directory it names, which never changes.
  *
  * ModelStore is the facade; each operation lives in a module of its own: stage.ts, finalize.ts,
- * channels.ts (promote, rollback), gc.ts (prune, gc), verify.ts, readers.ts, history.ts (the audit replay
- * rollback uses), with store-context.ts and store-errors.ts shared by them.
+ * channels.ts (promote, rollback), gc.ts (prune, gc), delete.ts, verify.ts, readers.ts, history.ts (the
+ * audit replay rollback uses), with store-context.ts, store-errors.ts and discard.ts shared by them.
  */
 import { resolve as resolvePath } from 'node:path'
 import { strictStore } from '../lib/env.js'
 import { promote, rollback, type ChannelChange } from './channels.js'
 import type { ResolvedChannel } from './current.js'
+import { deleteVersion, type DeleteOptions, type DeleteResult } from './delete.js'
 import { finalize, type FinalizeOptions, type FinalizeResult } from './finalize.js'
 import { gc, prune, type GcResult, type PruneResult } from './gc.js'
 import type { LegacyManifest, Manifest } from './manifest.js'
@@ -26,6 +27,7 @@ import { storeContext, type StoreContext } from './store-context.js'
 import { verify, type VerifyReport } from './verify.js'
 
 export type { ChannelChange } from './channels.js'
+export type { DeleteOptions, DeleteResult } from './delete.js'
 export type { FinalizeOptions, FinalizeResult, ManifestExtras } from './finalize.js'
 export type { GcResult, PruneResult } from './gc.js'
 export type { AgentSummary, VersionInfo } from './readers.js'
@@ -91,6 +93,11 @@ export class ModelStore {
   /** Removes all but the newest `keep` versions, never one that a channel points to. */
   prune(agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
     return prune(this.ctx, agent, options)
+  }
+
+  /** Removes one finalized version that no channel points to (ConflictError VERSION_IN_USE otherwise). */
+  delete(agent: string, version: string, options: DeleteOptions = {}): Promise<DeleteResult> {
+    return deleteVersion(this.ctx, agent, version, options)
   }
 
   /**
