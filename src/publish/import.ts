@@ -226,11 +226,13 @@ async function undo(ctx: StoreContext, agent: string, version: string, channel: 
     await whenUnlocked(() => deleteVersion(ctx, agent, version, { reason: `import failed: ${cause.error.code}` }))
   } catch (delErr) {
     if (delErr instanceof ModelforgeError && delErr.code === 'VERSION_IN_USE') {
-      const channels = (delErr.details?.channels as string[] | undefined)?.join(', ') ?? channel
-      return errorFromCode(cause.error.code, `${agent}/${version} is imported and ${channels} points to it, but what followed failed: ${cause.error.message}`, {
+      // The link was swapped and only what followed failed (its fsync), or another writer promoted it meanwhile.
+      const channels = (delErr.details?.channels as string[] | undefined) ?? [channel]
+      const published = channels.includes(channel)
+      return errorFromCode(cause.error.code, `Publishing ${agent}/${version} to ${channel} ${published ? 'moved the link, then failed' : 'failed'}: ${cause.error.message}; the version stays, as ${channels.join(', ')} ${channels.length === 1 ? 'points' : 'point'} to it`, {
         hint: cause.error.hint,
         cause: err,
-        details: { ...facts, finalized: true, published: true },
+        details: { ...facts, finalized: true, published, channels },
       })
     }
     return errorFromCode(cause.error.code, `${agent}/${version} was finalized, but publishing it to ${channel} failed (${cause.error.message}), and removing it again failed too (${describeError(delErr).error.message})`, {

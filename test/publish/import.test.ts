@@ -192,6 +192,37 @@ describe('import', () => {
     expect(await store2.versions('scout')).toEqual(['v1'])
   })
 
+  it('an undo that cannot remove the version says so: it stands, unpublished, and the hint says how to finish or remove it', async () => {
+    const { root, store } = await storeWithV1()
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'])
+    try {
+      // Right after finalize, a live writer takes the lock and keeps it: the promote and the undo both wait, then give up.
+      const takeLock = (e: ProgressEvent): void => {
+        if (e.type === 'end' && e.step === 'finalize') writeFileSync(lockPath(root, 'scout'), JSON.stringify({ pid: holder.pid, host: hostname(), started_at: new Date().toISOString(), agent: 'scout', op: 'gc' }))
+      }
+      const err = await store.import('scout', 'v2', sourceTree(), { channel: 'staging', progress: takeLock }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ exitCode: 5, code: 'LOCKED', details: { finalized: true, published: false } })
+      expect((err as Error).message).toMatch(/^scout\/v2 was finalized, but publishing it to staging failed \(Agent scout is locked by process \d+ .*\), and removing it again failed too/)
+      expect((err as { hint: string }).hint).toBe('Publish it with `modelforge store promote scout v2 --channel staging`, or remove it with `modelforge store delete scout v2`.')
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    expect((await store.verify('scout', 'v2'))[0]!.ok).toBe(true)
+    expect(store.resolve('scout', 'staging')).toBeNull()
+  }, 30_000)
+
+  it('a version another writer points a channel at meanwhile is not removed by the undo', async () => {
+    const { root, store } = await storeWithV1()
+    mkdirSync(join(root, 'scout', 'staging'))
+    const promoteElsewhere = (e: ProgressEvent): void => {
+      if (e.type === 'end' && e.step === 'finalize') symlinkSync('versions/v2', join(root, 'scout', 'canary'))
+    }
+    const err = await store.import('scout', 'v2', sourceTree(), { channel: 'staging', progress: promoteElsewhere }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID', details: { finalized: true, published: false, channels: ['canary'] } })
+    expect((err as Error).message).toMatch(/^Publishing scout\/v2 to staging failed: .* is not a symlink, .*; the version stays, as canary points to it$/)
+    expect((await store.verify('scout', 'v2'))[0]!.ok).toBe(true)
+  })
+
   it('reports the copy in bytes, then finalize hashes', async () => {
     const { store } = await storeWithV1()
     const src = makeTemp('mf-src-')
