@@ -71,6 +71,8 @@ export const ERROR_CODES = {
   OUTPUT_NOT_TENSOR: { exit: 2, summary: 'An output that is a sequence or map, which validate cannot compare', hint: 'Compare only tensor outputs (--output).' },
   TENSOR_SHAPE_MISMATCH: { exit: 2, summary: 'A tensor whose values do not fill its shape', hint: 'Fix the dims or the values named in the message.' },
   CONFIG_NOT_FOUND: { exit: 2, summary: 'A directory without config.json where a model directory belongs, or MODELFORGE_CONFIG naming no file', hint: 'Point at a Hugging Face model directory (config.json next to the weights), or fix MODELFORGE_CONFIG.' },
+  IMPORT_SOURCES: { exit: 2, summary: '`store import` was given no source, or a directory together with other sources', hint: 'Give one directory (it becomes the version\'s tree) or one or more files (they become files at its top level).' },
+  DUPLICATE_FILE_NAME: { exit: 2, summary: '`store import` was given two files with the same name', hint: 'Rename one of them, or import a directory that holds them at different paths.' },
   DTYPE_UNSUPPORTED: { exit: 2, summary: 'A tensor element type modelforge cannot read or run', hint: 'Use one of the dtypes listed in the message.' },
 
   // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
@@ -130,6 +132,7 @@ export const ERROR_CODES = {
   // ---------------------------------------------------------------- 5: conflicts
   VERSION_EXISTS: { exit: 5, summary: 'That version exists already; finalized versions are immutable', hint: 'Choose a new version name.' },
   STAGING_EXISTS: { exit: 5, summary: 'That version is being staged already', hint: 'Finalize it, or remove it with `store gc --older-than 0`.' },
+  VERSION_IN_USE: { exit: 5, summary: 'A version that a channel points to, which `store delete` does not remove', hint: 'Point the channel at another version first (`store promote`), then delete.' },
   LOCKED: { exit: 5, summary: 'Another process holds the agent\'s writer lock', hint: 'Wait for it to finish.' },
   LOCK_HELD: { exit: 5, summary: 'Another fetch held a blob\'s lock for longer than the wait', hint: 'Wait for the other fetch, or remove the lock file if its process is gone.' },
   OUTPUT_EXISTS: { exit: 5, summary: 'The output exists already', hint: 'Choose another --out, or pass --force.' },

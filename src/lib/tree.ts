@@ -30,7 +30,8 @@ export interface WalkOptions {
   skip?: readonly string[]
 }
 
-function typeOf(st: Stats): EntryType {
+/** What lstat (or stat) says an entry is. */
+export function typeOf(st: Stats): EntryType {
   if (st.isFile()) return 'file'
   if (st.isDirectory()) return 'directory'
   if (st.isSymbolicLink()) return 'symlink'

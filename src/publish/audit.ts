@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { appendJsonLine, currentUser, readJsonLines } from '../lib/audit.js'
 
-export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc'
+export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete'
 
 export interface AuditRecord {
   time: string

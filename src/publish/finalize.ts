@@ -150,12 +150,13 @@ function publishedHalf(err: unknown, agent: string, version: string, path: strin
   })
 }
 
-function checkStagedTree(entries: { rel: string; type: string }[]): void {
+/** The tree's entries are publishable (import checks its source with it too, naming it as `subject`). */
+export function checkStagedTree(entries: { rel: string; type: string }[], subject = 'The staged tree'): void {
   const special = entries.filter((e) => e.type !== 'file' && e.type !== 'directory')
   if (special.length > 0) {
-    throw new IntegrityError(`The staged tree holds ${special.map((e) => `a ${e.type} (${e.rel})`).join(', ')}; only regular files and directories can be published`, {
+    throw new IntegrityError(`${subject} holds ${special.map((e) => `a ${e.type} (${e.rel})`).join(', ')}; only regular files and directories can be published`, {
       code: 'UNSUPPORTED_FILE_TYPE',
-      hint: 'Replace symlinks by copies of the files and remove devices, sockets and fifos, then finalize again.',
+      hint: 'Replace symlinks by copies of the files and remove devices, sockets and fifos, then try again.',
       details: { entries: special },
     })
   }
@@ -168,7 +169,7 @@ function checkStagedTree(entries: { rel: string; type: string }[]): void {
     })
   }
   if (entries.some((e) => e.rel === MANIFEST_NAME)) {
-    throw new IntegrityError('The staged tree already holds a top-level manifest.json, which finalize writes', {
+    throw new IntegrityError(`${subject} already holds a top-level manifest.json, which finalize writes`, {
       code: 'MANIFEST_RESERVED',
       hint: 'Remove or rename it; pass caller metadata with --metadata or --metadata-file instead.',
       details: { path: MANIFEST_NAME },

@@ -3,12 +3,12 @@
  * or interrupted writers left (temporary links, staging directories, half-deleted pruned versions, lock
  * temp files). Both hold the agent's lock while they delete.
  */
-import { randomBytes } from 'node:crypto'
-import { lstat, readdir, rename, rm } from 'node:fs/promises'
+import { lstat, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
 import { auditDone } from './audit.js'
+import { discardVersion, PRUNE_PREFIX } from './discard.js'
 import { storeRootExists } from './current.js'
 import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
@@ -37,8 +37,6 @@ export interface GcResult {
 }
 
 const DEFAULT_GC_MS = 24 * 3600 * 1000
-/** prune renames a doomed version to `.prune-<version>-<hex>.tmp` first: hidden, and no valid name can match. */
-const PRUNE_PREFIX = '.prune-'
 
 /** Removes all but the newest `keep` versions, never one that a channel points to. */
 export async function prune(ctx: StoreContext, agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
@@ -57,13 +55,7 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
     infos.forEach((info, i) => (i < keep || protectedSet.has(info.version) ? kept : removed).push(info.version))
     if (!options.dryRun && removed.length > 0) {
       const versionsDir = join(ctx.agentDir(agent), 'versions')
-      for (const v of removed) {
-        // Renamed first so that a crash mid-delete leaves a .tmp directory for gc, not a damaged version.
-        const doomed = join(versionsDir, `${PRUNE_PREFIX}${v}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`)
-        await rename(join(versionsDir, v), doomed)
-        await fsyncDir(versionsDir)
-        await rm(doomed, { recursive: true, force: true })
-      }
+      for (const v of removed) await discardVersion(versionsDir, v)
       await fsyncDir(versionsDir)
       auditDone(ctx.root, { op: 'prune', agent, removed, kept, keep }, `${agent}: ${removed.join(', ')} removed`, warnings)
     }

@@ -10,15 +10,18 @@
  * resolve a channel once and read the version directory it names, which never changes.
  *
  * ModelStore is the facade; each operation lives in a module of its own: stage.ts, finalize.ts,
- * channels.ts (promote, rollback), gc.ts (prune, gc), verify.ts, readers.ts, history.ts (the audit replay
- * rollback uses), with store-context.ts and store-errors.ts shared by them.
+ * channels.ts (promote, rollback), gc.ts (prune, gc), delete.ts, import.ts (stage, copy, finalize, publish
+ * in one call), verify.ts, readers.ts, history.ts (the audit replay rollback uses), with store-context.ts,
+ * store-errors.ts and discard.ts shared by them.
  */
 import { resolve as resolvePath } from 'node:path'
 import { strictStore } from '../lib/env.js'
 import { promote, rollback, type ChannelChange } from './channels.js'
 import type { ResolvedChannel } from './current.js'
+import { deleteVersion, type DeleteOptions, type DeleteResult } from './delete.js'
 import { finalize, type FinalizeOptions, type FinalizeResult } from './finalize.js'
 import { gc, prune, type GcResult, type PruneResult } from './gc.js'
+import { importVersion, type ImportOptions, type ImportResult } from './import.js'
 import type { LegacyManifest, Manifest } from './manifest.js'
 import { channelVersions, current, list, listAgents, manifest, resolve, versionInfos, versions, type AgentSummary, type VersionInfo } from './readers.js'
 import { stage, withStaging } from './stage.js'
@@ -26,8 +29,10 @@ import { storeContext, type StoreContext } from './store-context.js'
 import { verify, type VerifyReport } from './verify.js'
 
 export type { ChannelChange } from './channels.js'
+export type { DeleteOptions, DeleteResult } from './delete.js'
 export type { FinalizeOptions, FinalizeResult, ManifestExtras } from './finalize.js'
 export type { GcResult, PruneResult } from './gc.js'
+export type { ImportOptions, ImportResult } from './import.js'
 export type { AgentSummary, VersionInfo } from './readers.js'
 export type { ProblemKind, VerifyProblem, VerifyReport } from './verify.js'
 export { currentHistory } from './history.js'
@@ -78,6 +83,15 @@ export class ModelStore {
     return finalize(this.ctx, agent, version, options)
   }
 
+  /**
+   * A directory (the version's tree) or files (its top level) become a finalized version, published to
+   * current or options.channel unless publish is false. All or nothing: a failure leaves no version and no
+   * staging directory. options.link hard-links the files where the OS allows it.
+   */
+  import(agent: string, version: string, sources: string | string[], options: ImportOptions = {}): Promise<ImportResult> {
+    return importVersion(this.ctx, agent, version, typeof sources === 'string' ? [sources] : sources, options)
+  }
+
   /** Points `channel` (default current) at an existing, finalized version. */
   promote(agent: string, version: string, channel = 'current'): Promise<ChannelChange> {
     return promote(this.ctx, agent, version, channel)
@@ -91,6 +105,11 @@ export class ModelStore {
   /** Removes all but the newest `keep` versions, never one that a channel points to. */
   prune(agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
     return prune(this.ctx, agent, options)
+  }
+
+  /** Removes one finalized version that no channel points to (ConflictError VERSION_IN_USE otherwise). */
+  delete(agent: string, version: string, options: DeleteOptions = {}): Promise<DeleteResult> {
+    return deleteVersion(this.ctx, agent, version, options)
   }
 
   /**

@@ -10,27 +10,16 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { asRoot, tmpfs, unmountAll } from '../helpers/mounts.js'
 import { cli, makeTemp, removeTemps, snapshot, writeTree, type CliResult } from '../helpers/store-helpers.js'
 
-const asRoot = process.getuid?.() === 0
-const mounts: string[] = []
 const frozen: string[] = []
 
 afterAll(() => {
   for (const p of frozen) spawnSync('chattr', ['-i', p])
-  for (const m of mounts) spawnSync('umount', ['-l', m])
+  unmountAll()
   removeTemps()
 })
-
-/** A tmpfs of `size` mounted on a new directory, or null when this machine cannot mount one. */
-function tmpfs(size: string, readOnly = false): string | null {
-  if (!asRoot) return null
-  const dir = makeTemp('mf-tmpfs-')
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}${readOnly ? ',ro' : ''}`, 'tmpfs', dir])
-  if (r.status !== 0) return null
-  mounts.push(dir)
-  return dir
-}
 
 const probeMount = tmpfs('64k')
 const probeDir = makeTemp()
