@@ -7,7 +7,7 @@ export default class Export extends BaseCommand {
   static summary = 'Export a Hugging Face model (directory or cached repo id) to ONNX, checked by a run in onnxruntime'
   static description = `Writes model.onnx (plus external data over 2 GB), config.json and the tokenizer files to --out.
 
---exporter auto uses the repository's own ONNX when it ships one for the task, else the native TypeScript exporter (bert, roberta, xlm-roberta, distilbert: feature-extraction, text-classification, sentence-embedding), else optimum-cli. The task defaults from config.json's architectures (sentence-embedding for sentence-transformers repositories).
+--exporter auto uses the repository's own ONNX when it ships one for the task, else the native TypeScript exporter (bert, roberta, xlm-roberta, distilbert: feature-extraction, text-classification, sentence-embedding), else optimum-cli. The task defaults from config.json's architectures (sentence-embedding for sentence-transformers repositories); an explicit --task must find its outputs (e.g. logits [batch_size, sequence_length, vocab_size] for fill-mask) in whatever model the exporter wrote, else exit 2 with nothing written.
 
 Every export ends with a smoke run in onnxruntime-node; nothing is written to --out unless it passes. Exit codes: 2 usage or unsupported model, 3 optimum-cli missing or failed, 4 the smoke run failed, 5 --out already holds an export, 6 model or revision not found. See docs/export.md.`
   static examples = [
@@ -31,7 +31,7 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
 
   async run(): Promise<ExportResult> {
     const { args, flags } = await this.parse(Export)
-    const result = await this.withProgress((progress) => exportModel({
+    const result = this.withWarnings(await this.withProgress((progress) => exportModel({
       model: args.model,
       out: flags.out,
       exporter: flags.exporter as Exporter,
@@ -42,7 +42,7 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
       cacheDir: flags['cache-dir'],
       force: flags.force,
       progress,
-    }))
+    })))
     const shape = (s: (number | string)[]): string => `[${s.join(', ')}]`
     this.say(`Exported ${result.source.repo ?? result.source.dir} with the ${result.exporter} exporter (task ${result.task}, opset ${result.opset})`)
     this.say(`  inputs:  ${result.inputs.map((i) => `${i.name} ${i.dtype} ${shape(i.shape)}`).join(', ')}`)

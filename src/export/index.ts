@@ -14,6 +14,7 @@ import { chooseExporter, readModelContext } from './choose.js'
 import { EXPORTERS, type ExporterName, type ExportOptions } from './exporter.js'
 import { NATIVE_OPSETS } from './native-graph.js'
 import { smokeRun } from './smoke.js'
+import { checkTaskOutputs } from './task-outputs.js'
 import { resolveModelSource, type ModelSource } from './source.js'
 import { commitStaging, discardStaging, openStaging, stageSideFiles, type ExportedFile } from './staging.js'
 
@@ -36,6 +37,8 @@ export interface ExportResult {
   weightBytes?: number
   smoke: { batch: number; sequence: number; outputs: Record<string, number[]> }
   durationMs: number
+  /** What did not stop the export but should be known: unused checkpoint weights, unchecked task outputs. */
+  warnings?: string[]
 }
 
 function checkOptions(options: ExportOptions, out: string): void {
@@ -67,6 +70,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     { id: 'write', title: `Writing ${out}` },
   ])
   let staging: string | undefined
+  const warnings: string[] = []
   try {
     const source = await runStep(progress, 'resolve', async () => {
       const s = await resolveModelSource(options.model, { revision: options.revision, cacheDir: options.cacheDir })
@@ -82,6 +86,8 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     const produced = await runStep(progress, 'export', async (step) => {
       staging = await openStaging(out)
       const output = await choice.exporter.produce({ ...model, staging }, step)
+      warnings.push(...(output.warnings ?? []))
+      warnings.push(...checkTaskOutputs(model.task, options.task !== undefined, { ...output, exporter: choice.exporter.name }))
       await stageSideFiles(model, staging)
       return output
     })
@@ -104,6 +110,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       weightBytes: produced.weightBytes,
       smoke: { batch: smoke.batch, sequence: smoke.sequence, outputs: smoke.ran },
       durationMs: Math.round(performance.now() - started),
+      ...(warnings.length > 0 ? { warnings } : {}),
     }
   } catch (err) {
     await discardStaging(staging, out, outExisted)

@@ -66,6 +66,19 @@ describe('modelforge export', () => {
     expect(envelope(r2).error).toMatchObject({ code: 'TOOL_NOT_FOUND' })
   })
 
+  it('an explicit --task must find its output: --task fill-mask on a base BERT is exit 2, not a copy of its encoder', () => {
+    const out = join(dir, 'fill-mask')
+    const r = cli(['export', 'fixtures/hf-tiny/tiny-bert', '--out', out, '--exporter', 'repo', '--task', 'fill-mask', '--json'])
+    expect(r.code).toBe(2)
+    expect(envelope(r).error).toMatchObject({ code: 'VARIANT_TASK_MISMATCH', message: expect.stringContaining('has no logits output, which --task fill-mask needs') })
+    expect(existsSync(out)).toBe(false)
+    // auto passes over the shipped encoder too, and ends at optimum-cli (missing here).
+    const auto = cli(['export', 'fixtures/hf-tiny/tiny-bert', '--out', out, '--task', 'fill-mask', '--json'], { env: { PATH: '/nonexistent' } })
+    expect(auto.code).toBe(3)
+    expect(envelope(auto).error).toMatchObject({ code: 'TOOL_NOT_FOUND' })
+    expect(existsSync(out)).toBe(false)
+  })
+
   it('an existing export is a conflict (exit 5)', () => {
     const r = cli(['export', 'fixtures/hf-tiny/tiny-bert', '--out', join(dir, 'bert'), '--exporter', 'native', '--json'])
     expect(r.code).toBe(5)

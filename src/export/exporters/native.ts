@@ -48,6 +48,7 @@ export const nativeExporter: ModelExporter = {
           maxSequence: graph.encoder.maxSequence,
           expectedOutputs: graph.outputs,
         },
+        outputs: graph.outputs,
       }
     } finally {
       await checkpoint.close()
