@@ -2,12 +2,13 @@
  * `modelforge export` end to end through bin/run.js (dist/ must be built): the --json envelope, human
  * output with progress on stderr, and documented exit codes for the error cases.
  */
-import { mkdtemp, rm, writeFile, cp } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile, cp } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cliEnv, startCli } from '../helpers/hub-cli.js'
 import { cli, envelope } from '../helpers/store-helpers.js'
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/hf-tiny', import.meta.url))
@@ -77,6 +78,39 @@ describe('modelforge export', () => {
     expect(auto.code).toBe(3)
     expect(envelope(auto).error).toMatchObject({ code: 'TOOL_NOT_FOUND' })
     expect(existsSync(out)).toBe(false)
+  })
+
+  it('--out that is an existing file: exit 2 OUT_NOT_DIRECTORY before any work, not EEXIST from mkdir', async () => {
+    const file = join(dir, 'a-file')
+    await writeFile(file, 'x')
+    const r = cli(['export', 'fixtures/hf-tiny/tiny-bert', '--out', file, '--exporter', 'native', '--json'])
+    expect(r.code).toBe(2)
+    expect(envelope(r).error).toMatchObject({ code: 'OUT_NOT_DIRECTORY', message: `--out ${file} is not a directory: it is a file` })
+  })
+
+  it('two exports racing into one --out: one wins, the other exits 5, and nothing of the winner is replaced', async () => {
+    // An optimum-cli stand-in that takes 1.5 s to copy the model's own model.onnx: both exports pass the
+    // first look at --out long before either commits, so only an exclusive commit keeps them apart.
+    const bin = join(dir, 'slow-bin')
+    await mkdir(bin)
+    await writeFile(join(bin, 'optimum-cli'), `#!/usr/bin/env node
+const { copyFileSync } = require('node:fs')
+const { join } = require('node:path')
+const args = process.argv.slice(2)
+setTimeout(() => copyFileSync(join(args[args.indexOf('--model') + 1], 'model.onnx'), join(args.at(-1), 'model.onnx')), 1500)
+`)
+    await chmod(join(bin, 'optimum-cli'), 0o755)
+    const env = cliEnv({ PATH: `${bin}:${process.env.PATH}` })
+    const out = join(dir, 'race')
+    // Two different models, so the files in --out show whose export they are.
+    const [a, b] = await Promise.all(['tiny-bert', 'tiny-roberta'].map((m) =>
+      startCli(['export', join(FIXTURES, m), '--out', out, '--exporter', 'optimum', '--json'], env).done))
+    expect([a!.code, b!.code].sort(), a!.stdout + b!.stdout).toEqual([0, 5])
+    const [winner, loser] = a!.code === 0 ? ['tiny-bert', b!] : ['tiny-roberta', a!]
+    expect(['OUT_LOCKED', 'OUTPUT_EXISTS']).toContain(loser.json!.error!.code)
+    expect(await readFile(join(out, 'config.json'), 'utf8')).toBe(await readFile(join(FIXTURES, winner, 'config.json'), 'utf8'))
+    expect(await readFile(join(out, 'model.onnx'))).toEqual(await readFile(join(FIXTURES, winner, 'model.onnx')))
+    expect((await readdir(out)).sort()).toEqual(['config.json', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
   })
 
   it('an existing export is a conflict (exit 5)', () => {
