@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openCheckpoint, writeSafetensors, type TensorToWrite } from '../../src/export/safetensors.js'
 import { cliEnv, startCli } from '../helpers/hub-cli.js'
 import { cli, envelope } from '../helpers/store-helpers.js'
 
@@ -111,6 +112,24 @@ setTimeout(() => copyFileSync(join(args[args.indexOf('--model') + 1], 'model.onn
     expect(await readFile(join(out, 'config.json'), 'utf8')).toBe(await readFile(join(FIXTURES, winner, 'config.json'), 'utf8'))
     expect(await readFile(join(out, 'model.onnx'))).toEqual(await readFile(join(FIXTURES, winner, 'model.onnx')))
     expect((await readdir(out)).sort()).toEqual(['config.json', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
+  })
+
+  it('a checkpoint with weights config.json does not use: exit 0, a Warning: on stderr, and warnings in the --json result', async () => {
+    const d = join(dir, 'extra-weights')
+    await cp(join(FIXTURES, 'tiny-bert'), d, { recursive: true, filter: (s) => !s.endsWith('model.onnx') })
+    const ck = await openCheckpoint(d)
+    const tensors: Record<string, TensorToWrite> = {}
+    for (const [n, info] of ck.tensors) tensors[n] = { dtype: 'F32', shape: info.shape, data: await ck.readFloat32(n) }
+    await ck.close()
+    tensors['mystery.scale'] = { dtype: 'F32', shape: [2], data: new Float32Array(2) }
+    await writeSafetensors(join(d, 'model.safetensors'), tensors)
+    const human = cli(['export', d, '--out', join(dir, 'extra-out-1')])
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stderr).toMatch(/^Warning: Some weights of the checkpoint were not used by the feature-extraction export \(1\): mystery\.scale\. /m)
+    const json = cli(['export', d, '--out', join(dir, 'extra-out-2'), '--json'])
+    expect(json.code).toBe(0)
+    expect(json.stderr).toBe('')
+    expect(envelope(json).result.warnings).toEqual([expect.stringContaining('(1): mystery.scale.')])
   })
 
   it('an existing export is a conflict (exit 5)', () => {
