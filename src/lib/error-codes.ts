@@ -52,6 +52,7 @@ export const ERROR_CODES = {
   OUT_IS_SOURCE: { exit: 2, summary: '--out is the model directory itself', hint: 'Export into a separate directory.' },
   OUTPUT_UNKNOWN: { exit: 2, summary: 'An output name that the model or reference does not have', hint: 'Name one of the outputs listed in the message.' },
   REVISION_WITH_DIRECTORY: { exit: 2, summary: '--revision given with a local directory', hint: 'Drop --revision, or give the repo id.' },
+  CACHE_NOT_DIRECTORY: { exit: 2, summary: 'The Hugging Face cache (--cache-dir, HF_HUB_CACHE, HF_HOME) is a file, or a path through one', hint: 'Point --cache-dir (or HF_HUB_CACHE) at a directory, or move the file out of the way.' },
   STORE_NOT_DIRECTORY: { exit: 2, summary: 'The store root exists but is not a directory', hint: 'Point --store (or MODEL_STORE_ROOT) at a directory.' },
   UNSAFE_PATH: { exit: 2, summary: 'A repository path that would escape the cache', hint: 'Use a relative path without "..", "." or empty parts.' },
   UNSUPPORTED_MODEL_TYPE: { exit: 2, summary: 'The native exporter does not know this model_type', hint: 'Use --exporter optimum, or a supported model type.' },
@@ -97,6 +98,8 @@ export const ERROR_CODES = {
   TOO_MANY_OPEN_FILES: { exit: 3, summary: 'The process or the system ran out of file descriptors', hint: 'Raise the limit (ulimit -n) and rerun.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity
+  CACHE_CORRUPT: { exit: 4, summary: 'A file in the Hugging Face cache no longer matches the size or hash its listing gives', hint: 'Remove the blobs named in the message and fetch again with network access.' },
+  REF_INVALID: { exit: 4, summary: 'A refs/<revision> file in the Hugging Face cache that does not hold a 40-hex commit', hint: 'Rerun fetch with --refresh to ask the Hub for the commit again; that rewrites the ref.' },
   VALIDATION_FAILED: { exit: 4, summary: 'The candidate\'s outputs are not within tolerance of the reference', hint: 'The table names each output and by how much it is off.' },
   VERIFY_FAILED: { exit: 4, summary: 'A finalized version no longer matches its manifest', hint: 'Restore the named files from a backup, or publish a new version and prune the damaged one.' },
   HASH_MISMATCH: { exit: 4, summary: 'Bytes whose hash is not the one expected', hint: 'Rerun: damaged bytes are never kept.' },
