@@ -11,7 +11,7 @@
  */
 import { readlink, realpath, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
-import { hubCacheDir, hubCacheDirOrigin, hubEndpoint, hubOffline, hubToken, loadConfig, type ModelforgeConfig } from '../lib/env.js'
+import { checkConfig, hubCacheDir, hubCacheDirOrigin, hubEndpoint, hubOffline, hubToken, loadConfig, type ModelforgeConfig } from '../lib/env.js'
 import { errnoCode, IntegrityError, NotFoundError, osFailure, UsageError } from '../lib/errors.js'
 import { sha256File } from '../lib/hash.js'
 import { formatBytes, planSteps, runStep, type Progress } from '../lib/progress.js'
@@ -65,7 +65,7 @@ export interface FetchOptions {
   approved?: boolean
   /** --verify: re-hash every file of the result from the cache; a mismatch is exit 4 (CACHE_CORRUPT). */
   verify?: boolean
-  /** Default: loadConfig() (MODELFORGE_CONFIG). */
+  /** Default: loadConfig() (MODELFORGE_CONFIG); either way checked by its keys (CONFIG_INVALID, exit 4). */
   config?: ModelforgeConfig
   /** Where the download reports progress (one step, a sub-step per file); silent when absent. */
   progress?: Progress
@@ -345,8 +345,10 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
       hint: 'Drop --refresh, or unset HF_HUB_OFFLINE.',
     })
   }
-  const config = options.config ?? loadConfig()
-  checkSourceAllowed(repoId, config, process.env.MODELFORGE_CONFIG)
+  // Every key the policy reads is checked by its name first, from the file or from a library caller.
+  const configFile = options.config === undefined ? process.env.MODELFORGE_CONFIG : undefined
+  const config = options.config === undefined ? loadConfig() : checkConfig(options.config, 'the config option of fetchModel')
+  checkSourceAllowed(repoId, config, configFile)
 
   const cacheDir = options.cacheDir ? resolve(options.cacheDir) : hubCacheDir()
   await checkCacheDir(cacheDir, hubCacheDirOrigin(options.cacheDir))

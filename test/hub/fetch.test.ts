@@ -535,6 +535,15 @@ describe('fetchModel: errors and policy', () => {
     expect((await fetchModel('org/tiny', opts({ config }))).fromCache).toBe(true)
   })
 
+  it('policy: a config given by a library caller is checked by its keys like MODELFORGE_CONFIG, before the policy reads it', async () => {
+    // "no" is truthy: read unchecked, it demanded approval (exit 7) where the key itself is wrong.
+    const err = await fetchModel('org/tiny', opts({ config: { download: { requireApproval: 'no' } } as never })).catch((e: unknown) => e)
+    expect(err).toMatchObject({ exitCode: 4, code: 'CONFIG_INVALID', message: 'download.requireApproval in the config option of fetchModel must be true or false, got "no"' })
+    const sources = await fetchModel('org/tiny', opts({ config: { download: { allowedSources: 'org/*' } } as never })).catch((e: unknown) => e)
+    expect(sources).toMatchObject({ exitCode: 4, code: 'CONFIG_INVALID', message: expect.stringMatching(/^download\.allowedSources in the config option of fetchModel must be a list/) })
+    expect(hub.count()).toBe(0)
+  })
+
   it('401 RepoNotFound and an unknown revision give clear errors (exit 6) and are not retried', async () => {
     const e1 = await fetchModel('org/nope', opts()).catch((e: unknown) => e)
     expect(e1).toMatchObject({ exitCode: 6, code: 'REPO_NOT_FOUND', message: expect.stringContaining('org/nope'), hint: expect.stringContaining('HF_TOKEN') })
