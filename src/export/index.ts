@@ -3,7 +3,8 @@
  * config.json and tokenizer files, through one of three exporters (exporters/), ending with a smoke run in
  * onnxruntime. The steps: check the options, resolve the model, choose the exporter, let it produce the
  * model in a staging directory inside --out, smoke-run it, and only then move it into place, so a failed
- * export leaves --out as it was.
+ * export leaves --out as it was. From the first write to --out to the end of the move, the export holds the
+ * lock of --out, so of two exports into one --out only one commits (the other exits 5).
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'

@@ -75,7 +75,6 @@ export interface ProducedModel {
   exporter: string
 }
 
-
 /**
  * Holds a produced model to its task: an explicit --task that it does not have is refused (a shipped
  * file's fault: VARIANT_TASK_MISMATCH; an exporter's: TASK_OUTPUT_MISSING); an inferred one, or a task
@@ -84,16 +83,15 @@ export interface ProducedModel {
 export function checkTaskOutputs(task: string, explicit: boolean, model: ProducedModel): string[] {
   const made = model.exporter === 'optimum' ? 'the model optimum-cli wrote' : `the model the ${model.exporter} exporter wrote`
   const subject = model.shipped ?? made
-  // A file name starts the sentence as it is; "the model ..." with a capital.
-  const Subject = model.shipped ?? made.charAt(0).toUpperCase() + made.slice(1)
+  const sentenceSubject = model.shipped ?? made.charAt(0).toUpperCase() + made.slice(1)
   const names = model.outputs.map((o) => o.name).join(', ') || 'none'
   if (!isKnownTask(task)) return [`modelforge does not know which outputs task ${task} has, so the outputs of ${subject} (${names}) were not checked against it`]
   const problem = taskOutputProblem(task, model.outputs)
   if (!problem) return []
   if (!explicit) {
-    return [`${Subject} ${problem}, which task ${task} needs; it was exported as it is since --task was not given (pass --task to require the outputs of a task)`]
+    return [`${sentenceSubject} ${problem}, which task ${task} needs; it was exported as it is since --task was not given (pass --task to require the outputs of a task)`]
   }
-  const message = `${Subject} ${problem}, which --task ${task} needs (it has ${names})`
+  const message = `${sentenceSubject} ${problem}, which --task ${task} needs (it has ${names})`
   const details = { task, outputs: model.outputs, expected: TASK_OUTPUTS[task] }
   if (model.shipped) {
     throw new UsageError(message, {

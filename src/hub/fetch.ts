@@ -165,6 +165,8 @@ interface Damaged {
   path: string
   blob: string
   problem: string
+  /** Its size, when that is what is wrong. */
+  size?: number
 }
 
 /** What the snapshot of a commit holds of the wanted selection. */
@@ -178,7 +180,7 @@ async function cacheState(repo: RepoCache, commit: string, listing: RemoteFile[]
       const s = await stat(snapshotFile(repo, commit, f.path)).catch(() => undefined)
       if (!s?.isFile()) missing.push(f.path)
       // A blob only gets its name once verified, so one of another size was damaged since: not missing.
-      else if (s.size !== f.size) damaged.push({ path: f.path, blob: blobId(f), problem: `holds ${s.size} bytes, the listing says ${f.size}` })
+      else if (s.size !== f.size) damaged.push({ path: f.path, blob: blobId(f), problem: `holds ${s.size} bytes, the listing says ${f.size}`, size: s.size })
     }
     if (wanted.length === 0) missing.push(...(options.include ?? ['(default file set)']))
     return { wanted, missing, damaged }
@@ -439,7 +441,7 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
     })
   }
   // Online, a blob of the wrong size is downloaded again (downloadBlob replaces it): said, not hidden.
-  const warnings = damaged.map((d) => `${d.path}: the cached blob ${d.problem.replace(/^holds/, 'held')}; it was downloaded again`)
+  const warnings = damaged.map((d) => `${d.path}: the cached blob held ${d.size} bytes, the listing says ${byPath.get(d.path)!.size}; it was downloaded again`)
   return finish(repo, revision, { ...base, commit, snapshot, files: fetched, bytesDownloaded, bytesResumed, requests: http.requests, fromCache: false }, warnings, options)
 }
 
