@@ -7,9 +7,9 @@ export default class Export extends BaseCommand {
   static summary = 'Export a Hugging Face model (directory or cached repo id) to ONNX, checked by a run in onnxruntime'
   static description = `Writes model.onnx (plus external data over 2 GB), config.json and the tokenizer files to --out.
 
---exporter auto uses the repository's own ONNX when it ships one for the task, else the native TypeScript exporter (bert, roberta, xlm-roberta, distilbert: feature-extraction, text-classification, sentence-embedding), else optimum-cli. The task defaults from config.json's architectures (sentence-embedding for sentence-transformers repositories).
+--exporter auto uses the repository's own ONNX when it ships one for the task, else the native TypeScript exporter (bert, roberta, xlm-roberta, distilbert: feature-extraction, text-classification, sentence-embedding), else optimum-cli. The task defaults from config.json's architectures (sentence-embedding for sentence-transformers repositories); an explicit --task must find its outputs (e.g. logits [batch_size, sequence_length, vocab_size] for fill-mask) in whatever model the exporter wrote, else exit 2 with nothing written.
 
-Every export ends with a smoke run in onnxruntime-node; nothing is written to --out unless it passes. Exit codes: 2 usage or unsupported model, 3 optimum-cli missing or failed, 4 the smoke run failed, 5 --out already holds an export, 6 model or revision not found. See docs/export.md.`
+Every export ends with a smoke run in onnxruntime-node; nothing is written to --out unless it passes. Exit codes: 2 usage or unsupported model, 3 optimum-cli missing or failed, 4 the smoke run failed, 5 --out already holds an export or another export is writing to it, 6 model or revision not found. See docs/export.md.`
   static examples = [
     '<%= config.bin %> export ./bert-base-uncased --out ./exported',
     '<%= config.bin %> export sentence-transformers/all-MiniLM-L6-v2 --revision main --out ./minilm --exporter native',
@@ -19,7 +19,7 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
     model: Args.string({ description: 'model directory, cache snapshot, or repo id ([org/]name) in the Hugging Face cache', required: true }),
   }
   static flags = {
-    out: Flags.string({ description: 'directory that receives model.onnx, config.json and tokenizer files', required: true, helpValue: '<dir>' }),
+    out: Flags.string({ description: 'directory that receives model.onnx, config.json and tokenizer files (created when missing; locked while the export writes)', required: true, helpValue: '<dir>' }),
     exporter: Flags.string({ description: 'how to produce the ONNX model', options: [...EXPORTERS], default: 'auto' }),
     task: Flags.string({ description: 'feature-extraction, text-classification, sentence-embedding (native), or any Optimum task [default: from config.json]' }),
     opset: Flags.integer({ description: 'ONNX opset (native: 17 to 21) [default: 17]' }),
@@ -31,7 +31,7 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
 
   async run(): Promise<ExportResult> {
     const { args, flags } = await this.parse(Export)
-    const result = await this.withProgress((progress) => exportModel({
+    const result = this.withWarnings(await this.withProgress((progress) => exportModel({
       model: args.model,
       out: flags.out,
       exporter: flags.exporter as Exporter,
@@ -42,7 +42,7 @@ Every export ends with a smoke run in onnxruntime-node; nothing is written to --
       cacheDir: flags['cache-dir'],
       force: flags.force,
       progress,
-    }))
+    })))
     const shape = (s: (number | string)[]): string => `[${s.join(', ')}]`
     this.say(`Exported ${result.source.repo ?? result.source.dir} with the ${result.exporter} exporter (task ${result.task}, opset ${result.opset})`)
     this.say(`  inputs:  ${result.inputs.map((i) => `${i.name} ${i.dtype} ${shape(i.shape)}`).join(', ')}`)

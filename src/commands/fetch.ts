@@ -8,13 +8,15 @@ export default class Fetch extends BaseCommand {
   static description = [
     'Resolves the revision from the cache first: when every wanted file is already there, no request is made. Otherwise resolves the revision to a commit once, lists its files, downloads what is missing (resumed with HTTP Range after an interruption), verifies size and hash (sha256 for LFS files, git blob sha1 for the others) and only then links the snapshot and writes refs/ and trees/.',
     "The cache is the Hugging Face layout, shared with Python's huggingface_hub. A local directory is used as is.",
-    'Exit codes: 2 invalid repo id, revision, token, HF_ENDPOINT or flags, 3 network or Hub failure, 4 integrity failure, 5 a blob locked by another fetch for too long, 6 not cached while offline or not found on the Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.',
+    'From the cache, an LFS file\'s sha256 is the one its listing gives (sha256From "listing"); --verify re-hashes every file of the result and exits 4 naming any that no longer matches. A cached file of the wrong size, or a ref that holds no commit, is reported as damaged (exit 4), not as missing.',
+    'Exit codes: 2 invalid repo id, revision, token, HF_ENDPOINT or flags, or a cache directory that is a file, 3 network or Hub failure, 4 integrity failure (a download, a damaged cache file or ref), 5 a blob locked by another fetch for too long, 6 not cached while offline or not found on the Hub, 7 refused by policy (MODELFORGE_CONFIG). See docs/fetch.md.',
   ].join('\n\n')
   static examples = [
     '<%= config.bin %> fetch sentence-transformers/all-MiniLM-L6-v2',
     '<%= config.bin %> fetch google-bert/bert-base-uncased --revision main --include "*.json" --include "*.safetensors" --json',
     '<%= config.bin %> fetch Xenova/bert-base-uncased --include "onnx/model.onnx" --include "*.json" --exclude "onnx/*_fp16.onnx"',
     'HF_HUB_OFFLINE=1 <%= config.bin %> fetch org/name --revision v1.0 --cache-dir /models/hf',
+    'HF_HUB_OFFLINE=1 <%= config.bin %> fetch org/name --verify',
   ]
   static args = {
     model: Args.string({ description: 'repo id (org/name) on the Hub, or a local model directory', required: true }),
@@ -31,11 +33,12 @@ export default class Fetch extends BaseCommand {
     'cache-dir': Flags.string({ description: 'Hugging Face cache [default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]', helpValue: '<dir>' }),
     token: Flags.string({ description: 'Hub access token [default: $HF_TOKEN]; never printed', helpValue: '<token>' }),
     yes: Flags.boolean({ description: 'approve the download when the policy (download.requireApproval) asks for it', default: false }),
+    verify: Flags.boolean({ description: 're-hash every file of the result from the cache (sha256, git blob sha1) and exit 4 naming any that no longer matches', default: false }),
   }
 
   async run(): Promise<FetchResult> {
     const { args, flags } = await this.parse(Fetch)
-    const result = await this.withProgress((progress) => fetchModel(args.model, {
+    const result = this.withWarnings(await this.withProgress((progress) => fetchModel(args.model, {
       revision: flags.revision,
       include: flags.include,
       exclude: flags.exclude,
@@ -44,8 +47,9 @@ export default class Fetch extends BaseCommand {
       cacheDir: flags['cache-dir'],
       token: flags.token,
       approved: flags.yes,
+      verify: flags.verify,
       progress,
-    }))
+    })))
     if (result.source === 'local') {
       this.say(`Local model directory ${result.snapshot}: ${result.files.length} files, nothing fetched`)
       return result
@@ -56,6 +60,7 @@ export default class Fetch extends BaseCommand {
     this.say(`${result.repo}@${result.revision} -> ${result.commit} (${how})`)
     this.say(`snapshot: ${result.snapshot}`)
     for (const f of result.files) this.say(`  ${f.path}  ${formatBytes(f.size)}  ${f.hashAlgorithm === 'sha256' ? 'sha256' : 'sha1'}:${f.blob}${f.fromCache ? '' : '  (new)'}`)
+    if (result.verified) this.say(`${result.files.length} files re-hashed from the cache: every one matches its ${result.files.some((f) => f.hashAlgorithm === 'git-sha1') ? 'sha256 or git blob sha1' : 'sha256'}`)
     return result
   }
 }

@@ -8,6 +8,7 @@ import { type Progress, type StepReporter } from '../lib/progress.js'
 import { type HfConfig } from './model-config.js'
 import { type SentenceTransformersConfig } from './sentence-transformers.js'
 import { type SmokeHints } from './smoke.js'
+import { type DeclaredOutput } from './task-outputs.js'
 
 export const EXPORTERS = ['auto', 'repo', 'native', 'optimum'] as const
 export type Exporter = (typeof EXPORTERS)[number]
@@ -59,6 +60,12 @@ export interface ExporterOutput {
   weightBytes?: number
   /** What the smoke run needs to make valid inputs and which outputs it should see. */
   smoke: SmokeHints
+  /** The outputs of the model written, as it declares them; held to the task after produce (task-outputs.ts). */
+  outputs: DeclaredOutput[]
+  /** The shipped file copied (repo exporter): outputs it lacks are that file's, not an export's. */
+  shipped?: string
+  /** What the caller should know that does not stop the export (e.g. checkpoint weights the graph does not use). */
+  warnings?: string[]
 }
 
 /**

@@ -3,7 +3,8 @@
  * config.json and tokenizer files, through one of three exporters (exporters/), ending with a smoke run in
  * onnxruntime. The steps: check the options, resolve the model, choose the exporter, let it produce the
  * model in a staging directory inside --out, smoke-run it, and only then move it into place, so a failed
- * export leaves --out as it was.
+ * export leaves --out as it was. From the first write to --out to the end of the move, the export holds the
+ * lock of --out, so of two exports into one --out only one commits (the other exits 5).
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -14,8 +15,10 @@ import { chooseExporter, readModelContext } from './choose.js'
 import { EXPORTERS, type ExporterName, type ExportOptions } from './exporter.js'
 import { NATIVE_OPSETS } from './native-graph.js'
 import { smokeRun } from './smoke.js'
+import { checkTaskOutputs } from './task-outputs.js'
 import { resolveModelSource, type ModelSource } from './source.js'
-import { commitStaging, discardStaging, openStaging, stageSideFiles, type ExportedFile } from './staging.js'
+import { type FileLock } from '../lib/lock.js'
+import { checkOutDirectory, commitStaging, discardStaging, lockOut, openStaging, stageSideFiles, type ExportedFile } from './staging.js'
 
 export { EXPORTERS, type Exporter, type ExportOptions } from './exporter.js'
 export { type ExportedFile } from './staging.js'
@@ -36,27 +39,33 @@ export interface ExportResult {
   weightBytes?: number
   smoke: { batch: number; sequence: number; outputs: Record<string, number[]> }
   durationMs: number
+  /** What did not stop the export but should be known: unused checkpoint weights, unchecked task outputs. */
+  warnings?: string[]
 }
 
-function checkOptions(options: ExportOptions, out: string): void {
+function outputExists(out: string): ConflictError {
+  return new ConflictError(`${join(out, 'model.onnx')} already exists`, {
+    code: 'OUTPUT_EXISTS',
+    hint: 'Choose another --out directory, or pass --force to replace the export there.',
+  })
+}
+
+async function checkOptions(options: ExportOptions, out: string): Promise<void> {
   if (options.exporter && !(EXPORTERS as readonly string[]).includes(options.exporter)) {
     throw new UsageError(`--exporter ${options.exporter} is not one of ${EXPORTERS.join(', ')}`, { code: 'INVALID_EXPORTER', hint: 'Pick auto, repo, native or optimum.' })
   }
   if (options.opset !== undefined && (!Number.isInteger(options.opset) || options.opset < 7)) {
     throw new UsageError(`--opset ${options.opset} is not a valid opset`, { code: 'UNSUPPORTED_OPSET', hint: `The native exporter writes opsets ${NATIVE_OPSETS.min} to ${NATIVE_OPSETS.max}.` })
   }
-  if (existsSync(join(out, 'model.onnx')) && !options.force) {
-    throw new ConflictError(`${join(out, 'model.onnx')} already exists`, {
-      code: 'OUTPUT_EXISTS',
-      hint: 'Choose another --out directory, or pass --force to replace the export there.',
-    })
-  }
+  await checkOutDirectory(out)
+  // A first look, to fail before any work; the look that counts is taken again under the lock of --out.
+  if (existsSync(join(out, 'model.onnx')) && !options.force) throw outputExists(out)
 }
 
 export async function exportModel(options: ExportOptions): Promise<ExportResult> {
   const started = performance.now()
   const out = resolve(options.out)
-  checkOptions(options, out)
+  await checkOptions(options, out)
   const outExisted = existsSync(out)
   const progress = options.progress
   planSteps(progress, [
@@ -67,6 +76,8 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     { id: 'write', title: `Writing ${out}` },
   ])
   let staging: string | undefined
+  let lock: FileLock | undefined
+  const warnings: string[] = []
   try {
     const source = await runStep(progress, 'resolve', async () => {
       const s = await resolveModelSource(options.model, { revision: options.revision, cacheDir: options.cacheDir })
@@ -80,8 +91,13 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       return { model: m, choice: await chooseExporter(m) }
     }, { title: ({ model: m, choice: c }) => `Exporter ${c.exporter.name}${c.reason ? ` (${c.reason})` : ''}, task ${m.task}` })
     const produced = await runStep(progress, 'export', async (step) => {
+      // Nothing is written to --out before this point (the model is resolved and read first).
+      lock = lockOut(out)
+      if (existsSync(join(out, 'model.onnx')) && !options.force) throw outputExists(out)
       staging = await openStaging(out)
       const output = await choice.exporter.produce({ ...model, staging }, step)
+      warnings.push(...(output.warnings ?? []))
+      warnings.push(...checkTaskOutputs(model.task, options.task !== undefined, { ...output, exporter: choice.exporter.name }))
       await stageSideFiles(model, staging)
       return output
     })
@@ -89,6 +105,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       title: (r) => `Smoke run in onnxruntime: ${Object.entries(r.ran).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`,
     })
     const files = await runStep(progress, 'write', () => commitStaging(staging!, out, options.force))
+    lock!.release()
     return {
       source,
       out,
@@ -104,9 +121,10 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       weightBytes: produced.weightBytes,
       smoke: { batch: smoke.batch, sequence: smoke.sequence, outputs: smoke.ran },
       durationMs: Math.round(performance.now() - started),
+      ...(warnings.length > 0 ? { warnings } : {}),
     }
   } catch (err) {
-    await discardStaging(staging, out, outExisted)
+    await discardStaging(staging, out, outExisted, lock)
     throw err
   }
 }

@@ -26,6 +26,8 @@ export interface NativeGraph {
   opset: number
   inputs: string[]
   outputs: { name: string; dims: (number | string)[] }[]
+  /** Checkpoint tensors the graph does not read and config.json does not account for, sorted. */
+  unused: string[]
 }
 
 export interface NativeOptions {
@@ -163,6 +165,17 @@ function basePrefix(w: LazyWeights, c: EncoderConfig): string {
   })
 }
 
+/** Saved by older transformers with the weights and skipped on load (non-persistent buffers): not weights. */
+const BUFFER_RE = /(^|\.)embeddings\.(position_ids|token_type_ids)$/
+
+/**
+ * What the checkpoint holds beyond the graph: transformers' "weights of the model checkpoint were not
+ * used". The pooler belongs to the base model config.json describes, used or not by the task's outputs.
+ */
+function unusedWeights(checkpoint: SafetensorsCheckpoint, w: LazyWeights, prefix: string): string[] {
+  return [...checkpoint.tensors.keys()].filter((n) => !w.used.has(n) && !BUFFER_RE.test(n) && !n.startsWith(`${prefix}pooler.`)).sort()
+}
+
 function numLabels(config: HfConfig): number | undefined {
   if (config.id2label && typeof config.id2label === 'object') return Object.keys(config.id2label).length
   if (typeof config.num_labels === 'number') return config.num_labels
@@ -290,5 +303,5 @@ export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckp
     producerName: 'modelforge',
     docString: `modelforge native export of ${c.modelType} (${options.task})`,
   })
-  return { model, initializers: w.initializers, encoder: c, opset, inputs, outputs }
+  return { model, initializers: w.initializers, encoder: c, opset, inputs, outputs, unused: unusedWeights(checkpoint, w, p) }
 }

@@ -3,10 +3,12 @@
  * file system) that the exporter writes into, with the tokenizer and pipeline files next to the model. Its
  * files move into --out only after the smoke run passed; a failed export leaves --out as it was.
  */
-import { cp, mkdtemp, rename, rm, rmdir } from 'node:fs/promises'
+import { cp, mkdtemp, rename, rm, rmdir, stat } from 'node:fs/promises'
 import { listFiles as listTree } from '../lib/tree.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { ConflictError, errnoCode, osFailure, UsageError } from '../lib/errors.js'
+import { tryLock, type FileLock } from '../lib/lock.js'
 import { externalDataFiles } from '../onnx/external-data.js'
 import { readModel } from '../onnx/proto.js'
 import { type ModelContext } from './exporter.js'
@@ -24,6 +26,50 @@ const SIDE_FILES = [
   'tokenizer.model', 'modules.json', 'sentence_bert_config.json', 'config_sentence_transformers.json',
   '1_Pooling/config.json',
 ]
+
+/** --out must be a directory or not exist yet (export creates it); checked before any work. */
+export async function checkOutDirectory(out: string): Promise<void> {
+  let reason: string | undefined
+  try {
+    if (!(await stat(out)).isDirectory()) reason = 'it is a file'
+  } catch (err) {
+    const code = errnoCode(err)
+    if (code === 'ENOENT') return
+    if (code !== 'ENOTDIR') throw osFailure(err, 'looking at --out', out)
+    reason = 'a part of the path is a file'
+  }
+  if (reason) {
+    throw new UsageError(`--out ${out} is not a directory: ${reason}`, {
+      code: 'OUT_NOT_DIRECTORY',
+      hint: 'Point --out at a directory (export creates it when it does not exist), or move the file out of the way.',
+      details: { out },
+    })
+  }
+}
+
+export const OUT_LOCK = '.modelforge-export.lock'
+
+/**
+ * The lock of --out (lib/lock.ts), held from the last look at --out to the end of the commit: two exports
+ * into one --out cannot both find it free and then both move their files in. Never waits: the second
+ * export fails (exit 5). A lock left by a process that died is taken over.
+ */
+export function lockOut(out: string): FileLock {
+  const path = join(out, OUT_LOCK)
+  let attempt
+  try {
+    attempt = tryLock(path, { record: { op: 'export' } })
+  } catch (err) {
+    throw osFailure(err, 'locking --out', path)
+  }
+  if (attempt.lock) return attempt.lock
+  const holder = attempt.holder
+  throw new ConflictError(`Another export is writing to ${out}${holder ? ` (pid ${holder.pid} on ${holder.host})` : ''}${attempt.contended ? ': other exports keep taking its lock' : ''}`, {
+    code: 'OUT_LOCKED',
+    hint: 'Wait for it to finish, or export into another --out. A lock whose process has died is taken over by the next export.',
+    details: { out, lock: path, holder: holder ?? undefined },
+  })
+}
 
 export async function openStaging(out: string): Promise<string> {
   await ensureDir(out)
@@ -81,8 +127,12 @@ export async function commitStaging(staging: string, out: string, force = false)
   return staged
 }
 
-/** After a failure: no trace of the export, and an --out it created goes too (rmdir: only when still empty). */
-export async function discardStaging(staging: string | undefined, out: string, outExisted: boolean): Promise<void> {
+/**
+ * After a failure: no trace of the export, and an --out it created goes too (rmdir: only when still empty,
+ * so after the lock is released).
+ */
+export async function discardStaging(staging: string | undefined, out: string, outExisted: boolean, lock?: FileLock): Promise<void> {
   if (staging) await rm(staging, { recursive: true, force: true })
+  lock?.release()
   if (!outExisted) await rmdir(out).catch(() => undefined)
 }

@@ -13,6 +13,8 @@ const same = (a: number[], b: number[]): boolean => a.length === b.length && a.e
 export class LazyWeights {
   readonly initializers: LazyInitializer[] = []
   private readonly names = new Set<string>()
+  /** Checkpoint tensors the graph reads, so that the ones it leaves can be named. */
+  readonly used = new Set<string>()
 
   constructor(
     readonly checkpoint: SafetensorsCheckpoint,
@@ -27,6 +29,7 @@ export class LazyWeights {
   /** Fails with a clear message when the checkpoint's shape is not `expected`. */
   check(name: string, expected: number[]): void {
     const info = this.checkpoint.info(name)
+    this.used.add(name)
     if (!same(info.shape, expected)) {
       throw new IntegrityError(
         `Weight ${name} has shape [${info.shape.join(', ')}] but config.json (${this.configSummary}) implies [${expected.join(', ')}]`,

@@ -14,7 +14,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 import { hubCacheDir } from '../lib/env.js'
-import { errnoCode, NotFoundError, UsageError } from '../lib/errors.js'
+import { errnoCode, IntegrityError, NotFoundError, osFailure, UsageError } from '../lib/errors.js'
 import { writeFileAtomic } from '../lib/fs.js'
 import { parseRepoId } from './repo-id.js'
 
@@ -96,16 +96,29 @@ export function blobLinkTarget(path: string, blobId: string): string {
   return [...Array<string>(depth).fill('..'), 'blobs', blobId].join('/')
 }
 
+/**
+ * The commit refs/<revision> holds; undefined when there is no such ref. A ref that holds anything but a
+ * commit is damaged (exit 4), not absent: taken as absent, it would send an offline run to "not cached" and
+ * an online one past the ref the user may rely on.
+ */
 export async function readRef(repo: RepoCache, revision: string): Promise<string | undefined> {
   validateRevision(revision)
+  const file = join(repo.refsDir, ...revision.split('/'))
+  let text: string
   try {
-    const text = (await readFile(join(repo.refsDir, ...revision.split('/')), 'utf8')).trim()
-    return COMMIT_RE.test(text) ? text : undefined
+    text = (await readFile(file, 'utf8')).trim()
   } catch (err) {
     const code = errnoCode(err)
+    // A directory: refs of branches named <revision>/..., not this one.
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined
-    throw err
+    throw osFailure(err, `reading refs/${revision}`, file)
   }
+  if (COMMIT_RE.test(text)) return text
+  throw new IntegrityError(`${file} holds ${JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text)}, not a 40-hex commit`, {
+    code: 'REF_INVALID',
+    hint: `Rerun with --refresh to ask the Hub which commit ${revision} is (modelforge fetch ${repo.repoId} --revision ${revision} --refresh); that rewrites the ref.`,
+    details: { ref: file, repo: repo.repoId, revision },
+  })
 }
 
 export async function writeRef(repo: RepoCache, revision: string, commit: string): Promise<void> {
@@ -173,6 +186,28 @@ export async function writeTree(repo: RepoCache, commit: string, tree: TreeCache
   await writeFileAtomic(join(repo.treesDir, `${commit}.json`), JSON.stringify(tree))
 }
 
+/**
+ * The cache must be a directory or not exist yet (fetch creates it): a file there is a usage error, found
+ * before any request rather than after a download, when the first blob cannot be written.
+ */
+export async function checkCacheDir(cacheDir: string, origin?: string): Promise<void> {
+  let reason: string
+  try {
+    if ((await stat(cacheDir)).isDirectory()) return
+    reason = 'it is a file'
+  } catch (err) {
+    const code = errnoCode(err)
+    if (code === 'ENOENT') return
+    if (code !== 'ENOTDIR') throw osFailure(err, 'looking at the Hugging Face cache', cacheDir)
+    reason = 'a part of the path is a file'
+  }
+  throw new UsageError(`The Hugging Face cache ${cacheDir}${origin ? ` (${origin})` : ''} is not a directory: ${reason}`, {
+    code: 'CACHE_NOT_DIRECTORY',
+    hint: 'Point --cache-dir (or HF_HUB_CACHE, HF_HOME) at a directory, or move the file out of the way.',
+    details: { cacheDir },
+  })
+}
+
 export async function isDirectory(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isDirectory()
@@ -224,6 +259,7 @@ export async function resolveCachedSnapshot(repoId: string, options: ResolveCach
   const revision = options.revision ?? 'main'
   const cacheDir = options.cacheDir ?? hubCacheDir()
   validateRevision(revision)
+  await checkCacheDir(cacheDir)
   const repo = repoCache(cacheDir, repoId)
   const commit = await resolveCachedCommit(repo, revision)
   const hint = `Run \`modelforge fetch ${repoId} --revision ${revision}\` while online first (cache: ${cacheDir}).`

@@ -9,10 +9,10 @@
  *     each missing blob downloaded, verified and renamed into blobs/ under its lock, the snapshot linked,
  *     and only then trees/<commit>.json and refs/<revision>; then the audit log.
  */
-import { readlink, stat } from 'node:fs/promises'
+import { readlink, realpath, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
-import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, type ModelforgeConfig } from '../lib/env.js'
-import { NotFoundError, UsageError } from '../lib/errors.js'
+import { checkConfig, hubCacheDir, hubCacheDirOrigin, hubEndpoint, hubOffline, hubToken, loadConfig, type ModelforgeConfig } from '../lib/env.js'
+import { errnoCode, IntegrityError, NotFoundError, osFailure, UsageError } from '../lib/errors.js'
 import { sha256File } from '../lib/hash.js'
 import { formatBytes, planSteps, runStep, type Progress } from '../lib/progress.js'
 import { listFiles, type TreeEntry } from '../lib/tree.js'
@@ -20,6 +20,7 @@ import { blobId, listRepoFiles, resolveRevision, type RemoteFile } from './api.j
 import { appendAudit } from './audit.js'
 import {
   COMMIT_PREFIX_RE,
+  checkCacheDir,
   COMMIT_RE,
   isDirectory,
   readTree,
@@ -36,6 +37,7 @@ import {
 } from './cache.js'
 import { downloadBlobInThread } from './blob-thread.js'
 import { downloadBlob } from './download.js'
+import { createHasher } from './hasher.js'
 import { CancelledError, HubHttp, redact, type RetryOptions } from './http.js'
 import { acquireLock } from './lock.js'
 import { checkApproval, checkSourceAllowed } from './policy.js'
@@ -61,7 +63,9 @@ export interface FetchOptions {
   token?: string
   /** --yes: approves the download when the policy requires approval. */
   approved?: boolean
-  /** Default: loadConfig() (MODELFORGE_CONFIG). */
+  /** --verify: re-hash every file of the result from the cache; a mismatch is exit 4 (CACHE_CORRUPT). */
+  verify?: boolean
+  /** Default: loadConfig() (MODELFORGE_CONFIG); either way checked by its keys (CONFIG_INVALID, exit 4). */
   config?: ModelforgeConfig
   /** Where the download reports progress (one step, a sub-step per file); silent when absent. */
   progress?: Progress
@@ -87,6 +91,12 @@ export interface FetchedFile {
   blob: string
   hashAlgorithm: 'sha256' | 'git-sha1'
   sha256?: string
+  /**
+   * Where sha256 comes from: 'content' when this run hashed the bytes (downloaded, a non-LFS file, or
+   * --verify), 'listing' for an LFS file found in the cache, whose sha256 is its listed id (blob name) and is
+   * not recomputed on every run.
+   */
+  sha256From: 'content' | 'listing'
   /** Already in the cache before this fetch. */
   fromCache: boolean
 }
@@ -107,6 +117,10 @@ export interface FetchResult {
   requests: number
   /** True when the cache satisfied the request without any network access. */
   fromCache: boolean
+  /** Present (true) when --verify re-hashed every file of the result and each matched its id. */
+  verified?: true
+  /** What did not stop the fetch but should be known (a damaged blob downloaded again, a file --verify could not check). */
+  warnings?: string[]
 }
 
 const BLOB_RE = /^([0-9a-f]{40}|[0-9a-f]{64})$/
@@ -142,6 +156,17 @@ interface CacheState {
   /** Files wanted from the cache (known when a listing exists, else what the snapshot holds). */
   wanted: RemoteFile[]
   missing: string[]
+  /** Files that are there but not as listed (of another size). */
+  damaged: Damaged[]
+}
+
+/** A cached file that is not what its listing says. */
+interface Damaged {
+  path: string
+  blob: string
+  problem: string
+  /** Its size, when that is what is wrong. */
+  size?: number
 }
 
 /** What the snapshot of a commit holds of the wanted selection. */
@@ -150,16 +175,19 @@ async function cacheState(repo: RepoCache, commit: string, listing: RemoteFile[]
     const byPath = new Map(listing.map((f) => [f.path, f]))
     const wanted = selectPaths([...byPath.keys()], options).map((p) => byPath.get(p)!)
     const missing: string[] = []
+    const damaged: Damaged[] = []
     for (const f of wanted) {
       const s = await stat(snapshotFile(repo, commit, f.path)).catch(() => undefined)
-      if (!s?.isFile() || s.size !== f.size) missing.push(f.path)
+      if (!s?.isFile()) missing.push(f.path)
+      // A blob only gets its name once verified, so one of another size was damaged since: not missing.
+      else if (s.size !== f.size) damaged.push({ path: f.path, blob: blobId(f), problem: `holds ${s.size} bytes, the listing says ${f.size}`, size: s.size })
     }
     if (wanted.length === 0) missing.push(...(options.include ?? ['(default file set)']))
-    return { wanted, missing }
+    return { wanted, missing, damaged }
   }
   // No listing (a cache written by an older huggingface_hub or another tool): judge by what the snapshot holds.
   const dir = snapshotDir(repo, commit)
-  if (!(await isDirectory(dir))) return { wanted: [], missing: ['snapshot'] }
+  if (!(await isDirectory(dir))) return { wanted: [], missing: ['snapshot'], damaged: [] }
   const present = (await walk(dir)).map((e) => e.rel)
   const wanted: RemoteFile[] = []
   for (const path of selectPaths(present, options)) {
@@ -170,7 +198,7 @@ async function cacheState(repo: RepoCache, commit: string, listing: RemoteFile[]
   }
   const missing = (options.include ?? []).filter((p) => isLiteral(p) && !present.includes(p))
   if (wanted.length === 0) missing.push(...(options.include ?? ['(default file set)']))
-  return { wanted, missing }
+  return { wanted, missing, damaged: [] }
 }
 
 async function describeCached(repo: RepoCache, commit: string, files: RemoteFile[]): Promise<FetchedFile[]> {
@@ -184,10 +212,74 @@ async function describeCached(repo: RepoCache, commit: string, files: RemoteFile
       blob: id,
       hashAlgorithm: lfs ? 'sha256' : 'git-sha1',
       sha256: lfs ? f.lfsSha256 : await sha256Of(snapshotFile(repo, commit, f.path)),
+      sha256From: lfs ? 'listing' : 'content',
       fromCache: true,
     })
   }
   return out
+}
+
+function cacheCorrupt(repo: RepoCache, revision: string, commit: string, damaged: Damaged[]): IntegrityError {
+  const blobs = [...new Set(damaged.filter((d) => d.blob).map((d) => join(repo.blobsDir, d.blob)))]
+  const files = damaged.length === 1 ? 'cached file' : 'cached files'
+  return new IntegrityError(`${damaged.length} ${files} of ${repo.repoId}@${revision} no longer match: ${damaged.map((d) => `${d.path} (${d.problem})`).join('; ')}`, {
+    code: 'CACHE_CORRUPT',
+    hint: `${blobs.length > 0 ? `Remove ${blobs.join(' ')} and run` : 'Run'} \`modelforge fetch ${repo.repoId} --revision ${revision}\` with network access to download ${damaged.length === 1 ? 'it' : 'them'} again.`,
+    details: { repo: repo.repoId, revision, commit, files: damaged },
+  })
+}
+
+/**
+ * --verify: every file of the result hashed again from the cache (through the snapshot's links) with the
+ * algorithm of its id; the files with sha256From 'content', or the damaged ones.
+ */
+async function verifyFiles(repo: RepoCache, commit: string, files: FetchedFile[], options: FetchOptions): Promise<{ files: FetchedFile[]; damaged: Damaged[]; warnings: string[] }> {
+  const out: FetchedFile[] = []
+  const damaged: Damaged[] = []
+  const warnings: string[] = []
+  for (const f of files) {
+    const link = snapshotFile(repo, commit, f.path)
+    let path: string
+    try {
+      path = await realpath(link)
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw osFailure(err, `verifying ${f.path}`, link)
+      damaged.push({ path: f.path, blob: f.blob, problem: 'its blob is missing' })
+      continue
+    }
+    const size = (await stat(path)).size
+    if (size !== f.size) {
+      damaged.push({ path: f.path, blob: f.blob, problem: `holds ${size} bytes, the listing says ${f.size}` })
+      continue
+    }
+    const hasher = createHasher(path, f.hashAlgorithm, size, options.hashWorkerMinBytes)
+    let digests
+    try {
+      await hasher.prefix(size)
+      digests = await hasher.finish()
+    } finally {
+      await hasher.dispose()
+    }
+    if (!f.blob) {
+      warnings.push(`${f.path}: the cache records no blob id for it (its snapshot file is no link into blobs/), so its sha256 was computed but not checked`)
+    } else if (digests.digest !== f.blob) {
+      damaged.push({ path: f.path, blob: f.blob, problem: `its ${f.hashAlgorithm === 'sha256' ? 'sha256' : 'git blob sha1'} is ${digests.digest}, not ${f.blob}` })
+      continue
+    }
+    out.push({ ...f, sha256: digests.sha256, sha256From: 'content' })
+  }
+  return { files: out, damaged, warnings }
+}
+
+/** The result with --verify applied (exit 4 when anything no longer matches) and the warnings, if any. */
+async function finish(repo: RepoCache, revision: string, result: FetchResult, warnings: string[], options: FetchOptions): Promise<FetchResult> {
+  if (options.verify) {
+    const checked = await verifyFiles(repo, result.commit!, result.files, options)
+    if (checked.damaged.length > 0) throw cacheCorrupt(repo, revision, result.commit!, checked.damaged)
+    result = { ...result, files: checked.files, verified: true }
+    warnings.push(...checked.warnings)
+  }
+  return warnings.length > 0 ? { ...result, warnings } : result
 }
 
 /** A local model directory: nothing is fetched; the files are listed with their sha256. */
@@ -196,7 +288,7 @@ async function localSource(dir: string): Promise<FetchResult> {
   const files: FetchedFile[] = []
   for (const e of await walk(root)) {
     const sha256 = await sha256Of(e.abs)
-    files.push({ path: e.rel, size: e.size, blob: sha256, hashAlgorithm: 'sha256', sha256, fromCache: true })
+    files.push({ path: e.rel, size: e.size, blob: sha256, hashAlgorithm: 'sha256', sha256, sha256From: 'content', fromCache: true })
   }
   return { source: 'local', repo: root, snapshot: root, files, bytesDownloaded: 0, bytesResumed: 0, requests: 0, fromCache: true }
 }
@@ -255,10 +347,13 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
       hint: 'Drop --refresh, or unset HF_HUB_OFFLINE.',
     })
   }
-  const config = options.config ?? loadConfig()
-  checkSourceAllowed(repoId, config, process.env.MODELFORGE_CONFIG)
+  // Every key the policy reads is checked by its name first, from the file or from a library caller.
+  const configFile = options.config === undefined ? process.env.MODELFORGE_CONFIG : undefined
+  const config = options.config === undefined ? loadConfig() : checkConfig(options.config, 'the config option of fetchModel')
+  checkSourceAllowed(repoId, config, configFile)
 
   const cacheDir = options.cacheDir ? resolve(options.cacheDir) : hubCacheDir()
+  await checkCacheDir(cacheDir, hubCacheDirOrigin(options.cacheDir))
   const endpoint = checkEndpoint((options.endpoint ?? hubEndpoint()).replace(/\/+$/, ''))
   const repo = repoCache(cacheDir, repoId)
   const base = { source: 'hub' as const, repo: repoId, revision, cacheDir, endpoint }
@@ -267,15 +362,16 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
   let commit = options.refresh ? undefined : await resolveCachedCommit(repo, revision)
   let listing: RemoteFile[] | undefined
   let missing: string[] = [`refs/${revision}`]
+  let damaged: Damaged[] = []
   if (commit) {
     const tree = await readTree(repo, commit)
     listing = tree ? listingFromTree(tree) : undefined
     // Without trees/<commit>.json (a snapshot written by hf_hub_download, e.g. AutoConfig.from_pretrained,
     // holds config.json alone) only the Hub's listing tells whether the snapshot is complete: online, ask for
     // it; offline, accept what the snapshot holds, as huggingface_hub's snapshot_download does.
-    const state = listing || offline ? await cacheState(repo, commit, listing, options) : { wanted: [], missing: [`trees/${commit}.json`] }
-    if (state.missing.length === 0) {
-      return {
+    const state = listing || offline ? await cacheState(repo, commit, listing, options) : { wanted: [], missing: [`trees/${commit}.json`], damaged: [] }
+    if (state.missing.length === 0 && state.damaged.length === 0) {
+      return finish(repo, revision, {
         ...base,
         commit,
         snapshot: snapshotDir(repo, commit),
@@ -284,12 +380,14 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
         bytesResumed: 0,
         requests: 0,
         fromCache: true,
-      }
+      }, [], options)
     }
     missing = state.missing
+    damaged = state.damaged
   }
 
-  // 3. Offline and not satisfied.
+  // 3. Offline and not satisfied: a damaged file is said as such, before what is missing.
+  if (offline && damaged.length > 0) throw cacheCorrupt(repo, revision, commit!, damaged)
   if (offline) {
     const what = commit ? `files missing from snapshot ${commit}: ${missing.join(', ')}` : `no cached commit for revision "${revision}" (refs/${revision} is absent)`
     throw new NotFoundError(`${repoId}@${revision} is not fully in the cache and the Hub may not be contacted (offline): ${what}`, {
@@ -342,7 +440,9 @@ export async function fetchModel(source: string, options: FetchOptions = {}): Pr
       files: fetched.map((f) => ({ path: f.path, size: f.size, blob: f.blob, sha256: f.sha256, downloaded: !f.fromCache })),
     })
   }
-  return { ...base, commit, snapshot, files: fetched, bytesDownloaded, bytesResumed, requests: http.requests, fromCache: false }
+  // Online, a blob of the wrong size is downloaded again (downloadBlob replaces it): said, not hidden.
+  const warnings = damaged.map((d) => `${d.path}: the cached blob held ${d.size} bytes, the listing says ${byPath.get(d.path)!.size}; it was downloaded again`)
+  return finish(repo, revision, { ...base, commit, snapshot, files: fetched, bytesDownloaded, bytesResumed, requests: http.requests, fromCache: false }, warnings, options)
 }
 
 interface Downloaded {
@@ -368,7 +468,11 @@ async function fetchOne(
   const present = await stat(blobPath).catch(() => undefined)
   if (present?.isFile() && present.size === f.size) {
     const sha256 = lfs ? id : await sha256Of(blobPath)
-    return { file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, fromCache: true }, downloaded: 0, resumedFrom: 0 }
+    return {
+      file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, sha256From: lfs ? 'listing' : 'content', fromCache: true },
+      downloaded: 0,
+      resumedFrom: 0,
+    }
   }
   const lock = await acquireLock(join(repo.locksDir, `${id}.lock`), { timeoutMs: options.lockTimeoutMs })
   try {
@@ -388,8 +492,10 @@ async function fetchOne(
       signal,
     })
     const sha256 = r.sha256 ?? (await sha256Of(join(repo.blobsDir, id)))
+    // A blob another process finished meanwhile is not re-hashed: an LFS one's sha256 is then its id.
+    const sha256From = r.reused && lfs ? 'listing' : 'content'
     return {
-      file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, fromCache: r.reused },
+      file: { path: f.path, size: f.size, blob: id, hashAlgorithm: lfs ? 'sha256' : 'git-sha1', sha256, sha256From, fromCache: r.reused },
       downloaded: r.downloaded,
       resumedFrom: r.resumedFrom,
     }

@@ -1,18 +1,17 @@
 /**
  * Download policy from MODELFORGE_CONFIG: download.allowedSources (globs over repo ids, e.g.
  * "sentence-transformers/*"; "*" does not cross "/") and download.requireApproval (then the caller must
- * pass --yes / approved: true). Checked before any request is made.
+ * pass --yes / approved: true). Checked before any request is made. Both functions take a config that went
+ * through checkConfig (lib/env.ts), so a wrong value is reported by its key before it is acted on.
  */
 import { minimatch } from 'minimatch'
-import { checkConfig, type ModelforgeConfig } from '../lib/env.js'
+import { type ModelforgeConfig } from '../lib/env.js'
 import { PolicyError } from '../lib/errors.js'
 
 /** Refuses a repo id that no allowedSources glob matches (absent list: everything allowed). */
 export function checkSourceAllowed(repoId: string, config: ModelforgeConfig, configFile?: string): void {
   const allowed = config.download?.allowedSources
   if (allowed === undefined) return
-  // A config given by a library caller is checked as loadConfig checks the file: by its keys.
-  checkConfig(config, configFile ? `MODELFORGE_CONFIG file ${configFile}` : undefined)
   if (allowed.some((glob) => minimatch(repoId, glob, { nocase: true }))) return
   throw new PolicyError(`Fetching ${repoId} is not allowed by policy: it matches none of download.allowedSources (${allowed.join(', ') || 'empty list'})`, {
     code: 'SOURCE_NOT_ALLOWED',

@@ -33,6 +33,15 @@ export function hubCacheDir(flag?: string, env: Env = process.env): string {
   return join(path(env.XDG_CACHE_HOME || '~/.cache'), 'huggingface', 'hub')
 }
 
+/** Where hubCacheDir took the directory from, for messages ("from HF_HUB_CACHE"). */
+export function hubCacheDirOrigin(flag?: string, env: Env = process.env): string {
+  if (flag) return 'from --cache-dir'
+  if (env.HF_HUB_CACHE) return 'from HF_HUB_CACHE'
+  if (env.HUGGINGFACE_HUB_CACHE) return 'from HUGGINGFACE_HUB_CACHE'
+  if (env.HF_HOME) return 'from HF_HOME'
+  return env.XDG_CACHE_HOME ? 'from XDG_CACHE_HOME' : 'the default'
+}
+
 /** As huggingface_hub reads it: HF_HUB_OFFLINE, else TRANSFORMERS_OFFLINE, true for 1/ON/YES/TRUE only. */
 export function hubOffline(env: Env = process.env): boolean {
   return ['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_OFFLINE || env.TRANSFORMERS_OFFLINE || '').trim().toUpperCase())

@@ -48,9 +48,11 @@ export const ERROR_CODES = {
   NO_SAFETENSORS: { exit: 2, summary: 'The model directory holds no safetensors weights (only pytorch_model.bin, or none)', hint: 'Convert the checkpoint to safetensors, or use --exporter optimum.' },
   ONNX_NOT_FILE: { exit: 2, summary: 'The ONNX path is not a file', hint: 'Give the path of a .onnx file.' },
   OPSET_MISMATCH: { exit: 2, summary: 'The repo exporter copies models as they are, and this one has another opset than --opset', hint: 'Drop --opset, or use --exporter native / optimum.' },
+  OUT_NOT_DIRECTORY: { exit: 2, summary: 'export --out is a file, or a path through one', hint: 'Point --out at a directory (export creates it when missing), or move the file out of the way.' },
   OUT_IS_SOURCE: { exit: 2, summary: '--out is the model directory itself', hint: 'Export into a separate directory.' },
   OUTPUT_UNKNOWN: { exit: 2, summary: 'An output name that the model or reference does not have', hint: 'Name one of the outputs listed in the message.' },
   REVISION_WITH_DIRECTORY: { exit: 2, summary: '--revision given with a local directory', hint: 'Drop --revision, or give the repo id.' },
+  CACHE_NOT_DIRECTORY: { exit: 2, summary: 'The Hugging Face cache (--cache-dir, HF_HUB_CACHE, HF_HOME) is a file, or a path through one', hint: 'Point --cache-dir (or HF_HUB_CACHE) at a directory, or move the file out of the way.' },
   STORE_NOT_DIRECTORY: { exit: 2, summary: 'The store root exists but is not a directory', hint: 'Point --store (or MODEL_STORE_ROOT) at a directory.' },
   UNSAFE_PATH: { exit: 2, summary: 'A repository path that would escape the cache', hint: 'Use a relative path without "..", "." or empty parts.' },
   UNSUPPORTED_MODEL_TYPE: { exit: 2, summary: 'The native exporter does not know this model_type', hint: 'Use --exporter optimum, or a supported model type.' },
@@ -58,7 +60,8 @@ export const ERROR_CODES = {
   UNSUPPORTED_OPSET: { exit: 2, summary: 'An --opset the exporter cannot write', hint: 'The native exporter writes opsets 17 to 21.' },
   UNSUPPORTED_TASK: { exit: 2, summary: 'A --task the exporter does not support', hint: 'Use --exporter optimum for other tasks.' },
   USAGE_OFFLINE_REFRESH: { exit: 2, summary: '--refresh needs the network, and --offline (or HF_HUB_OFFLINE) forbids it', hint: 'Drop --refresh, or unset HF_HUB_OFFLINE.' },
-  VARIANT_TASK_MISMATCH: { exit: 2, summary: 'The shipped ONNX file lacks the output the task needs', hint: 'Pass the task the file was exported for, or use another exporter.' },
+  VARIANT_TASK_MISMATCH: { exit: 2, summary: 'The shipped ONNX file lacks the outputs (by name and rank) the task needs', hint: 'Pass the task the file was exported for, or use another exporter.' },
+  TASK_OUTPUT_MISSING: { exit: 2, summary: 'The exported model lacks the outputs (by name and rank) that the --task asked for needs', hint: 'Pass the task the model was made for, or use another --exporter.' },
   NOT_SENTENCE_TRANSFORMERS: { exit: 2, summary: 'sentence-embedding asked of a model that is no sentence-transformers model', hint: 'Use --task feature-extraction, or a sentence-transformers model.' },
   INPUTS_REQUIRED: { exit: 2, summary: 'Expected outputs were given without the inputs they came from', hint: 'Pass those inputs with --inputs <dir|json>.' },
   INPUT_MISSING: { exit: 2, summary: 'A model input was not given', hint: 'Provide every model input (--inputs) or let validate generate them.' },
@@ -97,6 +100,8 @@ export const ERROR_CODES = {
   TOO_MANY_OPEN_FILES: { exit: 3, summary: 'The process or the system ran out of file descriptors', hint: 'Raise the limit (ulimit -n) and rerun.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity
+  CACHE_CORRUPT: { exit: 4, summary: 'A file in the Hugging Face cache no longer matches the size or hash its listing gives', hint: 'Remove the blobs named in the message and fetch again with network access.' },
+  REF_INVALID: { exit: 4, summary: 'A refs/<revision> file in the Hugging Face cache that does not hold a 40-hex commit', hint: 'Rerun fetch with --refresh to ask the Hub for the commit again; that rewrites the ref.' },
   VALIDATION_FAILED: { exit: 4, summary: 'The candidate\'s outputs are not within tolerance of the reference', hint: 'The table names each output and by how much it is off.' },
   VERIFY_FAILED: { exit: 4, summary: 'A finalized version no longer matches its manifest', hint: 'Restore the named files from a backup, or publish a new version and prune the damaged one.' },
   HASH_MISMATCH: { exit: 4, summary: 'Bytes whose hash is not the one expected', hint: 'Rerun: damaged bytes are never kept.' },
@@ -135,6 +140,7 @@ export const ERROR_CODES = {
   VERSION_IN_USE: { exit: 5, summary: 'A version that a channel points to, which `store delete` does not remove', hint: 'Point the channel at another version first (`store promote`), then delete.' },
   LOCKED: { exit: 5, summary: 'Another process holds the agent\'s writer lock', hint: 'Wait for it to finish.' },
   LOCK_HELD: { exit: 5, summary: 'Another fetch held a blob\'s lock for longer than the wait', hint: 'Wait for the other fetch, or remove the lock file if its process is gone.' },
+  OUT_LOCKED: { exit: 5, summary: 'Another export is writing to the same --out', hint: 'Wait for it to finish, or export into another --out.' },
   OUTPUT_EXISTS: { exit: 5, summary: 'The output exists already', hint: 'Choose another --out, or pass --force.' },
   PATH_EXISTS: { exit: 5, summary: 'A path modelforge had to create exists already', hint: 'Move it out of the way, or choose another path.' },
 

@@ -165,13 +165,13 @@ function tensorFromJson(value: unknown, where: string): HostTensor {
     })
   }
   const dimsRaw = v.dims ?? v.shape
-  const dims = Array.isArray(dimsRaw) ? dimsRaw.map(Number) : [v.data.length]
-  if (dims.some((d) => !Number.isInteger(d) || d < 0)) {
+  const dims: unknown[] = Array.isArray(dimsRaw) ? dimsRaw : [v.data.length]
+  if (!dims.every((d): d is number => typeof d === 'number' && Number.isInteger(d) && d >= 0)) {
     throw new UsageError(`${where}: dims must be non-negative integers`, { code: 'REFERENCE_INVALID', hint: 'e.g. "dims": [1, 8].' })
   }
   const dtype = parseDtype(typeof v.dtype === 'string' ? v.dtype : 'float32', where)
   const data = (v.data as unknown[]).flat(Infinity)
-  return fromValues(dtype, dims, data, where)
+  return fromValues(dtype, dims as number[], data, where)
 }
 
 function tensorsFromJson(obj: unknown, where: string): FileTensor[] {

@@ -110,7 +110,61 @@ export function toFloat64(t: HostTensor): Float64Array {
   return out
 }
 
-/** Builds a host tensor from plain JSON values (numbers, numeric strings for int64, booleans, strings). */
+const INTEGER_RANGE: Partial<Record<Dtype, readonly [bigint, bigint]>> = {
+  int8: [-128n, 127n], uint8: [0n, 255n], int16: [-32768n, 32767n], uint16: [0n, 65535n],
+  int32: [-(2n ** 31n), 2n ** 31n - 1n], uint32: [0n, 2n ** 32n - 1n],
+  int64: [-(2n ** 63n), 2n ** 63n - 1n], uint64: [0n, 2n ** 64n - 1n],
+}
+const FLOAT_MAX: Partial<Record<Dtype, number>> = { float16: 65504, float32: 3.4028234663852886e38, float64: Number.MAX_VALUE }
+/** JSON cannot carry NaN/Infinity; reference writers use these strings. */
+const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity }
+
+const VALUE_HINT = 'Each value must fit its dtype: a number for floats (or "NaN", "Infinity", "-Infinity"), an integer in range for integer types '
+  + '(as a string past 2^53, where JSON numbers lose digits), true/false or 0/1 for bool.'
+
+const show = (v: unknown): string => (typeof v === 'number' || typeof v === 'bigint' ? String(v) : JSON.stringify(v) ?? String(v))
+
+/** Why `v` cannot be an element of `dtype`, or its value (a bigint for integer types, a number otherwise). */
+function element(dtype: Dtype, v: unknown): { value: number | bigint } | { problem: string } {
+  if (dtype === 'bool') {
+    if (v === true || v === 1) return { value: 1 }
+    if (v === false || v === 0) return { value: 0 }
+    return { problem: `${show(v)} is not a boolean (true, false, 0 or 1)` }
+  }
+  if (typeof v === 'boolean') return { problem: `${v} is a boolean, not a number (${dtype})` }
+  const range = INTEGER_RANGE[dtype]
+  if (range) {
+    let n: bigint
+    if (typeof v === 'bigint') n = v
+    else if (typeof v === 'number' && Number.isInteger(v)) n = BigInt(v)
+    else if (typeof v === 'string' && /^[+-]?\d+$/.test(v)) n = BigInt(v)
+    else if (typeof v === 'number' || typeof v === 'string') return { problem: `${show(v)} is not an integer, which ${dtype} needs` }
+    else return { problem: `${show(v)} is not a number` }
+    if (n < range[0] || n > range[1]) return { problem: `${n} is outside the range of ${dtype} (${range[0]} to ${range[1]})` }
+    // Past 2^53 a JSON number has already lost digits when it is parsed: only a string says which integer it was.
+    if (typeof v === 'number' && !Number.isSafeInteger(v)) {
+      return { problem: `${show(v)} is beyond 2^53, where a JSON number no longer holds every integer: write it as a string ("${n}")` }
+    }
+    return { value: n }
+  }
+  let x: number
+  if (typeof v === 'number') x = v
+  else if (typeof v === 'string' && v in NON_FINITE) x = NON_FINITE[v]!
+  else if (typeof v === 'string') return { problem: `${show(v)} is not a number (only "NaN", "Infinity" and "-Infinity" are read from strings)` }
+  else return { problem: `${show(v)} is not a number` }
+  const max = FLOAT_MAX[dtype]!
+  // Rounded to the dtype, a finite value past its largest would silently become an infinity.
+  if (Number.isFinite(x) && !Number.isFinite(dtype === 'float16' ? halfToFloat(floatToHalf(x)) : dtype === 'float32' ? Math.fround(x) : x)) {
+    return { problem: `${show(v)} is outside the range of ${dtype} (±${max})` }
+  }
+  return { value: x }
+}
+
+/**
+ * Builds a host tensor from plain JSON values (numbers; integer strings for integer types; booleans or 0/1
+ * for bool; "NaN"/"Infinity"/"-Infinity" for floats; strings for string). A value its dtype cannot hold
+ * exactly is refused (REFERENCE_INVALID) with its place: `where[index]`, index into the flattened data.
+ */
 export function fromValues(dtype: Dtype, dims: number[], values: readonly unknown[], where = 'tensor'): HostTensor {
   const n = elementCount(dims)
   if (values.length !== n) {
@@ -120,22 +174,18 @@ export function fromValues(dtype: Dtype, dims: number[], values: readonly unknow
     })
   }
   const data = allocate(dtype, n)
+  if (dtype === 'string') {
+    for (let i = 0; i < n; i++) (data as string[])[i] = String(values[i])
+    return { dtype, dims, data }
+  }
   for (let i = 0; i < n; i++) {
-    const v = values[i]
-    if (dtype === 'string') (data as string[])[i] = String(v)
-    else if (dtype === 'int64' || dtype === 'uint64') {
-      (data as BigInt64Array)[i] = typeof v === 'bigint' ? v : BigInt(typeof v === 'boolean' ? Number(v) : (v as number | string))
-    } else if (dtype === 'float16') (data as Uint16Array)[i] = floatToHalf(jsonNumber(v))
-    else if (dtype === 'bool') (data as Uint8Array)[i] = v ? 1 : 0
-    else (data as Float32Array)[i] = jsonNumber(v)
+    const e = element(dtype, values[i])
+    if ('problem' in e) {
+      throw new UsageError(`${where}[${i}]: ${e.problem}`, { code: 'REFERENCE_INVALID', hint: VALUE_HINT, details: { tensor: where, index: i, dtype } })
+    }
+    if (data instanceof BigInt64Array || data instanceof BigUint64Array) data[i] = e.value as bigint
+    else if (dtype === 'float16') (data as Uint16Array)[i] = floatToHalf(e.value as number)
+    else (data as Float32Array)[i] = Number(e.value)
   }
   return { dtype, dims, data }
-}
-
-/** JSON cannot carry NaN/Infinity; reference writers use the strings "NaN", "Infinity", "-Infinity". */
-function jsonNumber(v: unknown): number {
-  if (typeof v === 'number') return v
-  if (typeof v === 'boolean') return Number(v)
-  if (typeof v === 'string') return Number(v)
-  return NaN
 }

@@ -117,6 +117,58 @@ describe('modelforge fetch (CLI)', () => {
     expect(audit).not.toContain(hub.token)
   })
 
+  it('--verify re-hashes the cache and exits 4 naming a damaged blob; a short blob offline is exit 4, not 6', async () => {
+    const first = await runCli(['fetch', 'org/tiny', '--json'], env())
+    expect(first.code).toBe(0)
+    const files = first.json!.result!.files as { path: string; blob: string }[]
+    const blob = (p: string): string => join(cacheDir, 'models--org--tiny', 'blobs', files.find((f) => f.path === p)!.blob)
+    const verified = await runCli(['fetch', 'org/tiny', '--verify'], env({ HF_HUB_OFFLINE: '1' }))
+    expect(verified.code, verified.stderr).toBe(0)
+    expect(verified.stdout).toMatch(/5 files re-hashed from the cache: every one matches/)
+
+    const weights = await readFile(blob('model.safetensors'))
+    weights[0] = weights[0]! ^ 1
+    await writeFile(blob('model.safetensors'), weights)
+    hub.resetCounts()
+    const damaged = await runCli(['fetch', 'org/tiny', '--verify'], env())
+    expect(damaged.code).toBe(4)
+    expect(damaged.stderr).toMatch(/Error: 1 cached file of org\/tiny@main no longer match: model\.safetensors \(its sha256 is [0-9a-f]+, not [0-9a-f]+\)/)
+    expect(damaged.stderr).toContain(`Hint: Remove ${blob('model.safetensors')} and run`)
+    expect(hub.count()).toBe(0)
+
+    await writeFile(blob('model.safetensors'), weights.subarray(0, 10))
+    const short = await runCli(['fetch', 'org/tiny', '--json'], env({ HF_HUB_OFFLINE: '1' }))
+    expect(short.code).toBe(4)
+    expect(short.json!.error).toMatchObject({ code: 'CACHE_CORRUPT', message: expect.stringContaining('model.safetensors (holds 10 bytes, the listing says 60000)') })
+    // Online, the short blob is downloaded again and the run says so.
+    const healed = await runCli(['fetch', 'org/tiny'], env())
+    expect(healed.code).toBe(0)
+    expect(healed.stderr).toMatch(/^Warning: model\.safetensors: the cached blob held 10 bytes, the listing says 60000; it was downloaded again$/m)
+  })
+
+  it('a ref that holds no commit is exit 4 naming it (with --refresh in the hint); a cache that is a file is exit 2 before any request', async () => {
+    expect((await runCli(['fetch', 'org/tiny', '--include', 'config.json'], env())).code).toBe(0)
+    const ref = join(cacheDir, 'models--org--tiny', 'refs', 'main')
+    await writeFile(ref, 'garbage\n')
+    hub.resetCounts()
+    const bad = await runCli(['fetch', 'org/tiny', '--include', 'config.json', '--json'], env())
+    expect(bad.code).toBe(4)
+    expect(bad.json!.error).toMatchObject({ code: 'REF_INVALID', message: `${ref} holds "garbage", not a 40-hex commit`, hint: expect.stringContaining('--refresh') })
+    expect(hub.count()).toBe(0)
+    expect((await runCli(['fetch', 'org/tiny', '--include', 'config.json', '--refresh'], env())).code).toBe(0)
+
+    const file = join(dir, 'cache-is-a-file')
+    await writeFile(file, 'x')
+    hub.resetCounts()
+    const viaEnv = await runCli(['fetch', 'org/tiny', '--json'], env({ HF_HUB_CACHE: file }))
+    expect(viaEnv.code).toBe(2)
+    expect(viaEnv.json!.error).toMatchObject({ code: 'CACHE_NOT_DIRECTORY', message: `The Hugging Face cache ${file} (from HF_HUB_CACHE) is not a directory: it is a file` })
+    const viaFlag = await runCli(['fetch', 'org/tiny', '--cache-dir', join(file, 'hub'), '--json'], env())
+    expect(viaFlag.code).toBe(2)
+    expect(viaFlag.json!.error).toMatchObject({ code: 'CACHE_NOT_DIRECTORY', message: expect.stringContaining('(from --cache-dir) is not a directory: a part of the path is a file') })
+    expect(hub.count()).toBe(0)
+  })
+
   it('--cache-dir overrides HF_HUB_CACHE; a local directory is used without fetching', async () => {
     const other = join(dir, 'other-cache')
     const r = await runCli(['fetch', 'org/tiny', '--cache-dir', other, '--include', 'config.json', '--json'], env())

@@ -91,6 +91,26 @@ describe('modelforge validate', () => {
     expect(envelope(missing).error!.code).toBe('ONNX_NOT_FOUND')
   })
 
+  it('a reference value its dtype cannot hold exits 2 (REFERENCE_INVALID) naming the tensor and the index, not 1', async () => {
+    const ref = JSON.parse(await readFile('fixtures/hf-tiny/tiny-bert/reference.json', 'utf8'))
+    const bad = (mutate: (r: typeof ref) => void): string => {
+      const copy = structuredClone(ref)
+      mutate(copy)
+      return JSON.stringify(copy)
+    }
+    const cases: [string, string, RegExp][] = [
+      ['float-id.json', bad((r) => { r.inputs.input_ids.data[2] = 1.5 }), /^inputs\.input_ids\[2\]: 1\.5 is not an integer, which int64 needs/],
+      ['word.json', bad((r) => { r.outputs.pooler_output.data[7] = 'x' }), /^outputs\.pooler_output\[7\]: "x" is not a number/],
+      ['huge-id.json', bad((r) => { r.inputs.attention_mask.data[0] = '99999999999999999999' }), /^inputs\.attention_mask\[0\]: 99999999999999999999 is outside the range of int64/],
+    ]
+    for (const [name, body, message] of cases) {
+      await writeFile(join(dir, name), body)
+      const r = cli(['validate', 'fixtures/hf-tiny/tiny-bert/model.onnx', '--reference', join(dir, name), '--json'])
+      expect(r.code, r.stdout + r.stderr).toBe(2)
+      expect(envelope(r).error).toMatchObject({ code: 'REFERENCE_INVALID', message: expect.stringMatching(message) })
+    }
+  })
+
   it('a --min-cosine that is not a number in [-1, 1] exits 2 before anything runs', () => {
     for (const value of ['abc', '1.5']) {
       const r = cli(['validate', 'fixtures/hf-tiny/tiny-bert/model.onnx', '--reference', 'fixtures/hf-tiny/tiny-bert/reference.json', '--min-cosine', value, '--json'])

@@ -270,6 +270,57 @@ describe('weights in other formats', () => {
   })
 })
 
+describe('weights config.json does not use', () => {
+  /** tiny-bert with `extra` tensors added to its checkpoint. */
+  async function withExtra(name: string, extra: (shape: (n: string) => number[]) => Record<string, number[]>): Promise<string> {
+    const d = join(dir, name)
+    await rewriteCheckpoint(join(FIXTURES, 'tiny-bert'), d, (_n, data, shape) => ({ dtype: 'F32', shape, data }))
+    const ck = await openCheckpoint(d)
+    const tensors: Record<string, TensorToWrite> = {}
+    for (const [n, info] of ck.tensors) tensors[n] = { dtype: 'F32', shape: info.shape, data: await ck.readFloat32(n) }
+    const shapes = Object.fromEntries([...ck.tensors].map(([n, info]) => [n, info.shape]))
+    await ck.close()
+    for (const [n, shape] of Object.entries(extra((t) => shapes[t]!))) {
+      tensors[n] = { dtype: n.endsWith('position_ids') ? 'I64' : 'F32', shape, data: n.endsWith('position_ids') ? new BigInt64Array(shape.reduce((a, b) => a * b, 1)) : new Float32Array(shape.reduce((a, b) => a * b, 1)) }
+    }
+    await writeSafetensors(join(d, 'model.safetensors'), tensors)
+    return d
+  }
+
+  it('an extra layer and an unknown tensor export with a warning that lists them, as transformers warns', async () => {
+    const d = await withExtra('extra-layer', (shape) => ({
+      'encoder.layer.2.output.dense.weight': shape('encoder.layer.1.output.dense.weight'),
+      'encoder.layer.2.output.dense.bias': shape('encoder.layer.1.output.dense.bias'),
+      'mystery.scale': [4],
+      // A buffer older transformers saved with the weights, which it skips on load: not reported.
+      'embeddings.position_ids': [1, 64],
+    }))
+    const result = await exportNative(d, join(d, 'out'))
+    expect(result.warnings).toEqual([
+      'Some weights of the checkpoint were not used by the feature-extraction export (3): encoder.layer.2.output.dense.bias, encoder.layer.2.output.dense.weight, mystery.scale. '
+      + 'This is expected when the checkpoint carries a head for another task; otherwise config.json does not describe these weights (an extra layer, a renamed or unknown tensor) and the export may not be the model you trained.',
+    ])
+    // The export itself is the model config.json describes.
+    const ref = await loadReference('tiny-bert')
+    const got = await runOnnx(join(d, 'out', 'model.onnx'), referenceFeeds(ref))
+    expect(maxAbsDiff(got.last_hidden_state!.data, ref.outputs.last_hidden_state!.data)).toBeLessThan(1e-4)
+  })
+
+  it('a long list is cut after 10 names, with the count of the rest', async () => {
+    const d = await withExtra('many-unknown', () => Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`extra.t${String(i).padStart(2, '0')}`, [2]])))
+    const result = await exportNative(d, join(d, 'out'))
+    expect(result.warnings).toHaveLength(1)
+    expect(result.warnings![0]).toMatch(/^Some weights of the checkpoint were not used by the feature-extraction export \(25\): extra\.t00, extra\.t01, .*, extra\.t09 and 15 more\. /)
+  })
+
+  it('a checkpoint config.json uses fully gives no warning; a head left out by the task is named', async () => {
+    expect((await exportNative(join(FIXTURES, 'tiny-bert'), join(dir, 'no-warning'))).warnings).toBeUndefined()
+    expect((await exportNative(join(FIXTURES, 'tiny-bert-classifier'), join(dir, 'cls-no-warning'))).warnings).toBeUndefined()
+    const base = await exportNative(join(FIXTURES, 'tiny-bert-classifier'), join(dir, 'cls-as-base'), { task: 'feature-extraction' })
+    expect(base.warnings![0]).toMatch(/^Some weights of the checkpoint were not used by the feature-extraction export \(2\): classifier\.bias, classifier\.weight\. This is expected when the checkpoint carries a head for another task/)
+  })
+})
+
 describe('acceptance 6: errors', () => {
   it('missing config.json: exit 2 naming the directory', async () => {
     const d = await copyFixture('tiny-bert', join(dir, 'noconfig'))

@@ -4,11 +4,13 @@
  */
 import { cp, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportModel, optimumArgs } from '../../src/export/index.js'
 import { fetchModel } from '../../src/hub/index.js'
 import { type ModelforgeError } from '../../src/lib/errors.js'
+import { tryLock } from '../../src/lib/lock.js'
 import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir } from './export-helpers.js'
 
 let dir: string
@@ -165,6 +167,36 @@ describe('--out', () => {
     expect(await readFile(join(out, 'model.onnx'))).toEqual(before)
     await exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native', force: true })
     expect(existsSync(join(out, 'model.onnx.data'))).toBe(false)
+    expect((await readdir(out)).sort()).toEqual(['config.json', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
+  })
+
+  it('--out that is a file, or runs through one, is exit 2 before any work (not EEXIST from mkdir)', async () => {
+    const file = join(dir, 'out-is-a-file')
+    await writeFile(file, 'not a directory')
+    for (const out of [file, join(file, 'sub')]) {
+      const events: unknown[] = []
+      const err = await fail(exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native', progress: (e) => events.push(e) }))
+      expect(err).toMatchObject({ exitCode: 2, code: 'OUT_NOT_DIRECTORY', message: `--out ${out} is not a directory: ${out === file ? 'it is a file' : 'a part of the path is a file'}` })
+      expect(events).toEqual([])
+    }
+    expect(await readFile(file, 'utf8')).toBe('not a directory')
+  })
+
+  it('an --out another export holds is exit 5 (OUT_LOCKED) and left alone; a lock whose holder died is taken over', async () => {
+    const out = join(dir, 'locked')
+    await mkdir(out)
+    const held = tryLock(join(out, '.modelforge-export.lock'))
+    expect(held.lock).toBeDefined()
+    try {
+      const err = await fail(exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native' }))
+      expect(err).toMatchObject({ exitCode: 5, code: 'OUT_LOCKED', message: expect.stringContaining(`pid ${process.pid}`) })
+      expect(await readdir(out)).toEqual(['.modelforge-export.lock'])
+    } finally {
+      held.lock!.release()
+    }
+    // A process that died holding the lock (its pid no longer runs) does not block --out for ever.
+    await writeFile(join(out, '.modelforge-export.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), token: 'dead' }))
+    await exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native' })
     expect((await readdir(out)).sort()).toEqual(['config.json', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
   })
 

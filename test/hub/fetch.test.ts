@@ -98,7 +98,8 @@ describe('fetchModel: offline-first', () => {
     const second = await fetchModel('org/tiny', opts())
     expect(hub.count()).toBe(0)
     expect(second).toMatchObject({ requests: 0, fromCache: true, commit: first.commit, snapshot: first.snapshot, bytesDownloaded: 0 })
-    expect(second.files).toEqual(first.files.map((f) => ({ ...f, fromCache: true })))
+    // LFS files are not re-hashed from the cache: their sha256 is then the listing's (sha256From).
+    expect(second.files).toEqual(first.files.map((f) => ({ ...f, fromCache: true, sha256From: f.hashAlgorithm === 'sha256' ? 'listing' : 'content' })))
 
     await hub.stop()
     const offline = await fetchModel('org/tiny', opts({ offline: true }))
@@ -218,6 +219,110 @@ describe('fetchModel: offline-first', () => {
       ['config.json', sha256('{}')],
       ['onnx/model.onnx', sha256('x')],
     ])
+    expect(hub.count()).toBe(0)
+  })
+})
+
+describe('fetchModel: a damaged cache says so', () => {
+  const blobOf = (r: { files: { path: string; blob: string }[] }, path: string): string => join(repoDir(), 'blobs', r.files.find((f) => f.path === path)!.blob)
+
+  /** Flips one byte of a file in place: same size, other content. */
+  async function flipByte(path: string, at = 10): Promise<void> {
+    const b = await readFile(path)
+    b[at] = b[at]! ^ 0xff
+    await writeFile(path, b)
+  }
+
+  it('a sha256 is never claimed without being computed or checked: sha256From says where it comes from', async () => {
+    const first = await fetchModel('org/tiny', opts())
+    // Downloaded: every file was hashed as it arrived.
+    expect(first.files.map((f) => f.sha256From)).toEqual(['content', 'content', 'content', 'content', 'content'])
+    const cached = await fetchModel('org/tiny', opts({ offline: true }))
+    // From the cache: LFS files are not re-hashed (gigabytes on every run); their sha256 is the listing's.
+    expect(cached.files.map((f) => [f.path, f.hashAlgorithm, f.sha256From])).toEqual([
+      ['config.json', 'git-sha1', 'content'],
+      ['model.safetensors', 'sha256', 'listing'],
+      ['onnx/model.onnx', 'sha256', 'listing'],
+      ['tokenizer.json', 'git-sha1', 'content'],
+      ['vocab.txt', 'git-sha1', 'content'],
+    ])
+    expect(cached.verified).toBeUndefined()
+  })
+
+  it('verify re-hashes every file of the result from the cache, without a request', async () => {
+    const first = await fetchModel('org/tiny', opts())
+    hub.resetCounts()
+    const r = await fetchModel('org/tiny', opts({ verify: true }))
+    expect(hub.count()).toBe(0)
+    expect(r).toMatchObject({ fromCache: true, verified: true })
+    expect(r.files.map((f) => f.sha256From)).toEqual(['content', 'content', 'content', 'content', 'content'])
+    expect(r.files.map((f) => f.sha256)).toEqual(first.files.map((f) => f.sha256))
+    // The worker-thread hasher (for large files) checks the same way.
+    expect((await fetchModel('org/tiny', opts({ verify: true, hashWorkerMinBytes: 0 }))).files.map((f) => f.sha256)).toEqual(first.files.map((f) => f.sha256))
+    // Downloaded in the same run: checked again after the snapshot is linked.
+    await rm(cacheDir, { recursive: true, force: true })
+    expect(await fetchModel('org/tiny', opts({ verify: true, include: ['*.json'] }))).toMatchObject({ fromCache: false, verified: true })
+  })
+
+  it('verify: a blob that no longer matches its hash is exit 4 naming the file (LFS sha256 and git blob sha1), with the blob to remove', async () => {
+    const first = await fetchModel('org/tiny', opts())
+    await flipByte(blobOf(first, 'model.safetensors'))
+    await flipByte(blobOf(first, 'vocab.txt'), 2)
+    // Without verify the cache is trusted by size, as huggingface_hub trusts it.
+    expect((await fetchModel('org/tiny', opts({ offline: true }))).fromCache).toBe(true)
+    const err = await fetchModel('org/tiny', opts({ offline: true, verify: true })).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(IntegrityError)
+    expect(err).toMatchObject({ exitCode: 4, code: 'CACHE_CORRUPT' })
+    const e = err as IntegrityError
+    expect(e.message).toMatch(/^2 cached files of org\/tiny@main no longer match: model\.safetensors \(its sha256 is [0-9a-f]{64}, not [0-9a-f]{64}\); vocab\.txt \(its git blob sha1 is [0-9a-f]{40}, not [0-9a-f]{40}\)$/)
+    expect(e.hint).toContain(blobOf(first, 'model.safetensors'))
+    expect(e.hint).toContain('modelforge fetch org/tiny --revision main')
+    expect(e.details).toMatchObject({ files: [{ path: 'model.safetensors', blob: first.files[1]!.blob }, { path: 'vocab.txt' }] })
+    // Removing the named blob and fetching again repairs it.
+    await rm(blobOf(first, 'model.safetensors'))
+    await rm(blobOf(first, 'vocab.txt'))
+    expect(await fetchModel('org/tiny', opts({ verify: true }))).toMatchObject({ verified: true })
+  })
+
+  it('a short blob offline is corrupt (exit 4), not missing; online it is downloaded again, with a warning', async () => {
+    const first = await fetchModel('org/tiny', opts())
+    const blob = blobOf(first, 'model.safetensors')
+    await writeFile(blob, (await readFile(blob)).subarray(0, 100))
+    const err = await fetchModel('org/tiny', opts({ offline: true })).catch((e: unknown) => e)
+    expect(err).toMatchObject({ exitCode: 4, code: 'CACHE_CORRUPT', message: expect.stringContaining('model.safetensors (holds 100 bytes, the listing says 60000)') })
+    const r = await fetchModel('org/tiny', opts())
+    expect(r.files.find((f) => f.path === 'model.safetensors')).toMatchObject({ fromCache: false, sha256: sha256(bytes(60_000, 'org/tiny:w1')) })
+    expect(r.warnings).toEqual(['model.safetensors: the cached blob held 100 bytes, the listing says 60000; it was downloaded again'])
+  })
+
+  it('a ref that holds no commit is exit 4 naming the file, with --refresh as the way out; --refresh rewrites it', async () => {
+    await fetchModel('org/tiny', opts({ include: ['config.json'] }))
+    const ref = join(repoDir(), 'refs', 'main')
+    for (const garbage of ['not a commit', '', 'abc123']) {
+      await writeFile(ref, garbage)
+      hub.resetCounts()
+      for (const offline of [true, false]) {
+        const err = await fetchModel('org/tiny', opts({ offline, include: ['config.json'] })).catch((e: unknown) => e)
+        expect(err).toMatchObject({ exitCode: 4, code: 'REF_INVALID', message: `${ref} holds ${JSON.stringify(garbage)}, not a 40-hex commit`, hint: expect.stringContaining('--refresh') })
+      }
+      expect(hub.count()).toBe(0)
+      await expect(resolveCachedSnapshot('org/tiny', { cacheDir })).rejects.toMatchObject({ exitCode: 4, code: 'REF_INVALID' })
+    }
+    expect(await fetchModel('org/tiny', opts({ refresh: true, include: ['config.json'] }))).toMatchObject({ commit: repo.main })
+    expect(await readFile(ref, 'utf8')).toBe(repo.main)
+  })
+
+  it('a cache directory that is a file (or a path through one) is exit 2 before any request', async () => {
+    const file = join(cacheDir, 'a-file')
+    await mkdir(cacheDir, { recursive: true })
+    await writeFile(file, 'x')
+    for (const dir of [file, join(file, 'hub')]) {
+      for (const offline of [true, false]) {
+        const err = await fetchModel('org/tiny', opts({ cacheDir: dir, offline })).catch((e: unknown) => e)
+        expect(err).toMatchObject({ exitCode: 2, code: 'CACHE_NOT_DIRECTORY', message: expect.stringContaining(`The Hugging Face cache ${dir} (from --cache-dir) is not a directory`) })
+      }
+      await expect(resolveCachedSnapshot('org/tiny', { cacheDir: dir })).rejects.toMatchObject({ exitCode: 2, code: 'CACHE_NOT_DIRECTORY' })
+    }
     expect(hub.count()).toBe(0)
   })
 })
@@ -428,6 +533,15 @@ describe('fetchModel: errors and policy', () => {
     await fetchModel('org/tiny', opts({ config, approved: true }))
     hub.resetCounts()
     expect((await fetchModel('org/tiny', opts({ config }))).fromCache).toBe(true)
+  })
+
+  it('policy: a config given by a library caller is checked by its keys like MODELFORGE_CONFIG, before the policy reads it', async () => {
+    // "no" is truthy: read unchecked, it demanded approval (exit 7) where the key itself is wrong.
+    const err = await fetchModel('org/tiny', opts({ config: { download: { requireApproval: 'no' } } as never })).catch((e: unknown) => e)
+    expect(err).toMatchObject({ exitCode: 4, code: 'CONFIG_INVALID', message: 'download.requireApproval in the config option of fetchModel must be true or false, got "no"' })
+    const sources = await fetchModel('org/tiny', opts({ config: { download: { allowedSources: 'org/*' } } as never })).catch((e: unknown) => e)
+    expect(sources).toMatchObject({ exitCode: 4, code: 'CONFIG_INVALID', message: expect.stringMatching(/^download\.allowedSources in the config option of fetchModel must be a list/) })
+    expect(hub.count()).toBe(0)
   })
 
   it('401 RepoNotFound and an unknown revision give clear errors (exit 6) and are not retried', async () => {

@@ -142,6 +142,59 @@ describe('reference JSON', () => {
     expect((err as UsageError).hint).toBeTruthy()
   })
 
+  // Each value must be what its dtype holds: never a NaN from a typo, a silently truncated float, a wrapped
+  // integer or a crash (exit 1) in BigInt; the message names the tensor and the index in the flattened data.
+  it.each<[string, string, unknown[], RegExp]>([
+    ['a word in float32', 'float32', [1, 'abc'], /outputs\.y\[1\]: "abc" is not a number/],
+    ['null in float32', 'float32', [null, 1], /outputs\.y\[0\]: null is not a number/],
+    ['a boolean in float32', 'float32', [0.5, true], /outputs\.y\[1\]: true is a boolean, not a number \(float32\)/],
+    ['an object in float64', 'float64', [{}, 1], /outputs\.y\[0\]: \{\} is not a number/],
+    ['a float in int64', 'int64', [1, 1.5], /outputs\.y\[1\]: 1\.5 is not an integer, which int64 needs/],
+    ['a float in int32', 'int32', [2.5, 1], /outputs\.y\[0\]: 2\.5 is not an integer, which int32 needs/],
+    ['a boolean in int64', 'int64', [true, 1], /outputs\.y\[0\]: true is a boolean, not a number \(int64\)/],
+    ['a word in int64', 'int64', ['12a', 1], /outputs\.y\[0\]: "12a" is not an integer, which int64 needs/],
+    ['a string float in int64', 'int64', [1, '1.5'], /outputs\.y\[1\]: "1\.5" is not an integer/],
+    ['int64 beyond its range (string)', 'int64', ['9223372036854775808', 1], /outputs\.y\[0\]: 9223372036854775808 is outside the range of int64 \(-9223372036854775808 to 9223372036854775807\)/],
+    ['int64 beyond its range (number)', 'int64', [1e20, 1], /outputs\.y\[0\]: 100000000000000000000 is outside the range of int64/],
+    ['an int64 number past 2^53 (its digits are already lost)', 'int64', [1, 2 ** 60 + 2 ** 10], /outputs\.y\[1\]: .* is beyond 2\^53.*write it as a string/],
+    ['uint64 below 0', 'uint64', ['-1', 1], /outputs\.y\[0\]: -1 is outside the range of uint64 \(0 to 18446744073709551615\)/],
+    ['uint8 past 255', 'uint8', [255, 256], /outputs\.y\[1\]: 256 is outside the range of uint8 \(0 to 255\)/],
+    ['int8 below -128', 'int8', [-129, 0], /outputs\.y\[0\]: -129 is outside the range of int8 \(-128 to 127\)/],
+    ['int32 past its range', 'int32', [2 ** 31, 0], /outputs\.y\[0\]: 2147483648 is outside the range of int32/],
+    ['2 in bool', 'bool', [true, 2], /outputs\.y\[1\]: 2 is not a boolean \(true, false, 0 or 1\)/],
+    ['a word in bool', 'bool', ['yes', true], /outputs\.y\[0\]: "yes" is not a boolean/],
+    ['float16 past 65504', 'float16', [1, 1e6], /outputs\.y\[1\]: 1000000 is outside the range of float16 \(±65504\)/],
+    ['float32 past its range', 'float32', [1e39, 1], /outputs\.y\[0\]: 1e\+39 is outside the range of float32/],
+  ])('refuses %s with REFERENCE_INVALID (exit 2) naming the output and the index', async (_label, dtype, data, message) => {
+    const p = await json(`value-${dtype}-${String(data[0])}-${String(data[1])}.json`.replace(/[^\w.-]/g, '_'), { outputs: { y: { dtype, dims: [2], data } } })
+    const err = await readReferenceJson(p).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(UsageError)
+    expect(err).toMatchObject({ exitCode: 2, code: 'REFERENCE_INVALID', details: { tensor: 'outputs.y', index: expect.any(Number) } })
+    expect((err as UsageError).message).toMatch(message)
+  })
+
+  it('names inputs too, and counts the index in the flattened row-major data', async () => {
+    const p = await json('input-value.json', { inputs: { input_ids: { dtype: 'int64', dims: [2, 2], data: [[1, 2], [3, 4.5]] } } })
+    await expect(readReferenceJson(p)).rejects.toMatchObject({ code: 'REFERENCE_INVALID', message: expect.stringMatching(/^inputs\.input_ids\[3\]: 4\.5 is not an integer/) })
+  })
+
+  it('accepts what each dtype can hold exactly: int64 strings past 2^53, the whole uint64 range, bools as 0/1, the non-finite float spellings', async () => {
+    const p = await json('values-ok.json', { outputs: {
+      i: { dtype: 'int64', dims: [4], data: ['9007199254740993', '-9223372036854775808', '9223372036854775807', -5] },
+      u: { dtype: 'uint64', dims: [2], data: ['18446744073709551615', 0] },
+      b: { dtype: 'bool', dims: [4], data: [true, false, 0, 1] },
+      f: { dtype: 'float16', dims: [3], data: [65504, '-Infinity', 'NaN'] },
+      s: { dtype: 'uint8', dims: [2], data: [0, 255] },
+    } })
+    const set = await readReferenceJson(p)
+    const data = Object.fromEntries(set.outputs.map((o) => [o.name, Array.from(o.tensor.data as ArrayLike<unknown>)]))
+    expect(data.i).toEqual([9007199254740993n, -9223372036854775808n, 9223372036854775807n, -5n])
+    expect(data.u).toEqual([18446744073709551615n, 0n])
+    expect(data.b).toEqual([1, 0, 0, 1])
+    expect([...toFloat64(set.outputs[3]!.tensor)]).toEqual([65504, -Infinity, NaN])
+    expect(data.s).toEqual([0, 255])
+  })
+
   it('reports a missing file with exit 6', async () => {
     await expect(readReferenceJson(join(dir, 'missing.json'))).rejects.toBeInstanceOf(NotFoundError)
   })

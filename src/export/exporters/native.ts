@@ -12,6 +12,16 @@ import { isNativeModelType, isNativeTask, NATIVE_TASKS, unsupportedModelType } f
 import { buildNativeGraph } from '../native-graph.js'
 import { openCheckpoint } from '../safetensors.js'
 
+const LISTED = 10
+
+/** Worded after transformers' own warning for the same case. */
+function unusedWarning(task: string, unused: string[]): string {
+  const names = unused.length > LISTED ? `${unused.slice(0, LISTED).join(', ')} and ${unused.length - LISTED} more` : unused.join(', ')
+  return `Some weights of the checkpoint were not used by the ${task} export (${unused.length}): ${names}. `
+    + 'This is expected when the checkpoint carries a head for another task; otherwise config.json does not describe these weights '
+    + '(an extra layer, a renamed or unknown tensor) and the export may not be the model you trained.'
+}
+
 export const nativeExporter: ModelExporter = {
   name: 'native',
   needsConfig: true,
@@ -48,6 +58,8 @@ export const nativeExporter: ModelExporter = {
           maxSequence: graph.encoder.maxSequence,
           expectedOutputs: graph.outputs,
         },
+        outputs: graph.outputs,
+        ...(graph.unused.length > 0 ? { warnings: [unusedWarning(task, graph.unused)] } : {}),
       }
     } finally {
       await checkpoint.close()

@@ -11,6 +11,7 @@ import { externalDataFiles } from '../../onnx/external-data.js'
 import { num, readModel } from '../../onnx/proto.js'
 import { type ModelExporter } from '../exporter.js'
 import { smokeHintsFromConfig } from '../smoke.js'
+import { declaredOutputs } from '../task-outputs.js'
 import { listFiles } from '../staging.js'
 
 export const OPTIMUM_INSTALL_HINT = 'Install Optimum\'s exporter: pip install "optimum[exporters]" (or "optimum-onnx"), then check that `optimum-cli --help` runs; or use --exporter native for bert, roberta, xlm-roberta and distilbert.'
@@ -68,6 +69,7 @@ export const optimumExporter: ModelExporter = {
       modelType: config?.model_type,
       externalData: externalDataFiles(proto),
       smoke: smokeHintsFromConfig(config),
+      outputs: declaredOutputs(proto),
     }
   },
 }

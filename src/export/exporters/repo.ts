@@ -13,15 +13,8 @@ import { readModel, num, type ModelProto } from '../../onnx/proto.js'
 import { type ModelExporter } from '../exporter.js'
 import { smokeHintsFromConfig } from '../smoke.js'
 import { ensureDir } from '../../lib/fs.js'
+import { declaredOutputs, taskOutputProblem } from '../task-outputs.js'
 
-/** The output a model exported for the task has; a shipped model without it was exported for another task. */
-const TASK_OUTPUT: Record<string, string> = {
-  'feature-extraction': 'last_hidden_state',
-  'text-classification': 'logits',
-  'sentence-embedding': 'sentence_embedding',
-}
-
-const outputNames = (model: ModelProto): string[] => (model.graph?.output ?? []).map((o) => o.name)
 
 export interface RepoOnnx {
   /** Path relative to the model directory, e.g. onnx/model_fp16.onnx. */
@@ -115,23 +108,22 @@ export const repoExporter: ModelExporter = {
 
   async fits({ sourceDir, task, options }) {
     const shipped = findRepoOnnx(sourceDir, options.variant)
-    const want = TASK_OUTPUT[task]
-    if (shipped && (!want || outputNames(await readModel(join(sourceDir, shipped))).includes(want))) {
-      return { fits: true, reason: `the repository ships ${shipped}` }
-    }
+    // A shipped model exported for another task is never handed back under this one.
+    const problem = shipped ? taskOutputProblem(task, declaredOutputs(await readModel(join(sourceDir, shipped)))) : undefined
+    if (shipped && !problem) return { fits: true, reason: `the repository ships ${shipped}` }
     if (options.variant && options.variant !== 'fp32') {
       // A non-fp32 variant can only come from the repository: exporting fp32 natively instead would hand back
       // something else than what was asked for.
       const rel = await requireRepoOnnx(sourceDir, options.variant)
-      throw new UsageError(`${rel} has no ${want} output, which task ${task} needs`, {
+      throw new UsageError(`${rel} ${problem}, which task ${task} needs`, {
         code: 'VARIANT_TASK_MISMATCH',
         hint: `Pass the task this file was exported for (--task), or drop --variant to export ${task} with another exporter.`,
       })
     }
-    return { fits: false, reason: shipped ? `${shipped} has no ${want} output` : 'the repository ships no ONNX model' }
+    return { fits: false, reason: shipped ? `${shipped} ${problem}` : 'the repository ships no ONNX model' }
   },
 
-  async produce({ sourceDir, config, task, staging, options }, step) {
+  async produce({ sourceDir, config, staging, options }, step) {
     const rel = await requireRepoOnnx(sourceDir, options.variant)
     step.title(`Copying ${rel}`)
     const copied = await copyRepoOnnx(sourceDir, rel, staging)
@@ -141,15 +133,13 @@ export const repoExporter: ModelExporter = {
         hint: 'Drop --opset, or use --exporter native / optimum to export at another opset.',
       })
     }
-    const want = TASK_OUTPUT[task]
-    const outputs = outputNames(copied.model)
-    if (options.task && want && !outputs.includes(want)) {
-      // An explicit --task is a promise about the outputs; a copied model that cannot keep it is refused.
-      throw new UsageError(`${rel} has no ${want} output, which --task ${task} needs (it has ${outputs.join(', ')})`, {
-        code: 'VARIANT_TASK_MISMATCH',
-        hint: 'Drop --task to copy the model as it is, or use --exporter native / optimum to export that task.',
-      })
+    return {
+      opset: copied.opset,
+      modelType: config?.model_type,
+      externalData: copied.externalData,
+      smoke: smokeHintsFromConfig(config),
+      outputs: declaredOutputs(copied.model),
+      shipped: rel,
     }
-    return { opset: copied.opset, modelType: config?.model_type, externalData: copied.externalData, smoke: smokeHintsFromConfig(config) }
   },
 }
