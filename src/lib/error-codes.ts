@@ -105,6 +105,7 @@ export const ERROR_CODES = {
   MANIFEST_RESERVED: { exit: 4, summary: 'The staged tree holds a top-level manifest.json, which finalize writes', hint: 'Remove or rename it; pass metadata with --metadata or --metadata-file.' },
   METADATA_FILE_INVALID: { exit: 4, summary: 'A --metadata-file that does not hold one JSON object', hint: 'Write it as {"key": "value", ...}.' },
   CHANNEL_DANGLING: { exit: 4, summary: 'A channel link (current, staging, ...) that points to no version of its agent', hint: 'Point it at an existing version with `store promote`.' },
+  CHANNEL_OUTSIDE: { exit: 4, summary: "A channel link that leads outside its agent's versions/ directory (another agent, another store, a staging directory, a file)", hint: 'Point it at a version of the agent with `store promote`.' },
   CHANNEL_INVALID: { exit: 4, summary: 'Something named like a channel that is not a link modelforge can move', hint: 'Move it out of the agent directory, or choose another channel name.' },
   STAGING_INVALID: { exit: 4, summary: 'A staging path that is not a directory', hint: 'Remove it and stage the version again.' },
   UNSUPPORTED_FILE_TYPE: { exit: 4, summary: 'A staged tree holding symlinks, devices, sockets or fifos', hint: 'Replace links by copies and remove the special files.' },
