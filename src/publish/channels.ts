@@ -14,6 +14,7 @@ import { validateName } from './names.js'
 import { peekChannel, requireAgent } from './readers.js'
 import { exists, withLock, type StoreContext } from './store-context.js'
 import { versionNotFound } from './store-errors.js'
+import { problemList, verifyVersion } from './verify.js'
 
 export interface ChannelChange {
   agent: string
@@ -30,8 +31,17 @@ export async function promote(ctx: StoreContext, agent: string, version: string,
   const dir = ctx.versionDir(agent, version)
   requireAgent(ctx, agent)
   if (!(await exists(dir))) throw versionNotFound(agent, version)
-  await readManifest(dir)
   return withLock(ctx, agent, { op: 'promote', version }, async () => {
+    // Checked under the lock, so that no prune removes the version between its check and the swap. A
+    // channel is what services read: it never moves to a version that is not what its manifest says.
+    const report = await verifyVersion(ctx, agent, version)
+    if (!report.ok) {
+      throw new IntegrityError(`${channel} of ${agent} was not moved to ${version}, which fails verification: ${problemList(report)}`, {
+        code: 'VERIFY_FAILED',
+        hint: `Promote a version that verifies (\`modelforge store verify ${agent}\` checks them all), or restore the named files of ${version} from a backup.`,
+        details: { agent, channel, version, reports: [report] },
+      })
+    }
     const previous = peekChannel(ctx, agent, channel)
     await pointChannel(ctx, agent, channel, version)
     const warnings: string[] = []

@@ -65,12 +65,22 @@ export async function verify(ctx: StoreContext, agent?: string, version?: string
 export function assertVerified(reports: VerifyReport[]): void {
   const failed = reports.filter((r) => !r.ok)
   if (failed.length === 0) return
-  const lines = failed.map((r) => `${r.agent}/${r.version ?? '?'}: ${r.problems.map((p) => p.message).join('; ')}`)
+  const lines = failed.map((r) => `${r.agent}/${r.version ?? '?'}: ${problemList(r)}`)
   throw new IntegrityError(`Verification failed for ${failed.length} version(s):\n${lines.join('\n')}`, {
     code: 'VERIFY_FAILED',
     hint: 'A finalized version must never change: restore the named files from a backup, or publish a new version and prune the damaged one.',
     details: { reports: failed },
   })
+}
+
+/** The report of one finalized version of an agent (it must exist). */
+export function verifyVersion(ctx: StoreContext, agent: string, version: string): Promise<VerifyReport> {
+  return verifyDir(ctx, agent, version, ctx.versionDir(agent, version))
+}
+
+/** The problems of a failed report, in one line: `missing: a; modified: b`. */
+export function problemList(report: VerifyReport): string {
+  return report.problems.map((p) => p.message).join('; ')
 }
 
 /** The report of one version directory (or a real `current` directory, whose name is not its version). */

@@ -1,4 +1,4 @@
-import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readlinkSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
@@ -49,5 +49,30 @@ describe('promote and rollback', () => {
     await expect(store.promote('a', 'v1', 'notes')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
     await expect(store.promote('a', 'v1', 'stable')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
     expect(snapshot(root)).toEqual(before)
+  })
+
+  it('promote refuses a version that fails verification (exit 4, naming each problem); the channel is unchanged', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    const v2 = await publish(store, 'a', 'v2', { 'model.onnx': 'two', 'labels.json': '[]' }, false)
+    writeFileSync(join(v2.path, 'model.onnx'), 'tw0')
+    unlinkSync(join(v2.path, 'labels.json'))
+    const before = snapshot(root)
+    for (const channel of ['current', 'staging']) {
+      await expect(store.promote('a', 'v2', channel)).rejects.toMatchObject({
+        exitCode: 4,
+        code: 'VERIFY_FAILED',
+        message: expect.stringMatching(new RegExp(`${channel} of a was not moved to v2, which fails verification: missing: labels\\.json; modified: model\\.onnx`)),
+        details: { reports: [{ version: 'v2', ok: false }] },
+      })
+    }
+    expect(snapshot(root)).toEqual(before)
+    // A version copied in from another agent verifies file by file, but this agent never published it.
+    const b = await publish(store, 'b', 'v3')
+    cpSync(b.path, join(root, 'a', 'versions', 'v3'), { recursive: true })
+    await expect(store.promote('a', 'v3')).rejects.toMatchObject({ exitCode: 4, code: 'VERIFY_FAILED', message: expect.stringContaining('manifest names agent b, directory is under a') })
+    rmSync(join(root, 'a', 'versions', 'v3'), { recursive: true })
+    expect(store.current('a')).toBe(join(root, 'a', 'versions', 'v1'))
   })
 })
