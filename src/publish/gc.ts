@@ -13,7 +13,7 @@ import { storeRootExists } from './current.js'
 import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import { parseDuration } from './options.js'
-import { channelVersions, listAgents, requireAgent, versionInfos } from './readers.js'
+import { channelStates, listAgents, requireAgent, versionInfos } from './readers.js'
 import { exists, readdirIfExists, withLock, type StoreContext } from './store-context.js'
 import { walkTree } from '../lib/tree.js'
 
@@ -21,9 +21,21 @@ export interface PruneResult {
   agent: string
   keep: number
   dryRun: boolean
+  /** Newest first. */
   removed: string[]
+  /** The versions with an intact manifest that stay, newest first. */
   kept: string[]
+  /** The versions channels point to. */
   protected: string[]
+  /**
+   * Kept beyond --keep and the channels: the newest intact version, because nothing else kept is intact
+   * (--keep 0 with a dangling current). prune never leaves an agent without an intact version.
+   */
+  lastIntact?: string
+  /** Directories of versions/ whose manifest is missing, unreadable or names another version: left alone. */
+  unrecognised: { version: string; problem: string }[]
+  /** Channels that name no version (dangling, outside the agent): they protect nothing. */
+  brokenChannels: { channel: string; problem: string }[]
   /** What failed after versions were removed (the removal stands): e.g. the audit record. */
   warnings?: string[]
 }
@@ -40,7 +52,10 @@ const DEFAULT_GC_MS = 24 * 3600 * 1000
 /** prune renames a doomed version to `.prune-<version>-<hex>.tmp` first: hidden, and no valid name can match. */
 const PRUNE_PREFIX = '.prune-'
 
-/** Removes all but the newest `keep` versions, never one that a channel points to. */
+/**
+ * Removes all but the newest `keep` versions with an intact manifest, never one that a channel points to,
+ * never a directory it cannot judge, and never the agent's last intact version.
+ */
 export async function prune(ctx: StoreContext, agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
   const keep = options.keep ?? loadConfig().store?.keep ?? 3
   if (!Number.isSafeInteger(keep) || keep < 0) {
@@ -49,12 +64,24 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
   requireAgent(ctx, agent)
   const work = async (): Promise<PruneResult> => {
     const warnings: string[] = []
-    const infos = (await versionInfos(ctx, agent)).reverse()
-    const channels = channelVersions(ctx, agent)
-    const protectedSet = new Set(Object.values(channels).filter((v): v is string => Boolean(v)))
+    const infos = await versionInfos(ctx, agent)
+    // Only a version whose manifest says it is this agent's version is judged (by its created_at); anything
+    // else in versions/ is left alone and named: prune cannot tell what it is, so it neither counts it as
+    // the newest nor deletes it.
+    const intact = infos.filter((i) => !i.manifestError).reverse()
+    const unrecognised = infos.filter((i) => i.manifestError).map((i) => ({ version: i.version, problem: i.manifestError! }))
+    const channels = channelStates(ctx, agent)
+    const brokenChannels = channels.filter((c) => c.problem).map((c) => ({ channel: c.channel, problem: c.problem! }))
+    const protectedSet = new Set(channels.map((c) => c.version).filter((v): v is string => Boolean(v)))
     const kept: string[] = []
     const removed: string[] = []
-    infos.forEach((info, i) => (i < keep || protectedSet.has(info.version) ? kept : removed).push(info.version))
+    intact.forEach((info, i) => (i < keep || protectedSet.has(info.version) ? kept : removed).push(info.version))
+    // A dangling current and --keep 0 would leave nothing to point it at again.
+    let lastIntact: string | undefined
+    if (kept.length === 0 && removed.length > 0) {
+      lastIntact = removed.shift()!
+      kept.push(lastIntact)
+    }
     if (!options.dryRun && removed.length > 0) {
       const versionsDir = join(ctx.agentDir(agent), 'versions')
       for (const v of removed) {
@@ -67,7 +94,10 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
       await fsyncDir(versionsDir)
       auditDone(ctx.root, { op: 'prune', agent, removed, kept, keep }, `${agent}: ${removed.join(', ')} removed`, warnings)
     }
-    return { agent, keep, dryRun: Boolean(options.dryRun), removed, kept, protected: [...protectedSet].sort(), ...(warnings.length > 0 ? { warnings } : {}) }
+    return {
+      agent, keep, dryRun: Boolean(options.dryRun), removed, kept, protected: [...protectedSet].sort(),
+      ...(lastIntact ? { lastIntact } : {}), unrecognised, brokenChannels, ...(warnings.length > 0 ? { warnings } : {}),
+    }
   }
   return options.dryRun ? work() : withLock(ctx, agent, { op: 'prune' }, work)
 }

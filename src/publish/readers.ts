@@ -70,6 +70,9 @@ export async function versionInfos(ctx: StoreContext, agent: string): Promise<Ve
     try {
       const parsed = await readManifest(path)
       info.checksum = parsed.manifest.checksum
+      // A directory copied in by hand under another name is not the version its manifest describes.
+      if (parsed.manifest.version !== name) info.manifestError = `manifest names version ${parsed.manifest.version}, directory is ${name}`
+      else if (parsed.kind === 'v1' && parsed.manifest.agent !== agent) info.manifestError = `manifest names agent ${parsed.manifest.agent}, directory is under ${agent}`
       if (parsed.kind === 'v1') {
         info.created_at = parsed.manifest.created_at
         info.files = parsed.manifest.files.length
@@ -86,14 +89,27 @@ export async function versionInfos(ctx: StoreContext, agent: string): Promise<Ve
 
 /** Channel name -> version name (null for a Python-made `current` directory without a version). */
 export function channelVersions(ctx: StoreContext, agent: string): Record<string, string | null> {
-  const out: Record<string, string | null> = {}
+  return Object.fromEntries(channelStates(ctx, agent).map((c) => [c.channel, c.version]))
+}
+
+export interface ChannelState {
+  channel: string
+  /** null: a Python-made `current` directory without a version, or a broken channel (see problem). */
+  version: string | null
+  /** Why the channel names no version: dangling, outside the agent's versions/, not a link. */
+  problem?: string
+}
+
+/** Every channel of the agent and the version it names, or why it names none. */
+export function channelStates(ctx: StoreContext, agent: string): ChannelState[] {
+  const out: ChannelState[] = []
   for (const name of channelNames(ctx.agentDir(agent))) {
     try {
       const r = resolveChannel(ctx.root, agent, name, { strict: false })
-      if (r) out[name] = r.version
+      if (r) out.push({ channel: name, version: r.version })
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err
-      out[name] = null
+      out.push({ channel: name, version: null, problem: err.message })
     }
   }
   return out

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, renameSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -33,6 +33,48 @@ describe('prune and gc', () => {
     expect((await store.prune('a', { keep: 0 })).removed).toEqual(['v5'])
     expect(await store.versions('a')).toEqual(['v1', 'v2'])
     await expect(store.prune('a', { keep: -1 })).rejects.toMatchObject({ exitCode: 2 })
+  })
+
+  it('prune judges versions by their manifests: a directory without a valid one is never counted, never removed, and reported', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2', 'v3']) await publish(store, 'a', v)
+    // Made after v3, so the newest by directory time: one without a manifest, one copied from v2 by hand.
+    writeTree(join(root, 'a', 'versions', 'v9'), { 'model.onnx': 'who made me?' })
+    cpSync(join(root, 'a', 'versions', 'v2'), join(root, 'a', 'versions', 'v8'), { recursive: true })
+    const infos = await store.versionInfos('a')
+    expect(infos.find((i) => i.version === 'v8')?.manifestError).toBe('manifest names version v2, directory is v8')
+    const r = await store.prune('a', { keep: 2 })
+    expect(r).toMatchObject({ removed: ['v1'], kept: ['v3', 'v2'], protected: ['v3'] })
+    expect(r.unrecognised).toEqual([
+      { version: 'v8', problem: 'manifest names version v2, directory is v8' },
+      { version: 'v9', problem: expect.stringContaining('has no manifest.json') },
+    ])
+    expect((await store.prune('a', { keep: 0 })).removed).toEqual(['v2'])
+    expect(existsSync(join(root, 'a', 'versions', 'v9'))).toBe(true)
+    expect(existsSync(join(root, 'a', 'versions', 'v8'))).toBe(true)
+  })
+
+  it('prune with a dangling or foreign channel goes on, but never removes the last intact version', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2', 'v3']) await publish(store, 'a', v)
+    await publish(store, 'b', 'v1')
+    rmSync(join(root, 'a', 'versions', 'v3'), { recursive: true })
+    const dry = await store.prune('a', { keep: 0, dryRun: true })
+    expect(dry).toMatchObject({ removed: ['v1'], kept: ['v2'], protected: [], lastIntact: 'v2' })
+    expect(dry.brokenChannels).toEqual([{ channel: 'current', problem: expect.stringContaining('which does not exist') }])
+    expect((await store.prune('a', { keep: 0 })).removed).toEqual(['v1'])
+    expect(await store.versions('a')).toEqual(['v2'])
+    // A link into another agent protects nothing here, least of all this agent's own v1.
+    unlinkSync(join(root, 'a', 'current'))
+    symlinkSync('../b/versions/v1', join(root, 'a', 'current'))
+    await publish(store, 'a', 'v4', undefined, false)
+    const r = await store.prune('a', { keep: 0 })
+    expect(r).toMatchObject({ removed: ['v2'], kept: ['v4'], lastIntact: 'v4', brokenChannels: [{ channel: 'current', problem: expect.stringContaining('outside') }] })
+    // With a channel at an intact version the rule asks for nothing more.
+    await store.promote('a', 'v4', 'stable')
+    expect((await store.prune('a', { keep: 0 })).lastIntact).toBeUndefined()
   })
 
   it('gc removes temp links and staging dirs older than the limit, 0 removes all', async () => {
