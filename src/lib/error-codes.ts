@@ -143,7 +143,7 @@ export const ERROR_CODES = {
   NO_CURRENT: { exit: 6, summary: 'The agent has no version on that channel (strict mode)', hint: 'Publish one with `store finalize` or `store promote`.' },
   NOT_STAGED: { exit: 6, summary: 'finalize of a version that was not staged', hint: 'Stage it first with `modelforge store stage`.' },
   NO_PREVIOUS: { exit: 6, summary: 'rollback found no earlier current version', hint: 'Point current explicitly with `modelforge store promote`.' },
-  PREVIOUS_GONE: { exit: 6, summary: 'The version rollback would return to no longer exists', hint: 'Point current explicitly with `modelforge store promote`.' },
+  PREVIOUS_GONE: { exit: 6, summary: 'Every earlier current version rollback could return to no longer exists', hint: 'Point current explicitly with `modelforge store promote`.' },
   NOT_CACHED: { exit: 6, summary: 'Not in the Hugging Face cache, and the Hub may not be contacted', hint: 'Fetch it once with network access.' },
   REPO_NOT_FOUND: { exit: 6, summary: 'The Hub has no such repository (or it needs a token)', hint: 'Check the repo id; pass HF_TOKEN for a private or gated repository.' },
   REVISION_NOT_FOUND: { exit: 6, summary: 'The repository has no such branch, tag or commit', hint: 'Check --revision.' },
