@@ -102,7 +102,7 @@ export const ERROR_CODES = {
   MANIFEST_MISSING: { exit: 4, summary: 'A version without manifest.json', hint: 'Restore the version from a backup, or publish a new one.' },
   MANIFEST_INVALID: { exit: 4, summary: 'A manifest.json that is not a valid manifest', hint: 'Restore the version from a backup, or publish a new one (`store verify` lists what is wrong).' },
   MANIFEST_SCHEMA_UNKNOWN: { exit: 4, summary: 'A manifest written by a newer modelforge', hint: 'Upgrade modelforge to read it.' },
-  MANIFEST_RESERVED: { exit: 4, summary: 'The staged tree holds a top-level manifest.json, which finalize writes', hint: 'Remove or rename it; pass metadata with --metadata or --metadata-file.' },
+  MANIFEST_RESERVED: { exit: 4, summary: 'The staged tree holds a top-level manifest.json of its own, which finalize writes', hint: 'Remove or rename it; pass metadata with --metadata or --metadata-file (one an interrupted finalize of this version wrote is rewritten).' },
   METADATA_FILE_INVALID: { exit: 4, summary: 'A --metadata-file that does not hold one JSON object', hint: 'Write it as {"key": "value", ...}.' },
   CHANNEL_DANGLING: { exit: 4, summary: 'A channel link (current, staging, ...) that points to no version of its agent', hint: 'Point it at an existing version with `store promote`.' },
   CHANNEL_OUTSIDE: { exit: 4, summary: "A channel link that leads outside its agent's versions/ directory (another agent, another store, a staging directory, a file)", hint: 'Point it at a version of the agent with `store promote`.' },
