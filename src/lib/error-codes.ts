@@ -110,6 +110,7 @@ export const ERROR_CODES = {
   STAGING_INVALID: { exit: 4, summary: 'A staging path that is not a directory', hint: 'Remove it and stage the version again.' },
   UNSUPPORTED_FILE_TYPE: { exit: 4, summary: 'A staged tree holding symlinks, devices, sockets or fifos', hint: 'Replace links by copies and remove the special files.' },
   BAD_FILE_NAME: { exit: 4, summary: 'A file name sha256sum would escape (newline, carriage return, backslash)', hint: 'Rename those files.' },
+  EMPTY_VERSION: { exit: 4, summary: 'A staged tree that holds no files (an empty version)', hint: 'Check what filled the staging directory; pass --allow-empty if an empty version is really meant.' },
   UNREADABLE_FILE: { exit: 4, summary: 'A staged file or directory that cannot be read', hint: 'Make the staged tree readable by this user, then finalize again.' },
   CONFIG_INVALID: { exit: 4, summary: 'The MODELFORGE_CONFIG file is not valid JSON, or a key has the wrong type or value', hint: 'Fix the key named in the message; docs/configuration.md lists every key.' },
   MODEL_CONFIG_INVALID: { exit: 4, summary: "A model's config.json that is not valid JSON or holds impossible values", hint: 'Download the model again, or fix the value named in the message.' },

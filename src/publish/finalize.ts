@@ -26,6 +26,8 @@ export interface FinalizeOptions {
   /** Point `current` at the new version (default true). */
   publish?: boolean
   manifest?: ManifestExtras
+  /** Publish a version without files (refused by default: an empty tree is almost always a failed export). */
+  allowEmpty?: boolean
   /** Where finalize reports its one step (bytes hashed so far); silent when absent. */
   progress?: Progress
 }
@@ -89,9 +91,16 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
     const tree = entries.filter((e) => !torn.includes(e))
     const earlier = await earlierManifest(staging, agent, version, tree)
     checkStagedTree(tree, earlier)
-    for (const e of torn) await rm(e.abs, { force: true })
     // An earlier finalize's manifest is rewritten below (over it, atomically), never hashed as a file.
     const files = tree.filter((e) => e.type === 'file' && !(earlier === true && e.rel === MANIFEST_NAME))
+    if (files.length === 0 && !options.allowEmpty) {
+      throw new IntegrityError(`The staged tree of ${agent}/${version} holds no files: an empty version would be published`, {
+        code: 'EMPTY_VERSION',
+        hint: `Check what wrote ${staging} (a failed copy or export leaves it empty); pass --allow-empty (allowEmpty) if an empty version is really meant.`,
+        details: { agent, version, path: staging },
+      })
+    }
+    for (const e of torn) await rm(e.abs, { force: true })
     const total = files.reduce((a, f) => a + f.size, 0)
     const hashed = await hashFiles(
       files.map((f) => ({ path: f.abs, rel: f.rel, size: f.size })),

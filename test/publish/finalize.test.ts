@@ -1,4 +1,4 @@
-import { cpSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ModelStore } from '../../src/publish/store.js'
@@ -70,5 +70,21 @@ describe('finalize again after a failure', () => {
     const dir = await store.stage('a', 'v2')
     cpSync(b.path, dir, { recursive: true })
     await expect(store.finalize('a', 'v2')).rejects.toMatchObject({ code: 'MANIFEST_RESERVED', message: expect.stringContaining('it names b/v2') })
+  })
+})
+
+describe('an empty version', () => {
+  it('is refused (exit 4, EMPTY_VERSION), the store unchanged, unless allowEmpty', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    const dir = await store.stage('a', 'v2')
+    mkdirSync(join(dir, 'only', 'directories'), { recursive: true })
+    const before = snapshot(root)
+    await expect(store.finalize('a', 'v2')).rejects.toMatchObject({ exitCode: 4, code: 'EMPTY_VERSION', message: 'The staged tree of a/v2 holds no files: an empty version would be published' })
+    expect(snapshot(root)).toEqual(before)
+    const r = await store.finalize('a', 'v2', { allowEmpty: true })
+    expect(r).toMatchObject({ files: 0, bytes: 0, published: true, checksum: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
+    expect((await store.verify('a', 'v2'))[0]!.ok).toBe(true)
   })
 })
