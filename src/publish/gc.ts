@@ -103,7 +103,7 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
 }
 
 /**
- * Removes temporary links and staging directories untouched for longer than olderThanMs (0: all) of
+ * Removes temporary links and staging directories in which nothing changed (by ctime) for longer than olderThanMs (0: all) of
  * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped).
  */
 export async function gc(ctx: StoreContext, options: { olderThan?: string | number; olderThanMs?: number } = {}): Promise<GcResult> {
@@ -143,9 +143,9 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
         if (!name.endsWith(TEMP_SUFFIX)) continue
         const p = join(versionsDir, name)
         // A prune leftover is a version already being deleted (its files are old, so age says nothing):
-        // always removed. A staging dir only once nothing in it changed for olderThanMs.
+        // always removed. A staging dir only once nothing in it changed for olderThanMs (see lastChange).
         const doomed = name.startsWith(PRUNE_PREFIX)
-        if (!doomed && olderThanMs > 0 && now - (await newestMtime(p)) < olderThanMs) continue
+        if (!doomed && olderThanMs > 0 && now - (await lastChange(p)) < olderThanMs) continue
         await rm(p, { recursive: true, force: true })
         result.removed.push({ path: p, kind: doomed ? 'pruned' : 'staging' })
         removedHere.push(p)
@@ -162,12 +162,20 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
   return result
 }
 
-/** The newest mtime of path and, for a directory, of everything under it. */
-async function newestMtime(path: string): Promise<number> {
+/**
+ * When anything in a staging directory last changed: the newest ctime (or mtime, if one is in the future)
+ * of the directory and everything under it. Not the mtimes alone: a tree copied in with `cp -a` or
+ * `rsync -a`, or moved into place with `mv`, keeps the mtimes it had, days old, and would look abandoned
+ * the moment it was staged. ctime is set by the kernel on every change, the copy or move included, and no
+ * tool sets it back. A marker file written by stage was the other way; it would have to be kept out of the
+ * version, would be lost when a writer replaces the directory, and would be absent from staging
+ * directories made by hand.
+ */
+async function lastChange(path: string): Promise<number> {
   const st = await lstat(path)
-  let newest = st.mtimeMs
+  let newest = Math.max(st.ctimeMs, st.mtimeMs)
   if (st.isDirectory()) {
-    for (const e of await walkTree(path)) newest = Math.max(newest, e.mtimeMs)
+    for (const e of await walkTree(path)) newest = Math.max(newest, e.ctimeMs, e.mtimeMs)
   }
   return newest
 }

@@ -94,7 +94,7 @@ export class ModelStore {
   }
 
   /**
-   * Removes temporary links and staging directories untouched for longer than olderThanMs (0: all) of
+   * Removes temporary links and staging directories in which nothing changed (by ctime) for longer than olderThanMs (0: all) of
    * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped).
    */
   gc(options: { olderThan?: string | number; olderThanMs?: number } = {}): Promise<GcResult> {

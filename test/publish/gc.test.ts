@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
 import { lockPath } from '../../src/publish/lock.js'
@@ -77,19 +78,18 @@ describe('prune and gc', () => {
     expect((await store.prune('a', { keep: 0 })).lastIntact).toBeUndefined()
   })
 
-  it('gc removes temp links and staging dirs older than the limit, 0 removes all', async () => {
+  it('gc removes temp links and staging dirs in which nothing changed for longer than the limit, 0 removes all', async () => {
     const root = makeTemp()
     const store = new ModelStore(root)
     await publish(store, 'a', 'v1')
-    const fresh = await store.stage('a', 'v2')
-    writeTree(fresh, { 'm.onnx': 'x' })
     const old = await store.stage('a', 'v3')
     writeTree(old, { 'm.onnx': 'x' })
-    const past = new Date(Date.now() - 48 * 3600 * 1000)
-    utimesSync(join(old, 'm.onnx'), past, past)
-    utimesSync(old, past, past)
     symlinkSync('versions/v1', join(root, 'a', '.link-current-123-abcd.tmp'))
-    const r = await store.gc()
+    // Ages are judged by ctime, which no tool can set back: real time has to pass.
+    await sleep(1200)
+    const fresh = await store.stage('a', 'v2')
+    writeTree(fresh, { 'm.onnx': 'x' })
+    const r = await store.gc({ olderThanMs: 1000 })
     expect(r.removed.map((x) => x.kind).sort()).toEqual(['staging', 'temp-link'])
     expect(existsSync(old)).toBe(false)
     expect(existsSync(fresh)).toBe(true)
@@ -98,6 +98,31 @@ describe('prune and gc', () => {
     expect(all.removed).toEqual([{ path: fresh, kind: 'staging' }])
     expect(snapshot(join(root, 'a'))).toEqual(['dir  755', 'link current -> versions/v1', 'dir versions 755', expect.stringMatching(/^dir versions\/v1 /), expect.stringMatching(/^file versions\/v1\/manifest.json/), expect.stringMatching(/^file versions\/v1\/model.onnx/)])
     expect(readAudit(root, 'a').filter((x) => x.op === 'gc')).toHaveLength(2)
+  })
+
+  it('gc judges a staging dir by when it changed (ctime), not by the old mtimes of a tree copied or moved in', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    const past = new Date(Date.now() - 48 * 3600 * 1000)
+    // An export made two days ago, copied in as `cp -a` does: every mtime old, the staging dir's own too.
+    const src = makeTemp()
+    writeTree(src, { 'model.onnx': 'x', 'tok/vocab.txt': 'a\n' })
+    for (const p of [join(src, 'tok', 'vocab.txt'), join(src, 'tok'), join(src, 'model.onnx'), src]) utimesSync(p, past, past)
+    const copied = await store.stage('a', 'v1')
+    expect(spawnSync('cp', ['-a', `${src}/.`, copied]).status).toBe(0)
+    expect(statSync(copied).mtimeMs).toBeLessThan(Date.now() - 47 * 3600 * 1000)
+    // One moved into place whole (`rmdir "$dir" && mv export "$dir"`): mv keeps the mtimes of what it moves.
+    const moved = await store.stage('a', 'v2')
+    const old = join(root, 'export')
+    writeTree(old, { 'model.onnx': 'y' })
+    utimesSync(join(old, 'model.onnx'), past, past)
+    utimesSync(old, past, past)
+    rmSync(moved, { recursive: true })
+    renameSync(old, moved)
+    expect(statSync(moved).mtimeMs).toBeLessThan(Date.now() - 47 * 3600 * 1000)
+    const r = await store.gc()
+    expect(r.removed).toEqual([])
+    expect(existsSync(copied) && existsSync(moved)).toBe(true)
   })
 
   it('gc removes what a prune killed mid-delete left, whatever its age; versions never list it', async () => {
