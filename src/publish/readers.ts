@@ -42,9 +42,12 @@ export function resolve(ctx: StoreContext, agent: string, channel = 'current'): 
   return resolveChannel(ctx.root, agent, channel, { strict: ctx.strict })
 }
 
-/** Agents of the store, sorted. An absent store has none. */
+/** Agents of the store, sorted. An absent store has none (STRICT_MODEL_STORE: exit 6 instead). */
 export async function listAgents(ctx: StoreContext): Promise<string[]> {
-  if (!storeRootExists(ctx.root)) return []
+  if (!storeRootExists(ctx.root)) {
+    if (ctx.strict) throw storeNotFound(ctx.root)
+    return []
+  }
   const out: string[] = []
   for (const d of await readdir(ctx.root, { withFileTypes: true })) {
     if (d.isDirectory() && validName('agent', d.name)) out.push(d.name)
@@ -59,6 +62,7 @@ export async function versions(ctx: StoreContext, agent: string): Promise<string
 
 /** Finalized versions with their manifest facts, oldest first (by created_at, else directory mtime). */
 export async function versionInfos(ctx: StoreContext, agent: string): Promise<VersionInfo[]> {
+  strictAgent(ctx, agent)
   const versionsDir = join(ctx.agentDir(agent), 'versions')
   const out: VersionInfo[] = []
   for (const name of await readdirIfExists(versionsDir)) {
@@ -102,6 +106,7 @@ export interface ChannelState {
 
 /** Every channel of the agent and the version it names, or why it names none. */
 export function channelStates(ctx: StoreContext, agent: string): ChannelState[] {
+  strictAgent(ctx, agent)
   const out: ChannelState[] = []
   for (const name of channelNames(ctx.agentDir(agent))) {
     try {
@@ -158,6 +163,14 @@ export function requireAgent(ctx: StoreContext, agent: string): void {
   if (!ok) {
     throw new NotFoundError(`Agent ${agent} does not exist in store ${ctx.root}`, { code: 'AGENT_NOT_FOUND', hint: 'List the agents with `modelforge store list`.', details: { agent } })
   }
+}
+
+/**
+ * STRICT_MODEL_STORE: a reader that would answer "none" for a missing store or agent fails (exit 6), so that
+ * a service configured with a wrong path notices; otherwise it answers none.
+ */
+function strictAgent(ctx: StoreContext, agent: string): void {
+  if (ctx.strict) requireAgent(ctx, agent)
 }
 
 /** The version a channel names now, or null (damaged channels count as none). */
