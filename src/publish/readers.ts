@@ -83,8 +83,11 @@ export async function versionInfos(ctx: StoreContext, agent: string): Promise<Ve
         info.bytes = parsed.manifest.files.reduce((a, f) => a + f.size, 0)
       } else info.legacy = true
     } catch (err) {
-      if (!(err instanceof ModelforgeError)) throw err
-      info.manifestError = err.message
+      // A manifest the OS will not let us read (EACCES, EISDIR, EIO) is this version's problem, not the
+      // listing's: the other versions are still listed (and verified, and judged by prune).
+      if (err instanceof ModelforgeError) info.manifestError = err.message
+      else if (errnoCode(err)?.startsWith('E')) info.manifestError = `cannot read manifest.json: ${(err as Error).message}`
+      else throw err
     }
     out.push(info)
   }

@@ -2,9 +2,12 @@
  * The store refuses to make an operator's mistake worse, seen from the CLI: strict readers, and (below)
  * the flags and outputs of the safety checks whose mechanisms test/publish covers.
  */
+import { spawnSync } from 'node:child_process'
+import { chmodSync, chownSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { cli, envelope, makeTemp, removeTemps } from '../helpers/store-helpers.js'
+import { ModelStore } from '../../src/publish/store.js'
+import { cli, envelope, makeTemp, publish, removeTemps } from '../helpers/store-helpers.js'
 
 afterAll(removeTemps)
 
@@ -21,5 +24,47 @@ describe('STRICT_MODEL_STORE=1 and the store readers', () => {
     }
     expect(cli(['store', 'list', '--store', missing])).toMatchObject({ code: 0, stdout: 'No agents.\n' })
     expect(envelope(cli(['store', 'list', '--store', missing, '--json']))).toEqual({ status: 0, result: [] })
+  })
+})
+
+describe('store verify reports every problem it can see and goes on', () => {
+  it('an unreadable version directory, manifest, file or versions/ is one problem each (exit 4); the rest is checked', async () => {
+    // Root reads anything whatever its mode, so under root verify runs as user nobody over a store it
+    // owns, with the unreadable parts given back to root; other users meet mode 000 directly.
+    const asRoot = process.getuid?.() === 0
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2', 'v3', 'v4']) await publish(store, 'scout', v, { 'model.onnx': `weights ${v}`, 'tok/vocab.txt': 'a\n' })
+    await publish(store, 'memory', 'v1')
+    const hidden = [
+      join(root, 'scout', 'versions', 'v1'),
+      join(root, 'scout', 'versions', 'v2', 'manifest.json'),
+      join(root, 'scout', 'versions', 'v3', 'model.onnx'),
+      join(root, 'memory', 'versions'),
+    ]
+    if (asRoot) {
+      expect(spawnSync('chown', ['-R', '65534:65534', root]).status).toBe(0)
+      chmodSync(root, 0o755)
+      for (const p of hidden) chownSync(p, 0, 0)
+    }
+    for (const p of hidden) chmodSync(p, 0)
+    try {
+      const as = asRoot ? { uid: 65534, gid: 65534, env: { HOME: root } } : {}
+      const r = cli(['store', 'verify', '--store', root], as)
+      expect(r.code, r.stderr).toBe(4)
+      expect(r.stdout).toBe('ok  scout/v4  (2 files, sha256-files-v1)\n')
+      expect(r.stderr).toMatch(/^Error: Verification failed for 5 version\(s\):$/m)
+      expect(r.stderr).toMatch(/^memory\/\?: cannot read versions: EACCES/m)
+      // memory's current cannot be resolved either: that is a problem of its own.
+      expect(r.stderr).toMatch(/^memory\/\?: channel current: cannot read versions\/v1: EACCES/m)
+      expect(r.stderr).toMatch(/^scout\/v1: cannot read manifest\.json: EACCES/m)
+      expect(r.stderr).toMatch(/^scout\/v2: cannot read manifest\.json: EACCES/m)
+      expect(r.stderr).toMatch(/^scout\/v3: cannot read model\.onnx: EACCES$/m)
+      const json = envelope(cli(['store', 'verify', '--store', root, '--json'], as))
+      expect(json.status).toBe(4)
+      expect(json.error!.details.reports.map((x: { problems: { kind: string }[] }) => x.problems.map((p) => p.kind))).toEqual([['unreadable'], ['unreadable'], ['unreadable'], ['unreadable'], ['unreadable']])
+    } finally {
+      for (const p of hidden) chmodSync(p, 0o755)
+    }
   })
 })
