@@ -4,6 +4,7 @@
  */
 import { lstat, rename } from 'node:fs/promises'
 import { join } from 'node:path'
+import { debugLog } from '../lib/debug.js'
 import { errnoCode, IntegrityError, type ModelforgeError, NotFoundError } from '../lib/errors.js'
 import { auditDone, readAudit } from './audit.js'
 import { legacyAsideName } from './current.js'
@@ -14,6 +15,8 @@ import { peekChannel, requireAgent } from './readers.js'
 import { exists, withLock, type StoreContext } from './store-context.js'
 import { versionNotFound } from './store-errors.js'
 import { problemList, verifyVersion } from './verify.js'
+
+const log = debugLog('store')
 
 export interface ChannelChange {
   agent: string
@@ -123,8 +126,10 @@ export async function pointChannel(ctx: StoreContext, agent: string, channel: st
     // it is moved aside (kept, never deleted) and the link put in its place.
     const aside = join(agentDir, legacyAsideName(channel, Date.now()))
     await rename(linkPath, aside)
+    log(`channel ${channel} of ${agent}: moved the Python-made directory ${linkPath} -> ${aside}`)
     // Durable before the link goes in: readers fall back to the aside directory while `current` is absent.
     await fsyncDir(agentDir)
   }
   await swapSymlink(agentDir, channel, `versions/${version}`)
+  log(`channel ${channel} of ${agent} -> versions/${version}`)
 }

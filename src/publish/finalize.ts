@@ -4,6 +4,7 @@
  */
 import { lstat, readFile, rename, rm } from 'node:fs/promises'
 import { join, relative } from 'node:path'
+import { debugLog } from '../lib/debug.js'
 import { describeError, errnoCode, errorFromCode, IntegrityError, type ModelforgeError } from '../lib/errors.js'
 import { auditDone } from './audit.js'
 import { pointChannel } from './channels.js'
@@ -45,6 +46,8 @@ export interface FinalizeResult {
   /** What failed after the version was in place (it stands): e.g. the audit record could not be written. */
   warnings?: string[]
 }
+
+const log = debugLog('store')
 
 /** Hashes, writes manifest.json, renames the staging dir into place and (by default) publishes it. */
 export async function finalize(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
@@ -100,7 +103,10 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
         details: { agent, version, path: staging },
       })
     }
-    for (const e of torn) await rm(e.abs, { force: true })
+    for (const e of torn) {
+      await rm(e.abs, { force: true })
+      log(`finalize ${agent}/${version}: removed ${e.abs}, left by a finalize killed while writing the manifest`)
+    }
     const total = files.reduce((a, f) => a + f.size, 0)
     const hashed = await hashFiles(
       files.map((f) => ({ path: f.abs, rel: f.rel, size: f.size })),
@@ -122,9 +128,12 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
     // Atomic: a failure from here to the rename leaves a complete manifest, which the next finalize of this
     // version recognises (earlierManifest), or none.
     await replaceFileDurable(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n')
+    const bytes = manifestFiles.reduce((a, f) => a + f.size, 0)
+    log(`finalize ${agent}/${version}: wrote ${join(staging, MANIFEST_NAME)} (${manifestFiles.length} file${manifestFiles.length === 1 ? '' : 's'}, ${bytes} bytes, ${CHECKSUM_ALGORITHM} ${checksum})${earlier === true ? ', replacing an earlier finalize\'s' : ''}`)
     for (const e of tree) if (e.type === 'directory') await fsyncDir(e.abs)
     await fsyncDir(staging)
     await rename(staging, final)
+    log(`finalize ${agent}/${version}: renamed ${staging} -> ${final}`)
     // From here on the version exists: a failure must say so, and what it left undone.
     const warnings: string[] = []
     try {
@@ -148,7 +157,7 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
     auditDone(ctx.root, { op: 'finalize', agent, version, checksum, ...(publish ? { channel: 'current', previous } : {}) },
       publish ? `${agent}/${version} was finalized and current points to it` : `${agent}/${version} was finalized`, warnings)
     return {
-      agent, version, path: final, checksum, files: manifestFiles.length, bytes: manifestFiles.reduce((a, f) => a + f.size, 0), published: publish,
+      agent, version, path: final, checksum, files: manifestFiles.length, bytes, published: publish,
       ...(publish ? { previous } : {}),
       ...(warnings.length > 0 ? { warnings } : {}),
     }

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { lstat, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { debugLog } from '../lib/debug.js'
 import { ConflictError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
 import { auditDone } from './audit.js'
@@ -47,6 +48,8 @@ export interface GcResult {
   /** What failed after leftovers were removed (the removal stands): e.g. the audit record. */
   warnings?: string[]
 }
+
+const log = debugLog('store')
 
 const DEFAULT_GC_MS = 24 * 3600 * 1000
 /** prune renames a doomed version to `.prune-<version>-<hex>.tmp` first: hidden, and no valid name can match. */
@@ -90,6 +93,7 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
         await rename(join(versionsDir, v), doomed)
         await fsyncDir(versionsDir)
         await rm(doomed, { recursive: true, force: true })
+        log(`prune ${agent}: renamed ${join(versionsDir, v)} -> ${doomed}, then removed it`)
       }
       await fsyncDir(versionsDir)
       auditDone(ctx.root, { op: 'prune', agent, removed, kept, keep }, `${agent}: ${removed.join(', ')} removed`, warnings)
@@ -115,7 +119,10 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
   const result: GcResult = { olderThanMs, removed: [], skipped: [] }
   if (!storeRootExists(ctx.root)) return result
   const now = Date.now()
-  for (const p of removeStaleLockTemps(ctx.root)) result.removed.push({ path: p, kind: 'lock-temp' })
+  for (const p of removeStaleLockTemps(ctx.root)) {
+    result.removed.push({ path: p, kind: 'lock-temp' })
+    log(`gc: removed lock-temp ${p}`)
+  }
   for (const agent of await listAgents(ctx)) {
     let lock: HeldLock
     try {
@@ -135,6 +142,7 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
         const p = join(agentDir, name)
         if (!(await lstat(p)).isSymbolicLink()) continue
         await rm(p, { force: true })
+        log(`gc ${agent}: removed temp-link ${p}`)
         result.removed.push({ path: p, kind: 'temp-link' })
         removedHere.push(p)
       }
@@ -147,6 +155,7 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
         const doomed = name.startsWith(PRUNE_PREFIX)
         if (!doomed && olderThanMs > 0 && now - (await lastChange(p)) < olderThanMs) continue
         await rm(p, { recursive: true, force: true })
+        log(`gc ${agent}: removed ${doomed ? 'pruned' : 'staging'} ${p}`)
         result.removed.push({ path: p, kind: doomed ? 'pruned' : 'staging' })
         removedHere.push(p)
       }

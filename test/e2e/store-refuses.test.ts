@@ -3,7 +3,7 @@
  * the flags and outputs of the safety checks whose mechanisms test/publish covers.
  */
 import { spawnSync } from 'node:child_process'
-import { chmodSync, chownSync } from 'node:fs'
+import { chmodSync, chownSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ModelStore } from '../../src/publish/store.js'
@@ -66,5 +66,22 @@ describe('store verify reports every problem it can see and goes on', () => {
     } finally {
       for (const p of hidden) chmodSync(p, 0o755)
     }
+  })
+})
+
+describe('DEBUG=modelforge:store', () => {
+  it('logs the writes of a command on stderr, leaving --json stdout one object', () => {
+    const root = join(makeTemp(), 'store')
+    const debug = { env: { DEBUG: 'modelforge:store' } }
+    const dir = cli(['store', 'stage', 'scout', 'v1', '--store', root]).stdout.trim()
+    writeFileSync(join(dir, 'model.onnx'), 'x')
+    const r = cli(['store', 'finalize', 'scout', 'v1', '--store', root, '--json'], debug)
+    expect(r.code, r.stderr).toBe(0)
+    expect(envelope(r)).toMatchObject({ status: 0, result: { version: 'v1' } })
+    for (const line of [/modelforge:store lock scout taken \(finalize v1\)/, /modelforge:store finalize scout\/v1: renamed /, /modelforge:store channel current of scout -> versions\/v1/, /modelforge:store lock scout released/]) {
+      expect(r.stderr).toMatch(line)
+    }
+    // Readers write nothing, so log nothing.
+    expect(cli(['store', 'list', '--store', root], debug).stderr).not.toMatch(/modelforge:store/)
   })
 })
