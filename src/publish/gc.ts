@@ -17,6 +17,7 @@ import { parseDuration } from './options.js'
 import { channelStates, listAgents, requireAgent, versionInfos } from './readers.js'
 import { exists, readdirIfExists, withLock, type StoreContext } from './store-context.js'
 import { walkTree } from '../lib/tree.js'
+import { verifyVersion } from './verify.js'
 
 export interface PruneResult {
   agent: string
@@ -29,8 +30,8 @@ export interface PruneResult {
   /** The versions channels point to. */
   protected: string[]
   /**
-   * Kept beyond --keep and the channels: the newest intact version, because nothing else kept is intact
-   * (--keep 0 with a dangling current). prune never leaves an agent without an intact version.
+   * Kept beyond --keep and the channels: the newest version that verifies, because nothing else kept is
+   * intact (--keep 0 with a dangling current). prune never leaves an agent without an intact version.
    */
   lastIntact?: string
   /** Directories of versions/ whose manifest is missing, unreadable or names another version: left alone. */
@@ -79,10 +80,19 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
     const kept: string[] = []
     const removed: string[] = []
     intact.forEach((info, i) => (i < keep || protectedSet.has(info.version) ? kept : removed).push(info.version))
-    // A dangling current and --keep 0 would leave nothing to point it at again.
+    // A dangling current and --keep 0 would leave nothing to point it at again. The one kept then is
+    // verified (files hashed), newest first: keeping a damaged version while removing the last good one
+    // would be no safety at all. Only if none verifies is the newest by manifest kept.
     let lastIntact: string | undefined
     if (kept.length === 0 && removed.length > 0) {
-      lastIntact = removed.shift()!
+      for (const v of removed) {
+        if ((await verifyVersion(ctx, agent, v)).ok) {
+          lastIntact = v
+          break
+        }
+      }
+      lastIntact ??= removed[0]!
+      removed.splice(removed.indexOf(lastIntact), 1)
       kept.push(lastIntact)
     }
     if (!options.dryRun && removed.length > 0) {

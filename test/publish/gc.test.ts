@@ -73,6 +73,10 @@ describe('prune and gc', () => {
     await publish(store, 'a', 'v4', undefined, false)
     const r = await store.prune('a', { keep: 0 })
     expect(r).toMatchObject({ removed: ['v2'], kept: ['v4'], lastIntact: 'v4', brokenChannels: [{ channel: 'current', problem: expect.stringContaining('outside') }] })
+    // The one kept for safety is verified: a damaged newer version does not take its place.
+    await publish(store, 'a', 'v5', undefined, false)
+    writeFileSync(join(root, 'a', 'versions', 'v5', 'model.onnx'), 'damaged')
+    expect(await store.prune('a', { keep: 0, dryRun: true })).toMatchObject({ removed: ['v5'], kept: ['v4'], lastIntact: 'v4' })
     // With a channel at an intact version the rule asks for nothing more.
     await store.promote('a', 'v4', 'stable')
     expect((await store.prune('a', { keep: 0 })).lastIntact).toBeUndefined()
