@@ -3,7 +3,7 @@
  * the flags and outputs of the safety checks whose mechanisms test/publish covers.
  */
 import { spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ModelStore } from '../../src/publish/store.js'
@@ -83,5 +83,45 @@ describe('DEBUG=modelforge:store', () => {
     }
     // Readers write nothing, so log nothing.
     expect(cli(['store', 'list', '--store', root], debug).stderr).not.toMatch(/modelforge:store/)
+  })
+})
+
+describe('the safety checks from the CLI', () => {
+  it('promote of a damaged version, rollback past gone ones, prune with a dangling current, an empty finalize', () => {
+    const root = join(makeTemp(), 'store')
+    const s = (args: string[]) => cli([...args, '--store', root])
+    const publishCli = (version: string, extra: string[] = []) => {
+      const dir = s(['store', 'stage', 'scout', version]).stdout.trim()
+      writeFileSync(join(dir, 'model.onnx'), `weights of ${version}`)
+      expect(s(['store', 'finalize', 'scout', version, ...extra]).code).toBe(0)
+    }
+    for (const v of ['v1', 'v2', 'v3']) publishCli(v)
+    publishCli('v4', ['--no-publish'])
+    const versions = join(root, 'scout', 'versions')
+    writeFileSync(join(versions, 'v4', 'model.onnx'), 'tampered')
+    let r = s(['store', 'promote', 'scout', 'v4'])
+    expect(r.code).toBe(4)
+    expect(r.stderr).toMatch(/^Error: current of scout was not moved to v4, which fails verification: modified: model\.onnx\nHint: /)
+    // rollback skips v2, which is gone, and says so.
+    rmSync(join(versions, 'v2'), { recursive: true })
+    r = s(['store', 'rollback', 'scout'])
+    expect(r).toMatchObject({ code: 0, stdout: 'skipped v2: gone\nscout current -> v1 (was v3)\n' })
+    // prune --keep 0 with current dangling keeps the newest intact version and names the channel.
+    rmSync(join(versions, 'v1'), { recursive: true })
+    r = s(['store', 'prune', 'scout', '--keep', '0', '--dry-run'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe([
+      'scout: would remove v4',
+      'kept v3',
+      'kept v3 beyond --keep: it is the newest version that verifies, and nothing else kept is intact',
+      'channel current protects nothing: current of agent scout points to versions/v1, which does not exist',
+      '',
+    ].join('\n'))
+    // An empty staged tree is refused, and allowed with --allow-empty.
+    s(['store', 'stage', 'scout', 'v5'])
+    r = s(['store', 'finalize', 'scout', 'v5', '--no-publish'])
+    expect(r.code).toBe(4)
+    expect(r.stderr).toMatch(/holds no files: an empty version would be published\nHint: .*--allow-empty/)
+    expect(envelope(s(['store', 'finalize', 'scout', 'v5', '--no-publish', '--allow-empty', '--json']))).toMatchObject({ status: 0, result: { files: 0 } })
   })
 })
