@@ -106,11 +106,16 @@ async function verifyDir(ctx: StoreContext, agent: string, version: string | nul
   return report
 }
 
-/** A problem for an operating-system failure (EACCES, EISDIR, EIO...) while reading under `dir`; rethrows anything else. */
+/**
+ * A problem for an operating-system failure (EACCES, EISDIR, EIO...) while reading under `dir`, or for a
+ * file the hasher refused (unreadable, or replaced by something that is no regular file while read).
+ * Anything else is a bug and is rethrown.
+ */
 function unreadableProblem(err: unknown, dir: string, fallback: string): VerifyProblem {
-  if (err instanceof IntegrityError && err.code === 'UNREADABLE_FILE') {
-    const path = String(err.details?.path ?? '')
-    return { kind: 'unreadable', path, message: `cannot read ${path}: ${String(err.details?.errno ?? err.message)}` }
+  if (err instanceof IntegrityError) {
+    const path = String(err.details?.path ?? relative(dir, fallback))
+    const why = err.code === 'UNREADABLE_FILE' && err.details?.errno ? String(err.details.errno) : err.message
+    return { kind: 'unreadable', path, message: `cannot read ${path}: ${why}` }
   }
   const code = errnoCode(err)
   if (!code || !/^E[A-Z0-9]+$/.test(code)) throw err
