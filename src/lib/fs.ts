@@ -93,6 +93,22 @@ export async function writeFileDurable(path: string, data: string | Uint8Array):
 }
 
 /**
+ * Writes a file whole under a temporary name (`<path>-<pid>-<hex>.tmp`), fsyncs it and renames it over
+ * `path`: a crash or a full disk leaves the file as it was (or absent), never torn. The temporary file is
+ * removed when writing fails; one a crash leaves behind matches tempTail(). The caller fsyncs the directory.
+ */
+export async function replaceFileDurable(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}${tempTail()}`
+  try {
+    await writeFileDurable(tmp, data)
+    await rename(tmp, path)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+/**
  * Writes a file atomically (temporary file + rename): readers see the old content or the new one, never a
  * mix. No fsync: the hub cache's refs and listings are what huggingface_hub writes the same way, and one
  * lost to a power loss reads as absent and is fetched again.

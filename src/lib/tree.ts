@@ -17,6 +17,8 @@ export interface TreeEntry {
   type: EntryType
   size: number
   mtimeMs: number
+  /** The inode change time: set by the kernel on every change (write, rename, chmod, utime), never back. */
+  ctimeMs: number
 }
 
 export interface WalkOptions {
@@ -84,7 +86,7 @@ export async function walkTree(dir: string, options: WalkOptions = {}): Promise<
       const childAbs = join(abs, name)
       const st = await statEntry(childAbs, follow)
       if (!st) continue
-      entries.push({ entry: { rel: rel ? `${rel}/${name}` : name, abs: childAbs, type: typeOf(st), size: st.size, mtimeMs: st.mtimeMs }, id: `${st.dev}:${st.ino}` })
+      entries.push({ entry: { rel: rel ? `${rel}/${name}` : name, abs: childAbs, type: typeOf(st), size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs }, id: `${st.dev}:${st.ino}` })
     }
     for (const e of entries) if (e.entry.type !== 'directory') out.push(e.entry)
     for (const e of entries) {

@@ -2,6 +2,9 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { appendJsonLine, currentUser, readJsonLines } from '../lib/audit.js'
+import { debugLog } from '../lib/debug.js'
+
+const log = debugLog('store')
 
 export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete'
 
@@ -28,6 +31,7 @@ export function auditPath(root: string): string {
 export function appendAudit(root: string, entry: Omit<AuditRecord, 'time' | 'user' | 'host' | 'pid'>): AuditRecord {
   const record = { time: new Date().toISOString(), ...entry, user: currentUser(), host: hostname(), pid: process.pid } as AuditRecord
   appendJsonLine(auditPath(root), record)
+  log(`audit: ${entry.op} ${entry.agent ?? ''}${entry.version ? `/${entry.version}` : ''} appended to ${auditPath(root)}`)
   return record
 }
 

@@ -5,13 +5,15 @@
  *
  * Three layouts are read: the relative symlink modelforge writes (`current -> versions/v2`), an absolute
  * symlink and a real directory, both written by the original Python ModelStore. A reader resolves once and
- * then uses the returned version directory, which never changes under it.
+ * then uses the returned version directory, which never changes under it. A link only ever leads to a
+ * version directory of its own agent: one that leads anywhere else is an integrity failure (exit 4), like
+ * one that leads nowhere.
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
-import { basename, isAbsolute, join, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
 import { errnoCode, IntegrityError, NotFoundError, UsageError } from '../lib/errors.js'
 import { strictStore } from '../lib/env.js'
-import { validateName } from './names.js'
+import { nameProblem, validateName } from './names.js'
 
 export type LinkLayout = 'relative-link' | 'absolute-link' | 'directory'
 
@@ -101,15 +103,41 @@ export function resolveChannel(root: string, agent: string, channel = 'current',
   }
   const target = readlinkSync(linkPath)
   const layout: LinkLayout = isAbsolute(target) ? 'absolute-link' : 'relative-link'
-  // A Python store moved or copied to another path keeps absolute links to the old place. Its versions are
-  // here, and the copy's own version comes first: a copied store must not read the original's files.
-  const candidates = layout === 'absolute-link' ? [join(agentDir, 'versions', basename(target)), target] : [resolve(agentDir, target)]
-  for (const path of candidates) {
-    if (isDir(path)) return { agent, channel, version: basename(path), path, layout }
+  const versionsDir = join(agentDir, 'versions')
+  // A Python store moved or copied to another path keeps absolute links to <old root>/<agent>/versions/<v>:
+  // they are read as this agent's own versions/<v>, so a copy never reads the original's files. Any other
+  // absolute link, and a relative one that leaves versions/ (another agent, another store, a file inside a
+  // version, a staging directory), would serve files this agent never published.
+  const path = layout === 'absolute-link' ? ownVersionPath(target, agent, versionsDir) : resolve(agentDir, target)
+  if (path === null || dirname(path) !== versionsDir || nameProblem('version', basename(path)) !== null) {
+    throw outside(agent, channel, linkPath, target, 'which is outside its versions/ directory')
   }
+  let st
+  try {
+    st = lstatSync(path)
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw err
+  }
+  if (st?.isSymbolicLink()) throw outside(agent, channel, linkPath, target, `and versions/${basename(path)} is itself a link, which leads outside its versions/ directory`)
+  if (st?.isDirectory()) return { agent, channel, version: basename(path), path, layout }
   throw new IntegrityError(`${channel} of agent ${agent} points to ${target}, which does not exist`, {
     code: 'CHANNEL_DANGLING',
     hint: `Point it at an existing version with \`modelforge store promote ${agent} <version> --channel ${channel}\`; \`modelforge store verify ${agent}\` checks the versions.`,
+    details: { path: linkPath, target },
+  })
+}
+
+/** <agent>/versions/<v> of this store for an absolute link shaped <root>/<agent>/versions/<v>, else null. */
+function ownVersionPath(target: string, agent: string, versionsDir: string): string | null {
+  const t = resolve(target)
+  if (basename(dirname(t)) !== 'versions' || basename(dirname(dirname(t))) !== agent) return null
+  return join(versionsDir, basename(t))
+}
+
+function outside(agent: string, channel: string, linkPath: string, target: string, why: string): IntegrityError {
+  return new IntegrityError(`${channel} of agent ${agent} points to ${target}, ${why}`, {
+    code: 'CHANNEL_OUTSIDE',
+    hint: `Point it at a version of ${agent} with \`modelforge store promote ${agent} <version> --channel ${channel}\`; only versions under ${agent}/versions/ are read.`,
     details: { path: linkPath, target },
   })
 }
@@ -140,15 +168,6 @@ function legacyAside(agentDir: string, channel: string): string | null {
     if ((!best || stamp > best.stamp) && lstatSync(path).isDirectory()) best = { stamp, path }
   }
   return best?.path ?? null
-}
-
-function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory()
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false
-    throw err
-  }
 }
 
 function manifestVersion(dir: string): string | null {

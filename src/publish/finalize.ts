@@ -2,20 +2,21 @@
  * Finalize: a staged tree becomes an immutable version. It is checked, hashed into manifest.json, made
  * durable, renamed into place and (by default) published as `current`, under the agent's lock.
  */
-import { lstat, rename } from 'node:fs/promises'
+import { lstat, readFile, rename, rm } from 'node:fs/promises'
 import { join, relative } from 'node:path'
+import { debugLog } from '../lib/debug.js'
 import { describeError, errnoCode, errorFromCode, IntegrityError, type ModelforgeError } from '../lib/errors.js'
 import { auditDone } from './audit.js'
 import { pointChannel } from './channels.js'
 import { storeRootExists } from './current.js'
-import { fsyncDir, writeFileDurable } from '../lib/fs.js'
+import { fsyncDir, replaceFileDurable } from '../lib/fs.js'
 import { hashFiles } from './hash.js'
 import { acquireLock } from './lock.js'
-import { checksumFilesV1, CHECKSUM_ALGORITHM, MANIFEST_NAME, MANIFEST_SCHEMA, type Manifest, type ManifestFile } from './manifest.js'
+import { checksumFilesV1, CHECKSUM_ALGORITHM, MANIFEST_NAME, MANIFEST_SCHEMA, parseManifest, type Manifest, type ManifestFile } from './manifest.js'
 import { peekChannel } from './readers.js'
 import { exists, type StoreContext } from './store-context.js'
 import { notStaged, versionExists } from './store-errors.js'
-import { compareBytes, walkTree } from '../lib/tree.js'
+import { compareBytes, walkTree, type TreeEntry } from '../lib/tree.js'
 import { formatBytes, planSteps, runStep, type Progress, type StepReporter } from '../lib/progress.js'
 
 /** Optional manifest sections a caller (build-engine) adds at finalize. */
@@ -26,6 +27,8 @@ export interface FinalizeOptions {
   /** Point `current` at the new version (default true). */
   publish?: boolean
   manifest?: ManifestExtras
+  /** Publish a version without files (refused by default: an empty tree is almost always a failed export). */
+  allowEmpty?: boolean
   /** Where finalize reports its one step (bytes hashed so far); silent when absent. */
   progress?: Progress
 }
@@ -43,6 +46,8 @@ export interface FinalizeResult {
   /** What failed after the version was in place (it stands): e.g. the audit record could not be written. */
   warnings?: string[]
 }
+
+const log = debugLog('store')
 
 /** Hashes, writes manifest.json, renames the staging dir into place and (by default) publishes it. */
 export async function finalize(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
@@ -84,8 +89,24 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
         details: { path: rel, errno: code },
       })
     })
-    checkStagedTree(entries)
-    const files = entries.filter((e) => e.type === 'file')
+    // What a finalize killed while writing its manifest left: a temporary file, never part of the version.
+    const torn = entries.filter((e) => MANIFEST_TEMP.test(e.rel))
+    const tree = entries.filter((e) => !torn.includes(e))
+    const earlier = await earlierManifest(staging, agent, version, tree)
+    checkStagedTree(tree, earlier)
+    // An earlier finalize's manifest is rewritten below (over it, atomically), never hashed as a file.
+    const files = tree.filter((e) => e.type === 'file' && !(earlier === true && e.rel === MANIFEST_NAME))
+    if (files.length === 0 && !options.allowEmpty) {
+      throw new IntegrityError(`The staged tree of ${agent}/${version} holds no files: an empty version would be published`, {
+        code: 'EMPTY_VERSION',
+        hint: `Check what wrote ${staging} (a failed copy or export leaves it empty); pass --allow-empty (allowEmpty) if an empty version is really meant.`,
+        details: { agent, version, path: staging },
+      })
+    }
+    for (const e of torn) {
+      await rm(e.abs, { force: true })
+      log(`finalize ${agent}/${version}: removed ${e.abs}, left by a finalize killed while writing the manifest`)
+    }
     const total = files.reduce((a, f) => a + f.size, 0)
     const hashed = await hashFiles(
       files.map((f) => ({ path: f.abs, rel: f.rel, size: f.size })),
@@ -104,10 +125,15 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
       files: manifestFiles,
       ...definedOnly(options.manifest ?? {}),
     }
-    await writeFileDurable(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n')
-    for (const e of entries) if (e.type === 'directory') await fsyncDir(e.abs)
+    // Atomic: a failure from here to the rename leaves a complete manifest, which the next finalize of this
+    // version recognises (earlierManifest), or none.
+    await replaceFileDurable(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n')
+    const bytes = manifestFiles.reduce((a, f) => a + f.size, 0)
+    log(`finalize ${agent}/${version}: wrote ${join(staging, MANIFEST_NAME)} (${manifestFiles.length} file${manifestFiles.length === 1 ? '' : 's'}, ${bytes} bytes, ${CHECKSUM_ALGORITHM} ${checksum})${earlier === true ? ', replacing an earlier finalize\'s' : ''}`)
+    for (const e of tree) if (e.type === 'directory') await fsyncDir(e.abs)
     await fsyncDir(staging)
     await rename(staging, final)
+    log(`finalize ${agent}/${version}: renamed ${staging} -> ${final}`)
     // From here on the version exists: a failure must say so, and what it left undone.
     const warnings: string[] = []
     try {
@@ -131,7 +157,7 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
     auditDone(ctx.root, { op: 'finalize', agent, version, checksum, ...(publish ? { channel: 'current', previous } : {}) },
       publish ? `${agent}/${version} was finalized and current points to it` : `${agent}/${version} was finalized`, warnings)
     return {
-      agent, version, path: final, checksum, files: manifestFiles.length, bytes: manifestFiles.reduce((a, f) => a + f.size, 0), published: publish,
+      agent, version, path: final, checksum, files: manifestFiles.length, bytes, published: publish,
       ...(publish ? { previous } : {}),
       ...(warnings.length > 0 ? { warnings } : {}),
     }
@@ -150,8 +176,11 @@ function publishedHalf(err: unknown, agent: string, version: string, path: strin
   })
 }
 
-/** The tree's entries are publishable (import checks its source with it too, naming it as `subject`). */
-export function checkStagedTree(entries: { rel: string; type: string }[], subject = 'The staged tree'): void {
+/**
+ * The tree's entries are publishable (import checks its source with it too, naming it as `subject`).
+ * `earlier`: true when manifest.json is an earlier finalize's own (see earlierManifest), else why it is not.
+ */
+export function checkStagedTree(entries: { rel: string; type: string }[], earlier: true | string | null = null, subject = 'The staged tree'): void {
   const special = entries.filter((e) => e.type !== 'file' && e.type !== 'directory')
   if (special.length > 0) {
     throw new IntegrityError(`${subject} holds ${special.map((e) => `a ${e.type} (${e.rel})`).join(', ')}; only regular files and directories can be published`, {
@@ -168,13 +197,45 @@ export function checkStagedTree(entries: { rel: string; type: string }[], subjec
       details: { paths: badNames.map((e) => e.rel) },
     })
   }
-  if (entries.some((e) => e.rel === MANIFEST_NAME)) {
-    throw new IntegrityError(`${subject} already holds a top-level manifest.json, which finalize writes`, {
+  if (earlier !== true && entries.some((e) => e.rel === MANIFEST_NAME)) {
+    throw new IntegrityError(`${subject} already holds a top-level manifest.json, which finalize writes, and it is not one ${earlier ? `a finalize of ${earlier}` : 'finalize wrote'}`, {
       code: 'MANIFEST_RESERVED',
-      hint: 'Remove or rename it; pass caller metadata with --metadata or --metadata-file instead.',
+      hint: 'Remove or rename it; pass caller metadata with --metadata or --metadata-file instead. (One an interrupted finalize of this version wrote is recognised and rewritten.)',
       details: { path: MANIFEST_NAME },
     })
   }
+}
+
+/** `manifest.json-<pid>-<hex>.tmp`: the temporary name replaceFileDurable writes the manifest under. */
+const MANIFEST_TEMP = /^manifest\.json-\d+-[0-9a-f]{8}\.tmp$/
+
+/**
+ * Whether the tree's top-level manifest.json is one a finalize of this very version wrote before failing
+ * (after the manifest, before or during the rename): true, or why not (null when there is none). Its
+ * schema, agent, version and checksum must be right and its files must be the tree's, by path and size;
+ * such a file says nothing a new manifest would not, so it is rewritten. Anything else is the caller's.
+ */
+async function earlierManifest(staging: string, agent: string, version: string, tree: TreeEntry[]): Promise<true | string | null> {
+  const entry = tree.find((e) => e.rel === MANIFEST_NAME)
+  if (!entry) return null
+  const self = `${agent}/${version} wrote`
+  if (entry.type !== 'file') return `${self}: it is a ${entry.type}`
+  let parsed
+  try {
+    parsed = parseManifest(JSON.parse(await readFile(entry.abs, 'utf8')), join(staging, MANIFEST_NAME))
+  } catch (err) {
+    return `${self}: ${(err as Error).message}`
+  }
+  if (parsed.kind !== 'v1') return `${self}: it has no schema ${MANIFEST_SCHEMA}`
+  const m = parsed.manifest
+  if (m.agent !== agent || m.version !== version) return `${self}: it names ${m.agent}/${m.version}`
+  if (checksumFilesV1(m.files) !== m.checksum) return `${self}: its checksum does not match its file list`
+  const files = tree.filter((e) => e.type === 'file' && e.rel !== MANIFEST_NAME)
+  const listed = new Map(m.files.map((f) => [f.path, f.size]))
+  if (files.length !== listed.size || files.some((f) => listed.get(f.rel) !== f.size)) {
+    return `${self}: it lists ${listed.size} file(s), the tree holds ${files.length}${files.length === listed.size ? ' of other names or sizes' : ''}`
+  }
+  return true
 }
 
 function definedOnly(o: Record<string, unknown>): Record<string, unknown> {

@@ -5,6 +5,7 @@
  */
 import { lstat, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { debugLog } from '../lib/debug.js'
 import { ConflictError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
 import { auditDone } from './audit.js'
@@ -13,17 +14,30 @@ import { storeRootExists } from './current.js'
 import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import { parseDuration } from './options.js'
-import { channelVersions, listAgents, requireAgent, versionInfos } from './readers.js'
+import { channelStates, listAgents, requireAgent, versionInfos } from './readers.js'
 import { exists, readdirIfExists, withLock, type StoreContext } from './store-context.js'
 import { walkTree } from '../lib/tree.js'
+import { verifyVersion } from './verify.js'
 
 export interface PruneResult {
   agent: string
   keep: number
   dryRun: boolean
+  /** Newest first. */
   removed: string[]
+  /** The versions with an intact manifest that stay, newest first. */
   kept: string[]
+  /** The versions channels point to. */
   protected: string[]
+  /**
+   * Kept beyond --keep and the channels: the newest version that verifies, because nothing else kept is
+   * intact (--keep 0 with a dangling current). prune never leaves an agent without an intact version.
+   */
+  lastIntact?: string
+  /** Directories of versions/ whose manifest is missing, unreadable or names another version: left alone. */
+  unrecognised: { version: string; problem: string }[]
+  /** Channels that name no version (dangling, outside the agent): they protect nothing. */
+  brokenChannels: { channel: string; problem: string }[]
   /** What failed after versions were removed (the removal stands): e.g. the audit record. */
   warnings?: string[]
 }
@@ -36,9 +50,14 @@ export interface GcResult {
   warnings?: string[]
 }
 
+const log = debugLog('store')
+
 const DEFAULT_GC_MS = 24 * 3600 * 1000
 
-/** Removes all but the newest `keep` versions, never one that a channel points to. */
+/**
+ * Removes all but the newest `keep` versions with an intact manifest, never one that a channel points to,
+ * never a directory it cannot judge, and never the agent's last intact version.
+ */
 export async function prune(ctx: StoreContext, agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
   const keep = options.keep ?? loadConfig().store?.keep ?? 3
   if (!Number.isSafeInteger(keep) || keep < 0) {
@@ -47,25 +66,52 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
   requireAgent(ctx, agent)
   const work = async (): Promise<PruneResult> => {
     const warnings: string[] = []
-    const infos = (await versionInfos(ctx, agent)).reverse()
-    const channels = channelVersions(ctx, agent)
-    const protectedSet = new Set(Object.values(channels).filter((v): v is string => Boolean(v)))
+    const infos = await versionInfos(ctx, agent)
+    // Only a version whose manifest says it is this agent's version is judged (by its created_at); anything
+    // else in versions/ is left alone and named: prune cannot tell what it is, so it neither counts it as
+    // the newest nor deletes it.
+    const intact = infos.filter((i) => !i.manifestError).reverse()
+    const unrecognised = infos.filter((i) => i.manifestError).map((i) => ({ version: i.version, problem: i.manifestError! }))
+    const channels = channelStates(ctx, agent)
+    const brokenChannels = channels.filter((c) => c.problem).map((c) => ({ channel: c.channel, problem: c.problem! }))
+    const protectedSet = new Set(channels.map((c) => c.version).filter((v): v is string => Boolean(v)))
     const kept: string[] = []
     const removed: string[] = []
-    infos.forEach((info, i) => (i < keep || protectedSet.has(info.version) ? kept : removed).push(info.version))
+    intact.forEach((info, i) => (i < keep || protectedSet.has(info.version) ? kept : removed).push(info.version))
+    // A dangling current and --keep 0 would leave nothing to point it at again. The one kept then is
+    // verified (files hashed), newest first: keeping a damaged version while removing the last good one
+    // would be no safety at all. Only if none verifies is the newest by manifest kept.
+    let lastIntact: string | undefined
+    if (kept.length === 0 && removed.length > 0) {
+      for (const v of removed) {
+        if ((await verifyVersion(ctx, agent, v)).ok) {
+          lastIntact = v
+          break
+        }
+      }
+      lastIntact ??= removed[0]!
+      removed.splice(removed.indexOf(lastIntact), 1)
+      kept.push(lastIntact)
+    }
     if (!options.dryRun && removed.length > 0) {
       const versionsDir = join(ctx.agentDir(agent), 'versions')
-      for (const v of removed) await discardVersion(versionsDir, v)
+      for (const v of removed) {
+        await discardVersion(versionsDir, v)
+        log(`prune ${agent}: removed ${join(versionsDir, v)} (renamed aside first)`)
+      }
       await fsyncDir(versionsDir)
       auditDone(ctx.root, { op: 'prune', agent, removed, kept, keep }, `${agent}: ${removed.join(', ')} removed`, warnings)
     }
-    return { agent, keep, dryRun: Boolean(options.dryRun), removed, kept, protected: [...protectedSet].sort(), ...(warnings.length > 0 ? { warnings } : {}) }
+    return {
+      agent, keep, dryRun: Boolean(options.dryRun), removed, kept, protected: [...protectedSet].sort(),
+      ...(lastIntact ? { lastIntact } : {}), unrecognised, brokenChannels, ...(warnings.length > 0 ? { warnings } : {}),
+    }
   }
   return options.dryRun ? work() : withLock(ctx, agent, { op: 'prune' }, work)
 }
 
 /**
- * Removes temporary links and staging directories untouched for longer than olderThanMs (0: all) of
+ * Removes temporary links and staging directories in which nothing changed (by ctime) for longer than olderThanMs (0: all) of
  * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped).
  */
 export async function gc(ctx: StoreContext, options: { olderThan?: string | number; olderThanMs?: number } = {}): Promise<GcResult> {
@@ -77,7 +123,10 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
   const result: GcResult = { olderThanMs, removed: [], skipped: [] }
   if (!storeRootExists(ctx.root)) return result
   const now = Date.now()
-  for (const p of removeStaleLockTemps(ctx.root)) result.removed.push({ path: p, kind: 'lock-temp' })
+  for (const p of removeStaleLockTemps(ctx.root)) {
+    result.removed.push({ path: p, kind: 'lock-temp' })
+    log(`gc: removed lock-temp ${p}`)
+  }
   for (const agent of await listAgents(ctx)) {
     let lock: HeldLock
     try {
@@ -97,6 +146,7 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
         const p = join(agentDir, name)
         if (!(await lstat(p)).isSymbolicLink()) continue
         await rm(p, { force: true })
+        log(`gc ${agent}: removed temp-link ${p}`)
         result.removed.push({ path: p, kind: 'temp-link' })
         removedHere.push(p)
       }
@@ -105,10 +155,11 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
         if (!name.endsWith(TEMP_SUFFIX)) continue
         const p = join(versionsDir, name)
         // A prune leftover is a version already being deleted (its files are old, so age says nothing):
-        // always removed. A staging dir only once nothing in it changed for olderThanMs.
+        // always removed. A staging dir only once nothing in it changed for olderThanMs (see lastChange).
         const doomed = name.startsWith(PRUNE_PREFIX)
-        if (!doomed && olderThanMs > 0 && now - (await newestMtime(p)) < olderThanMs) continue
+        if (!doomed && olderThanMs > 0 && now - (await lastChange(p)) < olderThanMs) continue
         await rm(p, { recursive: true, force: true })
+        log(`gc ${agent}: removed ${doomed ? 'pruned' : 'staging'} ${p}`)
         result.removed.push({ path: p, kind: doomed ? 'pruned' : 'staging' })
         removedHere.push(p)
       }
@@ -124,12 +175,20 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
   return result
 }
 
-/** The newest mtime of path and, for a directory, of everything under it. */
-async function newestMtime(path: string): Promise<number> {
+/**
+ * When anything in a staging directory last changed: the newest ctime (or mtime, if one is in the future)
+ * of the directory and everything under it. Not the mtimes alone: a tree copied in with `cp -a` or
+ * `rsync -a`, or moved into place with `mv`, keeps the mtimes it had, days old, and would look abandoned
+ * the moment it was staged. ctime is set by the kernel on every change, the copy or move included, and no
+ * tool sets it back. A marker file written by stage was the other way; it would have to be kept out of the
+ * version, would be lost when a writer replaces the directory, and would be absent from staging
+ * directories made by hand.
+ */
+async function lastChange(path: string): Promise<number> {
   const st = await lstat(path)
-  let newest = st.mtimeMs
+  let newest = Math.max(st.ctimeMs, st.mtimeMs)
   if (st.isDirectory()) {
-    for (const e of await walkTree(path)) newest = Math.max(newest, e.mtimeMs)
+    for (const e of await walkTree(path)) newest = Math.max(newest, e.ctimeMs, e.mtimeMs)
   }
   return newest
 }

@@ -152,7 +152,7 @@ async function planImport(sources: string[]): Promise<ImportPlan> {
       })
     }
     const entries = await walkTree(dir.real)
-    checkStagedTree(entries, `The source ${dir.path}`)
+    checkStagedTree(entries, null, `The source ${dir.path}`)
     const files = entries.filter((e) => e.type === 'file').map((e) => ({ src: e.abs, rel: e.rel, size: e.size }))
     return { sources: given, dirs: entries.filter((e) => e.type === 'directory').map((e) => e.rel), files, bytes: total(files) }
   }
@@ -165,7 +165,7 @@ async function planImport(sources: string[]): Promise<ImportPlan> {
     }
     seen.set(f.rel, f.path)
   }
-  checkStagedTree(files, 'The source list')
+  checkStagedTree(files, null, 'The source list')
   return { sources: given, dirs: [], files: files.map(({ src, rel, size }) => ({ src, rel, size })), bytes: total(files) }
 }
 

@@ -5,6 +5,7 @@
  * whose holder is unknown.
  */
 import { join } from 'node:path'
+import { debugLog } from '../lib/debug.js'
 import { ConflictError } from '../lib/errors.js'
 import { removeStaleLockTemps as removeTemps, tryLock, type FileLock, type LockHolder } from '../lib/lock.js'
 
@@ -16,6 +17,8 @@ export interface LockInfo extends LockHolder {
 }
 
 export type HeldLock = FileLock<LockInfo>
+
+const log = debugLog('store')
 
 export function lockPath(root: string, agent: string): string {
   return join(root, '.modelforge', 'locks', `${agent}.lock`)
@@ -31,7 +34,18 @@ export function acquireLock(root: string, agent: string, what: { op: string; ver
   const path = lockPath(root, agent)
   const record = { started_at: new Date().toISOString(), agent, op: what.op, ...(what.version ? { version: what.version } : {}) }
   const result = tryLock<LockInfo>(path, { record, durable: true })
-  if (result.lock) return result.lock
+  if (result.lock) {
+    const lock = result.lock
+    const what = `(${record.op}${record.version ? ` ${record.version}` : ''})`
+    log(`lock ${agent} taken ${what} by pid ${process.pid}: ${path}`)
+    return {
+      ...lock,
+      release() {
+        lock.release()
+        log(`lock ${agent} released ${what}`)
+      },
+    }
+  }
   if (result.contended) {
     throw new ConflictError(`Could not take the lock of agent ${agent}: other writers keep taking it`, {
       code: 'LOCKED',

@@ -42,9 +42,12 @@ export function resolve(ctx: StoreContext, agent: string, channel = 'current'): 
   return resolveChannel(ctx.root, agent, channel, { strict: ctx.strict })
 }
 
-/** Agents of the store, sorted. An absent store has none. */
+/** Agents of the store, sorted. An absent store has none (STRICT_MODEL_STORE: exit 6 instead). */
 export async function listAgents(ctx: StoreContext): Promise<string[]> {
-  if (!storeRootExists(ctx.root)) return []
+  if (!storeRootExists(ctx.root)) {
+    if (ctx.strict) throw storeNotFound(ctx.root)
+    return []
+  }
   const out: string[] = []
   for (const d of await readdir(ctx.root, { withFileTypes: true })) {
     if (d.isDirectory() && validName('agent', d.name)) out.push(d.name)
@@ -59,6 +62,7 @@ export async function versions(ctx: StoreContext, agent: string): Promise<string
 
 /** Finalized versions with their manifest facts, oldest first (by created_at, else directory mtime). */
 export async function versionInfos(ctx: StoreContext, agent: string): Promise<VersionInfo[]> {
+  strictAgent(ctx, agent)
   const versionsDir = join(ctx.agentDir(agent), 'versions')
   const out: VersionInfo[] = []
   for (const name of await readdirIfExists(versionsDir)) {
@@ -70,14 +74,20 @@ export async function versionInfos(ctx: StoreContext, agent: string): Promise<Ve
     try {
       const parsed = await readManifest(path)
       info.checksum = parsed.manifest.checksum
+      // A directory copied in by hand under another name is not the version its manifest describes.
+      if (parsed.manifest.version !== name) info.manifestError = `manifest names version ${parsed.manifest.version}, directory is ${name}`
+      else if (parsed.kind === 'v1' && parsed.manifest.agent !== agent) info.manifestError = `manifest names agent ${parsed.manifest.agent}, directory is under ${agent}`
       if (parsed.kind === 'v1') {
         info.created_at = parsed.manifest.created_at
         info.files = parsed.manifest.files.length
         info.bytes = parsed.manifest.files.reduce((a, f) => a + f.size, 0)
       } else info.legacy = true
     } catch (err) {
-      if (!(err instanceof ModelforgeError)) throw err
-      info.manifestError = err.message
+      // A manifest the OS will not let us read (EACCES, EISDIR, EIO) is this version's problem, not the
+      // listing's: the other versions are still listed (and verified, and judged by prune).
+      if (err instanceof ModelforgeError) info.manifestError = err.message
+      else if (errnoCode(err)?.startsWith('E')) info.manifestError = `cannot read manifest.json: ${(err as Error).message}`
+      else throw err
     }
     out.push(info)
   }
@@ -86,14 +96,28 @@ export async function versionInfos(ctx: StoreContext, agent: string): Promise<Ve
 
 /** Channel name -> version name (null for a Python-made `current` directory without a version). */
 export function channelVersions(ctx: StoreContext, agent: string): Record<string, string | null> {
-  const out: Record<string, string | null> = {}
+  return Object.fromEntries(channelStates(ctx, agent).map((c) => [c.channel, c.version]))
+}
+
+export interface ChannelState {
+  channel: string
+  /** null: a Python-made `current` directory without a version, or a broken channel (see problem). */
+  version: string | null
+  /** Why the channel names no version: dangling, outside the agent's versions/, not a link. */
+  problem?: string
+}
+
+/** Every channel of the agent and the version it names, or why it names none. */
+export function channelStates(ctx: StoreContext, agent: string): ChannelState[] {
+  strictAgent(ctx, agent)
+  const out: ChannelState[] = []
   for (const name of channelNames(ctx.agentDir(agent))) {
     try {
       const r = resolveChannel(ctx.root, agent, name, { strict: false })
-      if (r) out[name] = r.version
+      if (r) out.push({ channel: name, version: r.version })
     } catch (err) {
       if (!(err instanceof IntegrityError)) throw err
-      out[name] = null
+      out.push({ channel: name, version: null, problem: err.message })
     }
   }
   return out
@@ -142,6 +166,14 @@ export function requireAgent(ctx: StoreContext, agent: string): void {
   if (!ok) {
     throw new NotFoundError(`Agent ${agent} does not exist in store ${ctx.root}`, { code: 'AGENT_NOT_FOUND', hint: 'List the agents with `modelforge store list`.', details: { agent } })
   }
+}
+
+/**
+ * STRICT_MODEL_STORE: a reader that would answer "none" for a missing store or agent fails (exit 6), so that
+ * a service configured with a wrong path notices; otherwise it answers none.
+ */
+function strictAgent(ctx: StoreContext, agent: string): void {
+  if (ctx.strict) requireAgent(ctx, agent)
 }
 
 /** The version a channel names now, or null (damaged channels count as none). */

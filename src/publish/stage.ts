@@ -1,11 +1,14 @@
 /** Staging: the versions/<version>.tmp directory a new version is written into before finalize. */
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { debugLog } from '../lib/debug.js'
 import { ConflictError, errnoCode } from '../lib/errors.js'
 import { storeRootExists } from './current.js'
 import { exists, type StoreContext } from './store-context.js'
 import { versionExists } from './store-errors.js'
 import { ensureDir } from '../lib/fs.js'
+
+const log = debugLog('store')
 
 /** Creates versions/<version>.tmp and returns its path. Refuses if it or the version exists. */
 export async function stage(ctx: StoreContext, agent: string, version: string): Promise<string> {
@@ -26,6 +29,7 @@ export async function stage(ctx: StoreContext, agent: string, version: string): 
     }
     throw err
   }
+  log(`stage ${agent}/${version}: created ${staging}`)
   return staging
 }
 
@@ -36,6 +40,7 @@ export async function withStaging<T>(ctx: StoreContext, agent: string, version: 
     return await fn(dir)
   } catch (err) {
     await rm(dir, { recursive: true, force: true })
+    log(`stage ${agent}/${version}: removed ${dir} (its writer failed)`)
     throw err
   }
 }

@@ -13,7 +13,7 @@ import { validateName } from './names.js'
 export interface StoreContext {
   /** Absolute. */
   readonly root: string
-  /** STRICT_MODEL_STORE: current() and resolve() throw instead of returning null. */
+  /** STRICT_MODEL_STORE: every reader throws (exit 6) instead of answering none for a missing store or agent. */
   readonly strict: boolean
   /** Hashing threads (undefined: 2 to 4, by cores). */
   readonly hashThreads?: number

@@ -39,7 +39,10 @@ export { currentHistory } from './history.js'
 export { assertVerified } from './verify.js'
 
 export interface StoreOptions {
-  /** STRICT_MODEL_STORE: current() throws instead of returning null. Default: from the environment. */
+  /**
+   * STRICT_MODEL_STORE: readers throw (exit 6) instead of answering none for a missing store, agent or
+   * current version. Default: from the environment.
+   */
   strict?: boolean
   /** Hashing threads (default: 2 to 4, by cores). */
   hashThreads?: number
@@ -113,7 +116,7 @@ export class ModelStore {
   }
 
   /**
-   * Removes temporary links and staging directories untouched for longer than olderThanMs (0: all) of
+   * Removes temporary links and staging directories in which nothing changed (by ctime) for longer than olderThanMs (0: all) of
    * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped).
    */
   gc(options: { olderThan?: string | number; olderThanMs?: number } = {}): Promise<GcResult> {
@@ -132,7 +135,7 @@ export class ModelStore {
     return resolve(this.ctx, agent, channel)
   }
 
-  /** Agents of the store, sorted. An absent store has none. */
+  /** Agents of the store, sorted. An absent store has none (strict: exit 6). */
   agents(): Promise<string[]> {
     return listAgents(this.ctx)
   }

@@ -2,17 +2,17 @@
  * Verify: every finalized version (and a Python-made real `current` directory) is checked against its
  * manifest. A damaged version is reported, never thrown; assertVerified turns failed reports into exit 4.
  */
-import { join } from 'node:path'
-import { IntegrityError, UsageError } from '../lib/errors.js'
+import { join, relative } from 'node:path'
+import { errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { resolveChannel, storeRootExists } from './current.js'
-import { hashFiles } from './hash.js'
+import { hashFile, hashFiles } from './hash.js'
 import { checksumFilesV1, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, readManifest, type Manifest } from './manifest.js'
 import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
 import { compareBytes, walkTree } from '../lib/tree.js'
 
-export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel'
+export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel' | 'unreadable'
 
 export interface VerifyProblem {
   kind: ProblemKind
@@ -46,15 +46,24 @@ export async function verify(ctx: StoreContext, agent?: string, version?: string
   if (agent === undefined && !storeRootExists(ctx.root)) throw storeNotFound(ctx.root)
   const reports: VerifyReport[] = []
   for (const a of agent ? [agent] : await listAgents(ctx)) {
-    for (const v of await versions(ctx, a)) reports.push(await verifyDir(ctx, a, v, ctx.versionDir(a, v)))
+    let names: string[] = []
+    try {
+      names = await versions(ctx, a)
+    } catch (err) {
+      // An agent whose versions/ cannot be listed is one problem; the other agents are still checked.
+      const where = join(ctx.agentDir(a), 'versions')
+      reports.push({ agent: a, version: null, path: where, algorithm: null, ok: false, files: 0, problems: [unreadableProblem(err, ctx.agentDir(a), where)] })
+    }
+    for (const v of names) reports.push(await verifyDir(ctx, a, v, ctx.versionDir(a, v)))
     for (const name of channelNames(ctx.agentDir(a))) {
       try {
         const r = resolveChannel(ctx.root, a, name, { strict: false })
         // A Python-made real `current` directory is a copy: check it too.
         if (r?.layout === 'directory') reports.push(await verifyDir(ctx, a, r.version, r.path))
       } catch (err) {
-        if (!(err instanceof IntegrityError)) throw err
-        reports.push({ agent: a, version: null, path: join(ctx.agentDir(a), name), algorithm: null, ok: false, files: 0, problems: [{ kind: 'channel', message: err.message }] })
+        const where = join(ctx.agentDir(a), name)
+        const problem: VerifyProblem = err instanceof IntegrityError ? { kind: 'channel', message: err.message } : channelUnreadable(name, unreadableProblem(err, ctx.agentDir(a), where))
+        reports.push({ agent: a, version: null, path: where, algorithm: null, ok: false, files: 0, problems: [problem] })
       }
     }
   }
@@ -65,7 +74,7 @@ export async function verify(ctx: StoreContext, agent?: string, version?: string
 export function assertVerified(reports: VerifyReport[]): void {
   const failed = reports.filter((r) => !r.ok)
   if (failed.length === 0) return
-  const lines = failed.map((r) => `${r.agent}/${r.version ?? '?'}: ${r.problems.map((p) => p.message).join('; ')}`)
+  const lines = failed.map((r) => `${r.agent}/${r.version ?? '?'}: ${problemList(r)}`)
   throw new IntegrityError(`Verification failed for ${failed.length} version(s):\n${lines.join('\n')}`, {
     code: 'VERIFY_FAILED',
     hint: 'A finalized version must never change: restore the named files from a backup, or publish a new version and prune the damaged one.',
@@ -73,16 +82,59 @@ export function assertVerified(reports: VerifyReport[]): void {
   })
 }
 
+/** The report of one finalized version of an agent (it must exist). */
+export function verifyVersion(ctx: StoreContext, agent: string, version: string): Promise<VerifyReport> {
+  return verifyDir(ctx, agent, version, ctx.versionDir(agent, version))
+}
+
+/** The problems of a failed report, in one line: `missing: a; modified: b`. */
+export function problemList(report: VerifyReport): string {
+  return report.problems.map((p) => p.message).join('; ')
+}
+
 /** The report of one version directory (or a real `current` directory, whose name is not its version). */
 async function verifyDir(ctx: StoreContext, agent: string, version: string | null, dir: string): Promise<VerifyReport> {
   const report: VerifyReport = { agent, version, path: dir, algorithm: null, ok: false, files: 0, problems: [] }
+  // Whatever cannot be read is a problem of this version, reported with the rest; verify goes on.
+  try {
+    await checkDir(ctx, agent, version, dir, report)
+  } catch (err) {
+    report.problems.push(unreadableProblem(err, dir, join(dir, MANIFEST_NAME)))
+  }
+  report.problems.sort((a, b) => compareBytes(a.path ?? '', b.path ?? ''))
+  report.ok = report.problems.length === 0
+  return report
+}
+
+/**
+ * A problem for an operating-system failure (EACCES, EISDIR, EIO...) while reading under `dir`, or for a
+ * file the hasher refused (unreadable, or replaced by something that is no regular file while read).
+ * Anything else is a bug and is rethrown.
+ */
+function unreadableProblem(err: unknown, dir: string, fallback: string): VerifyProblem {
+  if (err instanceof IntegrityError) {
+    const path = String(err.details?.path ?? relative(dir, fallback))
+    const why = err.code === 'UNREADABLE_FILE' && err.details?.errno ? String(err.details.errno) : err.message
+    return { kind: 'unreadable', path, message: `cannot read ${path}: ${why}` }
+  }
+  const code = errnoCode(err)
+  if (!code || !/^E[A-Z0-9]+$/.test(code)) throw err
+  const path = relative(dir, String((err as { path?: unknown }).path ?? fallback)) || '.'
+  return { kind: 'unreadable', path, message: `cannot read ${path}: ${(err as Error).message.startsWith(code) ? (err as Error).message : `${code} (${(err as Error).message})`}` }
+}
+
+function channelUnreadable(channel: string, p: VerifyProblem): VerifyProblem {
+  return { ...p, message: `channel ${channel}: ${p.message}` }
+}
+
+async function checkDir(ctx: StoreContext, agent: string, version: string | null, dir: string, report: VerifyReport): Promise<void> {
   let parsed
   try {
     parsed = await readManifest(dir)
   } catch (err) {
     if (!(err instanceof IntegrityError)) throw err
     report.problems.push({ kind: 'manifest', path: MANIFEST_NAME, message: err.message })
-    return report
+    return
   }
   const m = parsed.manifest
   const dirName = dir.split('/').pop()
@@ -102,8 +154,7 @@ async function verifyDir(ctx: StoreContext, agent: string, version: string | nul
         report.problems.push({ kind: 'checksum', message: `checksum mismatch: manifest ${m.checksum}, files ${actual} (a Python-made manifest lists no files, so the changed file cannot be named)` })
       }
     }
-    report.ok = report.problems.length === 0
-    return report
+    return
   }
   const manifest = m as Manifest
   if (manifest.agent !== agent) {
@@ -119,13 +170,25 @@ async function verifyDir(ctx: StoreContext, agent: string, version: string | nul
   const listed = new Map(manifest.files.map((f) => [f.path, f]))
   for (const f of manifest.files) if (!onDisk.has(f.path)) report.problems.push({ kind: 'missing', path: f.path, message: `missing: ${f.path}` })
   for (const rel of onDisk.keys()) if (!listed.has(rel)) report.problems.push({ kind: 'extra', path: rel, message: `extra file: ${rel}` })
-  const toHash = [...onDisk.values()].filter((e) => listed.has(e.rel))
-  const hashed = await hashFiles(toHash.map((e) => ({ path: e.abs, rel: e.rel, size: e.size })), { threads: ctx.hashThreads })
+  const toHash = [...onDisk.values()].filter((e) => listed.has(e.rel)).map((e) => ({ path: e.abs, rel: e.rel, size: e.size }))
+  let hashed
+  try {
+    hashed = await hashFiles(toHash, { threads: ctx.hashThreads })
+  } catch (err) {
+    if (!(err instanceof IntegrityError)) throw err
+    // A file that cannot be read stopped the batch: one by one, each unreadable file is named and the
+    // others are still compared.
+    hashed = []
+    for (const f of toHash) {
+      try {
+        hashed.push(await hashFile(f.path, { rel: f.rel }))
+      } catch (e) {
+        report.problems.push(unreadableProblem(e, dir, f.path))
+      }
+    }
+  }
   for (const h of hashed) {
     const f = listed.get(h.rel)!
     if (h.size !== f.size || h.sha256 !== f.sha256) report.problems.push({ kind: 'modified', path: h.rel, message: `modified: ${h.rel}` })
   }
-  report.problems.sort((a, b) => compareBytes(a.path ?? '', b.path ?? ''))
-  report.ok = report.problems.length === 0
-  return report
 }

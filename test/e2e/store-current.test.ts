@@ -23,6 +23,11 @@ beforeAll(async () => {
   await store.finalize('broken', 'v1')
   unlinkSync(join(root, 'broken', 'current'))
   symlinkSync('versions/v0', join(root, 'broken', 'current'))
+  // A link into another agent's versions: it exists, but is not this agent's.
+  writeTree(await store.stage('foreign', 'v1'), { 'model.onnx': 'x' })
+  await store.finalize('foreign', 'v1')
+  unlinkSync(join(root, 'foreign', 'current'))
+  symlinkSync('../scout/versions/v1', join(root, 'foreign', 'current'))
   writeFileSync(join(root, 'a-file'), 'x')
 })
 
@@ -51,6 +56,8 @@ describe('fast path and oclif print the same', () => {
     ['strict: unknown agent, --json', ['ghost', '--json'], { STRICT_MODEL_STORE: '1' }, 6],
     ['invalid name', ['../x'], {}, 2],
     ['dangling current, --json', ['broken', '--json'], {}, 4],
+    ['current outside its agent', ['foreign'], {}, 4],
+    ['current outside its agent, --json', ['foreign', '--json'], {}, 4],
   ]
   it.each(cases)('%s', (_name, args, env, code) => {
     const fast = cli(['store', 'current', ...args, '--store', root], { env })

@@ -1,4 +1,4 @@
-import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
@@ -49,5 +49,78 @@ describe('promote and rollback', () => {
     await expect(store.promote('a', 'v1', 'notes')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
     await expect(store.promote('a', 'v1', 'stable')).rejects.toMatchObject({ exitCode: 4, code: 'CHANNEL_INVALID' })
     expect(snapshot(root)).toEqual(before)
+  })
+
+  it('promote refuses a version that fails verification (exit 4, naming each problem); the channel is unchanged', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    const v2 = await publish(store, 'a', 'v2', { 'model.onnx': 'two', 'labels.json': '[]' }, false)
+    writeFileSync(join(v2.path, 'model.onnx'), 'tw0')
+    unlinkSync(join(v2.path, 'labels.json'))
+    const before = snapshot(root)
+    for (const channel of ['current', 'staging']) {
+      await expect(store.promote('a', 'v2', channel)).rejects.toMatchObject({
+        exitCode: 4,
+        code: 'VERIFY_FAILED',
+        message: expect.stringMatching(new RegExp(`${channel} of a was not moved to v2, which fails verification: missing: labels\\.json; modified: model\\.onnx`)),
+        details: { reports: [{ version: 'v2', ok: false }] },
+      })
+    }
+    expect(snapshot(root)).toEqual(before)
+    // A version copied in from another agent verifies file by file, but this agent never published it.
+    const b = await publish(store, 'b', 'v3')
+    cpSync(b.path, join(root, 'a', 'versions', 'v3'), { recursive: true })
+    await expect(store.promote('a', 'v3')).rejects.toMatchObject({ exitCode: 4, code: 'VERIFY_FAILED', message: expect.stringContaining('manifest names agent b, directory is under a') })
+    rmSync(join(root, 'a', 'versions', 'v3'), { recursive: true })
+    expect(store.current('a')).toBe(join(root, 'a', 'versions', 'v1'))
+  })
+
+  it('rollback goes to the newest intact earlier version, skipping gone and damaged ones and saying so', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2', 'v3', 'v4']) await publish(store, 'a', v)
+    rmSync(join(root, 'a', 'versions', 'v3'), { recursive: true })
+    writeFileSync(join(root, 'a', 'versions', 'v2', 'model.onnx'), 'changed')
+    const r = await store.rollback('a')
+    expect(r).toEqual({
+      agent: 'a', channel: 'current', version: 'v1', previous: 'v4',
+      skipped: [{ version: 'v3', reason: 'gone' }, { version: 'v2', reason: 'fails verification: modified: model.onnx' }],
+    })
+    expect(readlinkSync(join(root, 'a', 'current'))).toBe('versions/v1')
+    expect(readAudit(root, 'a').at(-1)).toMatchObject({ op: 'rollback', version: 'v1', previous: 'v4', skipped: ['v3', 'v2'] })
+    // The skipped versions are behind it now: nothing earlier is left.
+    await expect(store.rollback('a')).rejects.toMatchObject({ exitCode: 6, code: 'NO_PREVIOUS' })
+  })
+
+  it('rollback from a dangling or foreign current points it at an intact version the log names', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2']) await publish(store, 'a', v)
+    await publish(store, 'b', 'v1')
+    // current dangles: the version it names was removed by hand.
+    rmSync(join(root, 'a', 'versions', 'v2'), { recursive: true })
+    expect(await store.rollback('a')).toEqual({ agent: 'a', channel: 'current', version: 'v1', previous: null, skipped: [{ version: 'v2', reason: 'gone' }] })
+    // current leads into another agent: the last version the log names, if intact, is where it goes back.
+    await publish(store, 'a', 'v3')
+    unlinkSync(join(root, 'a', 'current'))
+    symlinkSync('../b/versions/v1', join(root, 'a', 'current'))
+    expect(await store.rollback('a')).toEqual({ agent: 'a', channel: 'current', version: 'v3', previous: null })
+    expect(store.current('a')).toBe(join(root, 'a', 'versions', 'v3'))
+  })
+
+  it('rollback with no intact earlier version refuses (exit 4 when one is damaged, 6 when all are gone), current unchanged', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    for (const v of ['v1', 'v2', 'v3']) await publish(store, 'a', v)
+    writeFileSync(join(root, 'a', 'versions', 'v2', 'model.onnx'), 'changed')
+    rmSync(join(root, 'a', 'versions', 'v1'), { recursive: true })
+    const before = snapshot(root)
+    await expect(store.rollback('a')).rejects.toMatchObject({
+      exitCode: 4, code: 'VERIFY_FAILED', message: expect.stringMatching(/No earlier current version of agent a is intact: v2 fails verification: modified: model\.onnx; v1 is gone/),
+    })
+    expect(snapshot(root)).toEqual(before)
+    rmSync(join(root, 'a', 'versions', 'v2'), { recursive: true })
+    await expect(store.rollback('a')).rejects.toMatchObject({ exitCode: 6, code: 'PREVIOUS_GONE', message: expect.stringContaining('v2 is gone; v1 is gone') })
   })
 })

@@ -1,4 +1,4 @@
-import { cpSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { assertVerified, ModelStore } from '../../src/publish/store.js'
@@ -49,5 +49,25 @@ describe('verify', () => {
       writeFileSync(p, original)
     }
     expect((await store.verify('a', 'v1'))[0]!.ok).toBe(true)
+  })
+
+  it('a version it cannot read is one problem of that version; the other versions are still checked', async () => {
+    const store = new ModelStore(makeTemp())
+    for (const v of ['v1', 'v2', 'v3']) await publish(store, 'a', v)
+    await publish(store, 'b', 'v1')
+    // A manifest.json that cannot be read as a file (here a directory: EISDIR, which even root gets).
+    const m2 = join(store.root, 'a', 'versions', 'v2', 'manifest.json')
+    rmSync(m2)
+    mkdirSync(m2)
+    writeFileSync(join(store.root, 'a', 'versions', 'v3', 'model.onnx'), 'changed')
+    // (v2's directory time is now the newest, and without a readable manifest that is its place)
+    const reports = (await store.verify()).sort((x, y) => `${x.agent}/${x.version}`.localeCompare(`${y.agent}/${y.version}`))
+    expect(reports.map((r) => [r.agent, r.version, r.ok])).toEqual([['a', 'v1', true], ['a', 'v2', false], ['a', 'v3', false], ['b', 'v1', true]])
+    expect(reports[1]!.problems).toEqual([{ kind: 'unreadable', path: 'manifest.json', message: expect.stringMatching(/^cannot read manifest\.json: .*EISDIR/) }])
+    expect(reports[2]!.problems.map((p) => p.kind)).toEqual(['modified'])
+    expect(() => assertVerified(reports)).toThrow(expect.objectContaining({ exitCode: 4, message: expect.stringMatching(/a\/v2: cannot read manifest\.json: EISDIR.*\na\/v3: modified: model\.onnx/) }))
+    // store list shows it as that version's manifest problem, and still lists the others.
+    const [a] = await store.list('a')
+    expect(a!.versions.map((v) => [v.version, v.manifestError ?? null])).toEqual([['v1', null], ['v3', null], ['v2', expect.stringContaining('EISDIR')]])
   })
 })

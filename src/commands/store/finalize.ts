@@ -6,6 +6,9 @@ import { ModelStore, type FinalizeResult } from '../../publish/store.js'
 
 export default class StoreFinalize extends BaseCommand {
   static summary = 'Hash a staged version, write its manifest, make it immutable and publish it as current'
+  static description = `Refuses (exit 4) a staged tree holding symlinks, special files, file names sha256sum would escape, a
+manifest.json of the caller's, or no files at all (an empty version is allowed with --allow-empty).
+A finalize that failed after writing its own manifest.json can be run again.`
   static examples = [
     '<%= config.bin %> store finalize scout v3 --metadata dataset=news-2026 --metadata accuracy=0.91',
     '<%= config.bin %> store finalize scout v3 --metadata-file train.json --no-publish --store ./model-store',
@@ -19,13 +22,14 @@ export default class StoreFinalize extends BaseCommand {
     metadata: Flags.string({ description: 'metadata entry key=value (repeatable)', multiple: true, helpValue: '<key=value>' }),
     'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
     publish: Flags.boolean({ description: 'point current at the new version', default: true, allowNo: true }),
+    'allow-empty': Flags.boolean({ description: 'publish a version that holds no files (refused otherwise, exit 4)' }),
   }
 
   async run(): Promise<FinalizeResult> {
     const { args, flags } = await this.parse(StoreFinalize)
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     const store = new ModelStore(resolveStore(flags.store))
-    const r = this.withWarnings(await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, progress })))
+    const r = this.withWarnings(await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, allowEmpty: flags['allow-empty'], progress })))
     this.say(`Finalized ${r.agent}/${r.version}: ${r.files} files, ${formatBytes(r.bytes)}, sha256-files-v1 ${r.checksum}`)
     this.say(r.published ? `current -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')
     return r

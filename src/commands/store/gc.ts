@@ -6,8 +6,10 @@ import { ModelStore, type GcResult } from '../../publish/store.js'
 export default class StoreGc extends BaseCommand {
   static summary = 'Remove leftover temporary links and stale staging directories'
   static description = `Removes temporary links left by an interrupted publish, versions an interrupted prune was deleting,
-and staging directories in which no file (at any depth) changed for longer than --older-than. Agents
-whose lock a live writer holds are skipped. --older-than 0 removes every staging directory, including
+and staging directories in which nothing (at any depth) changed for longer than --older-than. A change
+is judged by ctime, which the kernel sets and no tool sets back, so a tree copied in with \`cp -a\` or
+moved in with \`mv\` (old mtimes) is as young as the copy. Agents whose lock a live writer holds are
+skipped. --older-than 0 removes every staging directory, including
 one a shell writer is still filling.`
   static examples = ['<%= config.bin %> store gc --store ./model-store', '<%= config.bin %> store gc --older-than 0 --json']
   static flags = {

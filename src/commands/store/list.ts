@@ -5,6 +5,9 @@ import { ModelStore, type AgentSummary } from '../../publish/store.js'
 
 export default class StoreList extends BaseCommand {
   static summary = 'List agents, their versions and channels'
+  static description = `A missing store lists no agents (exit 0), unless STRICT_MODEL_STORE=1, which makes it an error (exit 6);
+a missing --agent is exit 6 either way. Versions whose manifest is missing or broken are listed with the
+problem, and so are channels that point nowhere (-> ?).`
   static examples = ['<%= config.bin %> store list --store ./model-store', '<%= config.bin %> store list --agent scout --json']
   static flags = {
     store: storeFlag,

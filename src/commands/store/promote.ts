@@ -4,6 +4,9 @@ import { ModelStore, type ChannelChange } from '../../publish/store.js'
 
 export default class StorePromote extends BaseCommand {
   static summary = 'Point current (or another channel) at a finalized version'
+  static description = `The version is verified first (every file against its manifest, as \`store verify\` does): one that
+fails is refused with exit 4 naming each problem, and the channel stays where it was. Exits 6 when the
+agent or version does not exist.`
   static examples = ['<%= config.bin %> store promote scout v2', '<%= config.bin %> store promote scout v3 --channel staging --store ./model-store']
   static args = {
     agent: Args.string({ description: 'agent name', required: true }),

@@ -5,6 +5,8 @@ import type { LegacyManifest, Manifest } from '../../publish/manifest.js'
 
 export default class StoreShow extends BaseCommand {
   static summary = 'Print the manifest of a version (default: the current one)'
+  static description = `Exits 6 for a missing store, agent, version or current version (STRICT_MODEL_STORE=1 or not), and 4 for
+a manifest that is missing or broken, or a current link that dangles or leads outside the agent.`
   static examples = ['<%= config.bin %> store show scout', '<%= config.bin %> store show scout v2 --store ./model-store --json']
   static args = {
     agent: Args.string({ description: 'agent name', required: true }),

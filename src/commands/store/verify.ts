@@ -5,7 +5,9 @@ import { assertVerified, ModelStore, type VerifyReport } from '../../publish/sto
 export default class StoreVerify extends BaseCommand {
   static summary = 'Check versions against their manifests (exit 4 naming each modified, missing or extra file)'
   static description = `Without arguments checks every version of every agent; with an agent, all its versions; with a version,
-that one. Manifests written by the original Python ModelStore are checked with its checksum algorithm.`
+that one. Manifests written by the original Python ModelStore are checked with its checksum algorithm.
+Every problem is reported and the check goes on: a version, manifest or file that cannot be read is a
+problem of that version, and the other versions are still checked (exit 4 at the end).`
   static examples = ['<%= config.bin %> store verify --store ./model-store', '<%= config.bin %> store verify scout v2 --json']
   static args = {
     agent: Args.string({ description: 'agent name' }),
