@@ -5,11 +5,11 @@
  * loses at most that one record: the torn line is skipped by readers and the next writer starts on a
  * fresh line.
  */
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { dirname } from 'node:path'
 import { errnoCode, ExternalError } from './errors.js'
-import { fsyncDirSync } from './fs.js'
+import { ensureDirSync, fsyncDirSync } from './fs.js'
 
 /** The user name for a log record; the uid where the user has no name (a container without passwd entry). */
 export function currentUser(): string {
@@ -21,7 +21,7 @@ export function currentUser(): string {
 }
 
 export function appendJsonLine(path: string, record: object): void {
-  mkdirSync(dirname(path), { recursive: true })
+  ensureDirSync(dirname(path))
   const fd = openSync(path, 'a+')
   try {
     // A crash mid-append can leave a torn last line; start on a fresh line so this record stays whole.

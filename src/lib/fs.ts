@@ -4,7 +4,7 @@
  * name is missing.
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, openSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs'
 import { mkdir, open, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 
@@ -53,6 +53,19 @@ export async function ensureDir(dir: string): Promise<void> {
     let missing = dir
     while (!(await exists(dirname(missing))) && dirname(missing) !== missing) missing = dirname(missing)
     await mkdir(missing)
+    throw err
+  }
+}
+
+/** ensureDir for synchronous writers (locks, the audit log), with the same true errno. */
+export function ensureDirSync(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true })
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err
+    let missing = dir
+    while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing)
+    mkdirSync(missing)
     throw err
   }
 }

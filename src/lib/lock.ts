@@ -17,12 +17,12 @@
  *   from a holder wrongly judged dead is not removed by that holder.
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { errnoCode } from './errors.js'
-import { tempTail, withPath } from './fs.js'
+import { ensureDirSync, tempTail, withPath } from './fs.js'
 
 export interface LockHolder {
   pid: number
@@ -264,13 +264,13 @@ function attempt<R extends LockHolder>(path: string, info: R, options: LockFileO
 
 /** Takes the lock if it is free or its holder is dead; otherwise says who holds it. Never waits. */
 export function tryLock<R extends LockHolder = LockHolder>(path: string, options: LockFileOptions = {}): LockAttempt<R> {
-  mkdirSync(dirname(path), { recursive: true })
+  ensureDirSync(dirname(path))
   return attempt(path, holderRecord(options.record) as R, options)
 }
 
 /** Takes the lock, polling while a live holder has it; throws onTimeout(holder) after timeoutMs. */
 export async function waitForLock<R extends LockHolder = LockHolder>(path: string, options: WaitOptions): Promise<FileLock<R>> {
-  mkdirSync(dirname(path), { recursive: true })
+  ensureDirSync(dirname(path))
   const info = holderRecord(options.record) as R
   const started = Date.now()
   for (;;) {

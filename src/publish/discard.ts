@@ -13,10 +13,11 @@ import { fsyncDir, TEMP_SUFFIX } from '../lib/fs.js'
 /** The prefix of a version being removed; gc removes `<PRUNE_PREFIX>...<TEMP_SUFFIX>` entries whatever their age. */
 export const PRUNE_PREFIX = '.prune-'
 
-/** Renames versions/<version> aside (durably), then deletes it. */
-export async function discardVersion(versionsDir: string, version: string): Promise<void> {
+/** Renames versions/<version> aside (durably), then deletes it; returns the name it had while deleted. */
+export async function discardVersion(versionsDir: string, version: string): Promise<string> {
   const doomed = join(versionsDir, `${PRUNE_PREFIX}${version}-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`)
   await rename(join(versionsDir, version), doomed)
   await fsyncDir(versionsDir)
   await rm(doomed, { recursive: true, force: true })
+  return doomed
 }

@@ -96,8 +96,8 @@ export async function prune(ctx: StoreContext, agent: string, options: { keep?: 
     if (!options.dryRun && removed.length > 0) {
       const versionsDir = join(ctx.agentDir(agent), 'versions')
       for (const v of removed) {
-        await discardVersion(versionsDir, v)
-        log(`prune ${agent}: removed ${join(versionsDir, v)} (renamed aside first)`)
+        const doomed = await discardVersion(versionsDir, v)
+        log(`prune ${agent}: renamed ${join(versionsDir, v)} -> ${doomed}, then removed it`)
       }
       await fsyncDir(versionsDir)
       auditDone(ctx.root, { op: 'prune', agent, removed, kept, keep }, `${agent}: ${removed.join(', ')} removed`, warnings)

@@ -66,4 +66,5 @@ describe('--help and docs/ match the flags', () => {
 /** Flags of other programs that the pages quote. */
 const FOREIGN: Record<string, string[]> = {
   'export.md': ['--model', '--library-name'], // optimum-cli export onnx
+  'store.md': ['--exclude', '--links', '--perms', '--times'], // rsync, in the backup recipe
 }

@@ -39,7 +39,9 @@ function expectOsFailure(r: CliResult, exit: number, code: string, path: string,
   const { error } = json(r)
   expect(error.code).toBe(code)
   expect(error.message).toContain(path)
-  expect(error.message).toContain(` while ${doing.startsWith('reading') ? doing : `running \`modelforge ${doing}\``}`)
+  // A command name means the command's own context; otherwise the step's words, e.g. "locking --out".
+  const command = /^(store \w+|export|fetch|validate|inspect|toy-store)$/.test(doing)
+  expect(error.message).toContain(` while ${command ? `running \`modelforge ${doing}\`` : doing}`)
   expect(error.hint).toBeTruthy()
   expect(error.hint).not.toMatch(/bug in modelforge/)
 }
@@ -92,7 +94,7 @@ describe('operating-system failures are not bugs', () => {
     const ro = tmpfs('1m', true)!
     const out = join(ro, 'out')
     const r = cli(['export', 'fixtures/hf-tiny/tiny-bert', '--out', out, '--exporter', 'native', '--json'])
-    expectOsFailure(r, 7, 'READ_ONLY_FILESYSTEM', out, 'export')
+    expectOsFailure(r, 7, 'READ_ONLY_FILESYSTEM', out, 'locking --out')
     expect(json(r).error.message).toMatch(/read-only filesystem \(EROFS\)/)
   })
 
