@@ -8,8 +8,7 @@
  * The counting wraps node:fs and node:fs/promises in the writer process only (module.syncBuiltinESMExports
  * makes the ESM named imports of the built store see the wrappers); the store code is the real dist/ build.
  */
-import { spawn } from 'node:child_process'
-import { cpSync, existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, readdirSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
@@ -17,29 +16,13 @@ import { resolveChannel } from '../../src/publish/current.js'
 import { lockPath } from '../../src/publish/lock.js'
 import { readManifest } from '../../src/publish/manifest.js'
 import { ModelStore } from '../../src/publish/store.js'
-import { makeTemp, removeTemps, repoRoot, writeTree } from '../helpers/store-helpers.js'
+import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
 import { writeLegacyAgent } from '../helpers/store-legacy.js'
+import { runCrashWriter, writeCrashWriter } from '../helpers/crash-points.js'
 
 afterAll(removeTemps)
 
-const WRITER = `
-import { createRequire, syncBuiltinESMExports } from 'node:module'
-const require = createRequire(import.meta.url)
-const fs = require('node:fs')
-const fsp = require('node:fs/promises')
-const [root, killAt] = [process.argv[2], Number(process.argv[3])]
-let calls = 0
-const wrap = (mod, name) => {
-  const orig = mod[name]
-  mod[name] = function (...args) {
-    if (++calls === killAt) process.kill(process.pid, 'SIGKILL')
-    return orig.apply(this, args)
-  }
-}
-for (const n of ['rename', 'symlink', 'mkdir', 'rm', 'open', 'writeFile', 'unlink', 'link']) wrap(fsp, n)
-for (const n of ['openSync', 'writeSync', 'fsyncSync', 'closeSync', 'linkSync', 'unlinkSync', 'renameSync', 'mkdirSync', 'rmSync']) wrap(fs, n)
-syncBuiltinESMExports()
-const { ModelStore } = await import(${JSON.stringify(join(repoRoot, 'dist', 'publish', 'store.js'))})
+const WRITER_BODY = `
 const store = new ModelStore(root, { strict: true })
 await store.finalize('a', 'v2', { metadata: { step: 'finalize' } })
 if (process.argv[4] === 'finalize-only') {
@@ -60,7 +43,7 @@ beforeAll(async () => {
   const dir = makeTemp('mf-points-')
   base = join(dir, 'base')
   script = join(dir, 'writer.mjs')
-  writeFileSync(script, WRITER)
+  writeCrashWriter(script, WRITER_BODY)
   const store = new ModelStore(base, { strict: true })
   for (const v of ['v0', 'v1']) {
     writeTree(await store.stage('a', v), { 'model.onnx': `weights ${v}`, 'tok/vocab.txt': 'a\nb\n' })
@@ -69,21 +52,7 @@ beforeAll(async () => {
   writeTree(await store.stage('a', 'v2'), { 'model.onnx': 'weights v2', 'tok/vocab.txt': 'a\nb\nc\n', 'tok/deep/x.bin': 'x' })
 })
 
-function runWriter(root: string, killAt: number, mode = 'all'): Promise<{ killed: boolean; calls: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, root, String(killAt), mode], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (signal === 'SIGKILL') resolve({ killed: true, calls: 0 })
-      else if (code !== 0) reject(new Error(`writer failed (${code}): ${err}`))
-      else resolve({ killed: false, calls: Number(out) })
-    })
-  })
-}
+const runWriter = (root: string, killAt: number, mode = 'all') => runCrashWriter(script, root, killAt, mode)
 
 /** Runs the writer killed at every K from 1 to total, two at a time (the machine has two cores). */
 async function killAtEveryCall(total: number, rootFor: (k: number) => string, mode: string): Promise<void> {

@@ -4,13 +4,13 @@
  * version. And like prune it is crash-safe: a writer killed just before each of its filesystem calls in turn
  * leaves the version whole or gone, with at most a leftover that `store gc` removes.
  */
-import { spawn } from 'node:child_process'
-import { cpSync, existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
 import { ModelStore } from '../../src/publish/store.js'
-import { cli, envelope, makeTemp, publish, removeTemps, repoRoot, snapshot } from '../helpers/store-helpers.js'
+import { cli, envelope, makeTemp, publish, removeTemps, snapshot } from '../helpers/store-helpers.js'
+import { runCrashWriter, writeCrashWriter } from '../helpers/crash-points.js'
 
 afterAll(removeTemps)
 
@@ -67,48 +67,17 @@ describe('store delete', () => {
 })
 
 // Kills itself just before filesystem call K (the counting of store-crash-points.test.ts), in a delete.
-const WRITER = `
-import { createRequire, syncBuiltinESMExports } from 'node:module'
-const require = createRequire(import.meta.url)
-const fs = require('node:fs')
-const fsp = require('node:fs/promises')
-const [root, killAt] = [process.argv[2], Number(process.argv[3])]
-let calls = 0
-const wrap = (mod, name) => {
-  const orig = mod[name]
-  mod[name] = function (...args) {
-    if (++calls === killAt) process.kill(process.pid, 'SIGKILL')
-    return orig.apply(this, args)
-  }
-}
-for (const n of ['rename', 'symlink', 'mkdir', 'rm', 'open', 'writeFile', 'unlink', 'link']) wrap(fsp, n)
-for (const n of ['openSync', 'writeSync', 'fsyncSync', 'closeSync', 'linkSync', 'unlinkSync', 'renameSync', 'mkdirSync', 'rmSync']) wrap(fs, n)
-syncBuiltinESMExports()
-const { ModelStore } = await import(${JSON.stringify(join(repoRoot, 'dist', 'publish', 'store.js'))})
+const WRITER_BODY = `
 await new ModelStore(root, { strict: true }).delete('scout', 'v2')
 process.stdout.write(String(calls))
 `
 
-function runWriter(script: string, root: string, killAt: number): Promise<{ killed: boolean; calls: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, root, String(killAt)], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      if (signal === 'SIGKILL') resolve({ killed: true, calls: 0 })
-      else if (code !== 0) reject(new Error(`writer failed (${code}): ${err}`))
-      else resolve({ killed: false, calls: Number(out) })
-    })
-  })
-}
+const runWriter = (script: string, root: string, killAt: number) => runCrashWriter(script, root, killAt)
 
 describe('a crash at every filesystem call of store delete', () => {
   it('leaves v2 whole or gone, never half; gc removes what is left and the store verifies', async () => {
     const script = join(base, '..', 'delete-writer.mjs')
-    writeFileSync(script, WRITER)
+    writeCrashWriter(script, WRITER_BODY)
     const total = (await runWriter(script, copyOf('count'), Number.MAX_SAFE_INTEGER)).calls
     expect(total).toBeGreaterThan(5)
     const outcomes = new Set<string>()
