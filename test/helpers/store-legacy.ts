@@ -5,7 +5,7 @@
  * its subdirectories), every manifest.json skipped; `current` as an absolute symlink or a real directory.
  */
 import { createHash } from 'node:crypto'
-import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, opendirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeTree } from './store-helpers.js'
 
@@ -46,4 +46,33 @@ export function writeLegacyAgent(root: string, agent: string, versions: LegacyVe
   const currentPath = join(root, agent, 'current')
   if (current === 'absolute-link') symlinkSync(last, currentPath)
   else cpSync(last, currentPath, { recursive: true })
+}
+
+/** A directory's names in the order the filesystem lists them (opendir, unsorted; readdir sorts). */
+export function listingOrder(dir: string): string[] {
+  const d = opendirSync(dir)
+  const names: string[] = []
+  try {
+    for (let e = d.readSync(); e; e = d.readSync()) names.push(e.name)
+  } finally {
+    d.closeSync()
+  }
+  return names
+}
+
+/**
+ * Creates subdirectories of `parent` (each holding one file) in the given, unsorted order, adding more
+ * (`d00`, `d01`, ...) until the filesystem lists them in another order than sorted: on ext4 the listing
+ * is the order of the names' hashes, on tmpfs the reverse of creation, and three names usually suffice.
+ * Returns the listing order, or null on a filesystem that lists every directory sorted.
+ */
+export function unsortedSubdirs(parent: string, names = ['zeta', 'alpha', 'mid']): string[] | null {
+  const make = (n: string): void => writeTree(join(parent, n), { [`${n}.bin`]: `bytes of ${n}` })
+  names.forEach(make)
+  for (let i = 0; i < 32; i++) {
+    const listed = listingOrder(parent).filter((n) => statSync(join(parent, n)).isDirectory())
+    if (listed.join('/') !== [...listed].sort().join('/')) return listed
+    make(`d${String(i).padStart(2, '0')}`)
+  }
+  return null
 }
