@@ -6,7 +6,7 @@ import { join, relative } from 'node:path'
 import { errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { resolveChannel, storeRootExists } from './current.js'
 import { hashFile, hashFiles } from './hash.js'
-import { checksumFilesV1, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, readManifest, type Manifest } from './manifest.js'
+import { checksumFilesV1, LEGACY_ALGORITHM, matchLegacyChecksum, MANIFEST_NAME, readManifest, type ChecksumOrder, type Manifest } from './manifest.js'
 import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
@@ -30,6 +30,11 @@ export interface VerifyReport {
   ok: boolean
   files: number
   problems: VerifyProblem[]
+  /**
+   * A checksum of the original Python ModelStore's algorithm that matched: which os.walk order reproduced
+   * it ('listing': the filesystem's, as os.walk reads it; 'sorted': sorted subdirectories). Absent otherwise.
+   */
+  checksumOrder?: ChecksumOrder
 }
 
 /**
@@ -149,9 +154,11 @@ async function checkDir(ctx: StoreContext, agent: string, version: string | null
     report.algorithm = LEGACY_ALGORITHM
     report.files = entries.filter((e) => e.type === 'file' && e.rel.split('/').pop() !== MANIFEST_NAME).length
     if (report.problems.length === 0) {
-      const actual = await legacyChecksum(dir)
-      if (actual !== m.checksum) {
-        report.problems.push({ kind: 'checksum', message: `checksum mismatch: manifest ${m.checksum}, files ${actual} (a Python-made manifest lists no files, so the changed file cannot be named)` })
+      const match = await matchLegacyChecksum(dir, m.checksum)
+      if (match.order) report.checksumOrder = match.order
+      else {
+        const files = match.listing === match.sorted ? match.listing : `${match.listing} in listing order, ${match.sorted} in sorted order`
+        report.problems.push({ kind: 'checksum', message: `checksum mismatch: manifest ${m.checksum}, files ${files} (a Python-made manifest lists no files, so the changed file cannot be named)` })
       }
     }
     return

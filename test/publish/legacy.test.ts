@@ -1,10 +1,11 @@
-import { cpSync, lstatSync, readdirSync, readlinkSync, renameSync, writeFileSync } from 'node:fs'
+import { cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { resolveCurrent } from '../../src/publish/current.js'
+import { legacyChecksum } from '../../src/publish/manifest.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
-import { writeLegacyAgent, type LegacyVersion } from '../helpers/store-legacy.js'
+import { hasPython3, python, pythonChecksum, unsortedSubdirs, writeLegacyAgent, type LegacyVersion } from '../helpers/store-legacy.js'
 
 afterAll(removeTemps)
 
@@ -75,5 +76,47 @@ describe('stores written by the Python ModelStore', () => {
     cpSync(join(root, 'a', 'versions', 'v1', 'model.onnx'), join(root, 'a', 'versions', 'v1', 'copy.onnx'))
     const store = new ModelStore(root)
     expect((await store.verify('a', 'v1'))[0]!.ok).toBe(false)
+  })
+})
+
+describe("the legacy checksum in both of os.walk's orders", () => {
+  /** A version directory whose subdirectories the filesystem lists unsorted (null: it lists sorted). */
+  function unsortedVersion(root: string): { dir: string; listed: string[] } | null {
+    const dir = join(root, 'scout', 'versions', 'v1')
+    mkdirSync(dir, { recursive: true })
+    writeTree(dir, { 'model.onnx': 'weights', 'config.json': '{}', 'mid/b/deep.txt': 'b', 'mid/a/deep.txt': 'a', 'mid/manifest.json': 'skipped at any depth' })
+    const listed = unsortedSubdirs(dir)
+    return listed && { dir, listed }
+  }
+
+  it.skipIf(!hasPython3)('a version python3 hashed as os.walk lists it verifies, and the report says listing (the sorted walk alone refused it)', async (ctx) => {
+    const root = makeTemp()
+    const v = unsortedVersion(root)
+    if (!v) return ctx.skip('this filesystem lists every directory sorted: listing and sorted order cannot differ here')
+    // The original helper, run by python3 (standard library only): os.walk + hashlib, then json.dump.
+    const written = python('write', v.dir, 'v1', JSON.stringify({ trained: '2025-01-01' }))
+    expect(written.code, written.stderr).toBe(0)
+    const manifest = JSON.parse(readFileSync(join(v.dir, 'manifest.json'), 'utf8')) as { checksum: string }
+    expect(Object.keys(manifest)).toEqual(['version', 'checksum', 'metadata'])
+    expect(await legacyChecksum(v.dir, { order: 'listing' })).toBe(manifest.checksum)
+    // What verify computed before: an intact version read as damaged.
+    expect(await legacyChecksum(v.dir)).not.toBe(manifest.checksum)
+    const [report] = await new ModelStore(root).verify('scout', 'v1')
+    expect(report).toMatchObject({ ok: true, algorithm: 'legacy-python-sha256', checksumOrder: 'listing', problems: [] })
+    expect(python('verify', v.dir).code).toBe(0)
+  })
+
+  it('a version hashed with sorted subdirectories verifies too, and the report says sorted', async (ctx) => {
+    const root = makeTemp()
+    const v = unsortedVersion(root)
+    if (!v) return ctx.skip('this filesystem lists every directory sorted: listing and sorted order cannot differ here')
+    writeFileSync(join(v.dir, 'manifest.json'), JSON.stringify({ version: 'v1', checksum: pythonChecksum(v.dir), metadata: {} }))
+    const store = new ModelStore(root)
+    expect((await store.verify('scout', 'v1'))[0]).toMatchObject({ ok: true, checksumOrder: 'sorted' })
+    // A changed byte matches neither order; the message gives what each order computed.
+    writeFileSync(join(v.dir, 'model.onnx'), 'weightz')
+    const [bad] = await store.verify('scout', 'v1')
+    expect(bad).toMatchObject({ ok: false, problems: [{ kind: 'checksum', message: expect.stringMatching(/^checksum mismatch: manifest [0-9a-f]{64}, files [0-9a-f]{64} in listing order, [0-9a-f]{64} in sorted order/) }] })
+    expect(bad!.checksumOrder).toBeUndefined()
   })
 })
