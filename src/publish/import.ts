@@ -45,6 +45,8 @@ export interface ImportOptions {
   publish?: boolean
   /** The channel to publish it to (default current). */
   channel?: string
+  /** As finalize's: the original Python ModelStore's checksum in `checksum` (default: store.legacyChecksum). */
+  legacyChecksum?: boolean
   /** Where the copy (bytes) and finalize's hashing are reported; silent when absent. */
   progress?: Progress
 }
@@ -99,7 +101,7 @@ export async function importVersion(ctx: StoreContext, agent: string, version: s
   })
   let result: FinalizeResult
   try {
-    result = await finalize(ctx, agent, version, { metadata: options.metadata, manifest: options.manifest, publish: publish && channel === 'current', progress: options.progress })
+    result = await finalize(ctx, agent, version, { metadata: options.metadata, manifest: options.manifest, publish: publish && channel === 'current', legacyChecksum: options.legacyChecksum, progress: options.progress })
   } catch (err) {
     // finalize marks a failure after its rename (the version stands, current did not move) as finalized.
     throw await undo(ctx, agent, version, channel, err, err instanceof ModelforgeError && err.details?.finalized === true)

@@ -8,6 +8,10 @@
  *   os.walk visits subdirectories in the order the filesystem lists them (file names were sorted), so the
  *   value depends on the filesystem the version was hashed on; some helpers sorted the subdirectories too.
  *   A check tries both orders (matchLegacyChecksum).
+ *
+ * A manifest@1 may carry the legacy value in `checksum` (checksum_algorithm legacy-python-sha256, written
+ * with store.legacyChecksum, for the Python helper's verify_manifest), its sha256-files-v1 value then in
+ * `files_checksum`; the per-file list is the same either way.
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -34,7 +38,10 @@ export interface Manifest {
   schema: typeof MANIFEST_SCHEMA
   agent: string
   created_at: string
-  checksum_algorithm: typeof CHECKSUM_ALGORITHM
+  /** legacy-python-sha256: `checksum` is the original Python ModelStore's, files_checksum the sha256-files-v1 value. */
+  checksum_algorithm: typeof CHECKSUM_ALGORITHM | typeof LEGACY_ALGORITHM
+  /** The sha256-files-v1 value of `files`, when `checksum` is the legacy one. */
+  files_checksum?: string
   files: ManifestFile[]
   artifacts?: Record<string, unknown>[]
   source?: Record<string, unknown>
@@ -62,6 +69,17 @@ export function sha256sumText(files: Pick<ManifestFile, 'path' | 'sha256'>[]): s
     .sort((a, b) => compareBytes(a.path, b.path))
     .map((f) => `${f.sha256}  ${f.path}\n`)
     .join('')
+}
+
+/** The sha256-files-v1 value a manifest@1 records for its file list: `checksum`, or files_checksum beside a legacy checksum. */
+export function filesChecksumOf(m: Pick<Manifest, 'checksum' | 'checksum_algorithm' | 'files_checksum'>): string {
+  // parseManifest requires files_checksum beside a legacy checksum; '' (never equal to a digest) if unparsed.
+  return m.checksum_algorithm === LEGACY_ALGORITHM ? m.files_checksum ?? '' : m.checksum
+}
+
+/** How finalize and import name a new version's checksums: `sha256-files-v1 <hex>`, or the legacy value and then that. */
+export function checksums(r: { checksum: string; checksumAlgorithm: string; filesChecksum?: string }): string {
+  return `${r.checksumAlgorithm} ${r.checksum}${r.filesChecksum ? ` (files: ${CHECKSUM_ALGORITHM} ${r.filesChecksum})` : ''}`
 }
 
 /** sha256-files-v1 over per-file digests. */
@@ -140,7 +158,12 @@ export function parseManifest(value: unknown, where: string): ParsedManifest {
       details: { path: where, schema: value.schema },
     })
   }
-  if (value.checksum_algorithm !== CHECKSUM_ALGORITHM) throw invalid(where, `"checksum_algorithm" is not ${CHECKSUM_ALGORITHM}`)
+  if (value.checksum_algorithm !== CHECKSUM_ALGORITHM && value.checksum_algorithm !== LEGACY_ALGORITHM) {
+    throw invalid(where, `"checksum_algorithm" is neither ${CHECKSUM_ALGORITHM} nor ${LEGACY_ALGORITHM}`)
+  }
+  if (value.checksum_algorithm === LEGACY_ALGORITHM && (typeof value.files_checksum !== 'string' || !HEX64.test(value.files_checksum))) {
+    throw invalid(where, `"files_checksum" (the ${CHECKSUM_ALGORITHM} value beside a ${LEGACY_ALGORITHM} checksum) is not 64 lowercase hex digits`)
+  }
   if (typeof value.agent !== 'string') throw invalid(where, '"agent" is missing')
   if (typeof value.created_at !== 'string' || Number.isNaN(Date.parse(value.created_at))) throw invalid(where, '"created_at" is not an ISO-8601 time')
   if (!isObject(value.metadata)) throw invalid(where, '"metadata" is missing')

@@ -6,7 +6,7 @@ import { join, relative } from 'node:path'
 import { errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { resolveChannel, storeRootExists } from './current.js'
 import { hashFile, hashFiles } from './hash.js'
-import { checksumFilesV1, LEGACY_ALGORITHM, matchLegacyChecksum, MANIFEST_NAME, readManifest, type ChecksumOrder, type Manifest } from './manifest.js'
+import { checksumFilesV1, filesChecksumOf, LEGACY_ALGORITHM, matchLegacyChecksum, MANIFEST_NAME, readManifest, type ChecksumOrder, type Manifest } from './manifest.js'
 import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
@@ -170,8 +170,9 @@ async function checkDir(ctx: StoreContext, agent: string, version: string | null
   }
   report.algorithm = manifest.checksum_algorithm
   report.files = manifest.files.length
-  if (checksumFilesV1(manifest.files) !== manifest.checksum) {
-    report.problems.push({ kind: 'checksum', path: MANIFEST_NAME, message: 'manifest checksum does not match its own file list (manifest.json was edited)' })
+  const legacy = manifest.checksum_algorithm === LEGACY_ALGORITHM
+  if (checksumFilesV1(manifest.files) !== filesChecksumOf(manifest)) {
+    report.problems.push({ kind: 'checksum', path: MANIFEST_NAME, message: `manifest ${legacy ? 'files_checksum' : 'checksum'} does not match its own file list (manifest.json was edited)` })
   }
   const onDisk = new Map(entries.filter((e) => e.type === 'file' && e.rel !== MANIFEST_NAME).map((e) => [e.rel, e]))
   const listed = new Map(manifest.files.map((f) => [f.path, f]))
@@ -197,5 +198,17 @@ async function checkDir(ctx: StoreContext, agent: string, version: string | null
   for (const h of hashed) {
     const f = listed.get(h.rel)!
     if (h.size !== f.size || h.sha256 !== f.sha256) report.problems.push({ kind: 'modified', path: h.rel, message: `modified: ${h.rel}` })
+  }
+  // The legacy checksum (store.legacyChecksum) is what Python readers check: it must hold too. Only once
+  // every file matches: a changed file is named above, and would only make it mismatch as well.
+  if (legacy && report.problems.length === 0) {
+    const match = await matchLegacyChecksum(dir, manifest.checksum)
+    if (match.order) report.checksumOrder = match.order
+    else {
+      report.problems.push({
+        kind: 'checksum', path: MANIFEST_NAME,
+        message: `the ${LEGACY_ALGORITHM} checksum matches the files in neither os.walk order, though every file matches its sha256: the tree lists in another order here (copied from another filesystem?) or manifest.json was edited; the Python ModelStore's check refuses it`,
+      })
+    }
   }
 }
