@@ -8,7 +8,7 @@ export { resolveCachedSnapshot, resolveCachedCommit, repoCache, type ResolveCach
 export { fetchModel, selectPaths, type FetchOptions, type FetchResult, type FetchedFile } from './hub/index.js'
 export { ModelStore, assertVerified, currentHistory } from './publish/store.js'
 export type { StoreOptions, FinalizeOptions, FinalizeResult, ChannelChange, VerifyReport, VerifyProblem, VersionInfo, AgentSummary, PruneResult, GcResult, ManifestExtras, ImportOptions, ImportResult, DeleteOptions, DeleteResult } from './publish/store.js'
-export { resolveCurrent, resolveChannel, type ResolvedChannel } from './publish/current.js'
+export { resolveCurrent, resolveChannel, agentEntry, type ResolvedChannel, type AgentEntry } from './publish/current.js'
 export { validateName, nameProblem } from './publish/names.js'
 export { checksumFilesV1, legacyChecksum, matchLegacyChecksum, readManifest, parseManifest, sha256sumText, MANIFEST_SCHEMA, CHECKSUM_ALGORITHM, LEGACY_ALGORITHM, type Manifest, type LegacyManifest, type ManifestFile, type ChecksumOrder, type LegacyMatch } from './publish/manifest.js'
 export { hashFiles, hashFile } from './publish/hash.js'

@@ -15,7 +15,7 @@ import { hashFiles } from './hash.js'
 import { acquireLock } from './lock.js'
 import { checksumFilesV1, CHECKSUM_ALGORITHM, filesChecksumOf, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, MANIFEST_SCHEMA, parseManifest, type Manifest, type ManifestFile } from './manifest.js'
 import { peekChannel } from './readers.js'
-import { exists, type StoreContext } from './store-context.js'
+import { exists, writerAgent, type StoreContext, type WriterAgent } from './store-context.js'
 import { notStaged, versionExists } from './store-errors.js'
 import { compareBytes, walkTree, type TreeEntry } from '../lib/tree.js'
 import { formatBytes, planSteps, runStep, type Progress, type StepReporter } from '../lib/progress.js'
@@ -61,12 +61,14 @@ export interface FinalizeResult {
 const log = debugLog('store')
 
 /** Hashes, writes manifest.json, renames the staging dir into place and (by default) publishes it. */
-export async function finalize(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
+export async function finalize(ctx: StoreContext, name: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
+  // Refused by name before any step starts, and before any lock (store-context.ts writerAgent).
+  const agent = writerAgent(ctx, name)
   planSteps(options.progress, [{ id: 'finalize', title: `Finalize ${agent}/${version}` }])
   return runStep(options.progress, 'finalize', (step) => finalizeStep(ctx, agent, version, options, step))
 }
 
-async function finalizeStep(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions, step: StepReporter): Promise<FinalizeResult> {
+async function finalizeStep(ctx: StoreContext, agent: WriterAgent, version: string, options: FinalizeOptions, step: StepReporter): Promise<FinalizeResult> {
   const staging = ctx.stagingDir(agent, version)
   const final = ctx.versionDir(agent, version)
   const agentDir = ctx.agentDir(agent)

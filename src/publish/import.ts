@@ -34,7 +34,7 @@ import { deleteVersion } from './delete.js'
 import { checkStagedTree, finalize, type FinalizeResult, type ManifestExtras } from './finalize.js'
 import { validateName } from './names.js'
 import { withStaging } from './stage.js'
-import type { StoreContext } from './store-context.js'
+import { writerAgent, type StoreContext } from './store-context.js'
 
 export interface ImportOptions {
   /** Hard-link the files where the OS allows it (the same filesystem); they are copied where it does not. */
@@ -84,6 +84,7 @@ const LOCK_WAIT_MS = 5000
 /** Copies (or links) `sources` into agent/version, finalizes it and publishes it (see the top of this file). */
 export async function importVersion(ctx: StoreContext, agent: string, version: string, sources: string[], options: ImportOptions = {}): Promise<ImportResult> {
   ctx.stagingDir(agent, version) // validates both names before anything is read or written
+  writerAgent(ctx, agent) // and refuses an alias before the sources are read (stage and finalize check again)
   const publish = options.publish ?? true
   if (options.channel !== undefined) {
     validateName('channel', options.channel)

@@ -7,12 +7,12 @@ import { errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { resolveChannel, storeRootExists } from './current.js'
 import { hashFile, hashFiles } from './hash.js'
 import { checksumFilesV1, filesChecksumOf, LEGACY_ALGORITHM, matchLegacyChecksum, MANIFEST_NAME, readManifest, type ChecksumOrder, type Manifest } from './manifest.js'
-import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
+import { channelNames, listAgents, listAliases, locate, readAgent, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
 import { compareBytes, walkTree } from '../lib/tree.js'
 
-export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel' | 'unreadable'
+export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel' | 'unreadable' | 'alias'
 
 export interface VerifyProblem {
   kind: ProblemKind
@@ -23,6 +23,8 @@ export interface VerifyProblem {
 
 export interface VerifyReport {
   agent: string
+  /** When `agent` is an alias: the agent it leads to, whose version this is. */
+  alias?: string
   /** null for a channel that points nowhere. */
   version: string | null
   path: string
@@ -42,6 +44,11 @@ export interface VerifyReport {
  * Never throws for a damaged version: each report lists its problems (see assertVerified).
  */
 export async function verify(ctx: StoreContext, agent?: string, version?: string): Promise<VerifyReport[]> {
+  if (agent !== undefined) {
+    // Through an alias, the versions of the agent it leads to are checked, and each report says both names.
+    const real = readAgent(ctx, agent)
+    if (real !== agent) return (await verify(ctx, real, version)).map((r) => ({ ...r, agent, alias: real }))
+  }
   if (version !== undefined) {
     if (agent === undefined) throw new UsageError('A version needs an agent', { code: 'USAGE', hint: 'store verify <agent> <version>' })
     const dir = await locate(ctx, agent, version)
@@ -71,6 +78,10 @@ export async function verify(ctx: StoreContext, agent?: string, version?: string
         reports.push({ agent: a, version: null, path: where, algorithm: null, ok: false, files: 0, problems: [problem] })
       }
     }
+  }
+  // A working alias adds nothing to check (its agent was checked above); a broken one is a problem of its own.
+  for (const a of agent === undefined ? await listAliases(ctx) : []) {
+    if (a.problem !== undefined) reports.push({ agent: a.name, version: null, path: join(ctx.root, a.name), algorithm: null, ok: false, files: 0, problems: [{ kind: 'alias', message: a.problem }] })
   }
   return reports
 }
