@@ -100,7 +100,10 @@ export function agentEntry(root: string, name: string): AgentEntry {
   const abs = resolve(absRoot, target)
   const real = basename(abs)
   if (!sameDirectory(dirname(abs), absRoot)) {
-    throw badAlias(name, path, target, abs.startsWith(absRoot + sep) ? 'which is no agent directory (it is not an entry of the store root)' : `which is outside the store ${absRoot}`)
+    const why = sameDirectory(abs, absRoot) ? 'which is the store root itself, no agent directory'
+      : abs.startsWith(absRoot + sep) ? 'which is no agent directory (it is not an entry of the store root)'
+        : `which is outside the store ${absRoot}`
+    throw badAlias(name, path, target, why)
   }
   const problem = nameProblem('agent', real)
   if (problem !== null) throw badAlias(name, path, target, `which is no agent (as an agent name, ${problem})`)

@@ -73,6 +73,7 @@ describe('a broken alias is an integrity error for readers (exit 4)', () => {
   const cases: [string, (root: string) => string, RegExp][] = [
     ['outside the store', () => { const other = makeTemp(); mkdirSync(join(other, REAL)); return join(other, REAL) }, /which is outside the store/],
     ['a directory inside an agent', () => `${REAL}/versions`, /which is no agent directory \(it is not an entry of the store root\)/],
+    ['the store root', () => '.', /which is the store root itself, no agent directory/],
     ['the store\'s own .modelforge', () => '.modelforge', /which is no agent \(as an agent name, it starts with "\."\)/],
     ['a file', (root) => { writeFileSync(join(root, 'notes'), 'x'); return 'notes' }, /which is no agent directory$/],
     ['nothing', () => 'ghost', /which does not exist/],
