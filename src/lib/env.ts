@@ -74,6 +74,8 @@ export interface ModelforgeConfig {
   store?: {
     /** prune's default keep count. */
     keep?: number
+    /** finalize and import write the original Python ModelStore's checksum in `checksum` (see FinalizeOptions). */
+    legacyChecksum?: boolean
   }
 }
 
@@ -85,6 +87,7 @@ const CONFIG_KEYS: Record<string, { check: (v: unknown) => boolean; expected: st
   'download.allowedSources': { check: (v) => Array.isArray(v) && v.every((g) => typeof g === 'string'), expected: 'a list of glob strings, e.g. ["sentence-transformers/*"]' },
   'download.requireApproval': { check: (v) => typeof v === 'boolean', expected: 'true or false' },
   'store.keep': { check: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a whole number >= 0, e.g. 3' },
+  'store.legacyChecksum': { check: (v) => typeof v === 'boolean', expected: 'true or false' },
 }
 
 /** Throws CONFIG_INVALID (exit 4) naming the first key whose value is wrong; unknown keys are left alone. */

@@ -1,9 +1,10 @@
 /**
  * Walking a directory tree, for the model store (a version or staging tree, seen with lstat so that
  * symlinks, devices, sockets and fifos are what they are), the hub (a snapshot made of symlinks into
- * blobs/, followed) and export (its staging directory). One order for all: names in byte order.
+ * blobs/, followed) and export (its staging directory). One order for all, names in byte order, except
+ * where the store must reproduce what Python's unsorted os.walk saw (order: 'listing').
  */
-import { lstat, readdir, stat } from 'node:fs/promises'
+import { lstat, opendir, readdir, stat } from 'node:fs/promises'
 import type { Stats } from 'node:fs'
 import { join } from 'node:path'
 import { errnoCode } from './errors.js'
@@ -30,7 +31,16 @@ export interface WalkOptions {
   followSymlinks?: boolean
   /** Names left out at every depth, with everything under them (the hub skips .git). */
   skip?: readonly string[]
+  /**
+   * 'sorted' (default): every directory's entries in byte order. 'listing': subdirectories in the order
+   * the filesystem lists them (a directory stream read without sorting, as Python's os.walk reads it; on
+   * ext4 that is the order of the names' hashes), other entries still sorted within each directory. The
+   * original Python ModelStore's checksum was taken in that order, so only it reproduces such a checksum.
+   */
+  order?: WalkOrder
 }
+
+export type WalkOrder = 'sorted' | 'listing'
 
 /** What lstat (or stat) says an entry is. */
 export function typeOf(st: Stats): EntryType {
@@ -68,19 +78,33 @@ async function statEntry(path: string, follow: boolean): Promise<Stats | undefin
 }
 
 /**
- * Every entry under `dir` (not `dir` itself), directories included, in Python's sorted os.walk order:
- * a directory's other entries (sorted), then each subdirectory (sorted) recursively. The store's legacy
- * checksum depends on this order.
+ * A directory's names as the filesystem lists them. Not readdir(): libuv's scandir sorts the names
+ * (strcmp) before Node sees them; a directory stream (opendir) hands them over in the kernel's order.
+ */
+async function listedNames(dir: string): Promise<string[]> {
+  const names: string[] = []
+  // for await closes the stream, also when the loop throws.
+  for await (const d of await opendir(dir)) names.push(d.name)
+  return names
+}
+
+/**
+ * Every entry under `dir` (not `dir` itself), directories included, in Python's os.walk order: a
+ * directory's other entries (sorted), then each subdirectory recursively, sorted or (order: 'listing') as
+ * listed. The store's legacy checksum depends on this order.
  */
 export async function walkTree(dir: string, options: WalkOptions = {}): Promise<TreeEntry[]> {
   const follow = options.followSymlinks ?? false
+  const listing = options.order === 'listing'
   const skip = new Set(options.skip ?? [])
   const out: TreeEntry[] = []
   // Directories on the current path (device:inode): a followed link back up the tree is not descended.
   const ancestors = new Set<string>()
   const visit = async (abs: string, rel: string, id: string): Promise<void> => {
     ancestors.add(id)
-    const names = (await readdir(abs)).filter((n) => !skip.has(n)).sort(compareBytes)
+    const listed = (listing ? await listedNames(abs) : await readdir(abs)).filter((n) => !skip.has(n))
+    // Listing order keeps the listed order for the subdirectories only; files are sorted either way.
+    const names = listing ? listed : listed.sort(compareBytes)
     const entries: { entry: TreeEntry; id: string }[] = []
     for (const name of names) {
       const childAbs = join(abs, name)
@@ -88,7 +112,9 @@ export async function walkTree(dir: string, options: WalkOptions = {}): Promise<
       if (!st) continue
       entries.push({ entry: { rel: rel ? `${rel}/${name}` : name, abs: childAbs, type: typeOf(st), size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs }, id: `${st.dev}:${st.ino}` })
     }
-    for (const e of entries) if (e.entry.type !== 'directory') out.push(e.entry)
+    const others = entries.filter((e) => e.entry.type !== 'directory')
+    if (listing) others.sort((a, b) => compareBytes(a.entry.rel, b.entry.rel))
+    for (const e of others) out.push(e.entry)
     for (const e of entries) {
       if (e.entry.type !== 'directory') continue
       out.push(e.entry)

@@ -12,7 +12,7 @@ import { fsyncDir, swapSymlink } from '../lib/fs.js'
 import { currentHistory } from './history.js'
 import { validateName } from './names.js'
 import { peekChannel, requireAgent } from './readers.js'
-import { exists, withLock, type StoreContext } from './store-context.js'
+import { exists, withLock, writerAgent, type StoreContext } from './store-context.js'
 import { versionNotFound } from './store-errors.js'
 import { problemList, verifyVersion } from './verify.js'
 
@@ -30,8 +30,9 @@ export interface ChannelChange {
 }
 
 /** Points `channel` (default current) at an existing, finalized version. */
-export async function promote(ctx: StoreContext, agent: string, version: string, channel = 'current'): Promise<ChannelChange> {
+export async function promote(ctx: StoreContext, name: string, version: string, channel = 'current'): Promise<ChannelChange> {
   validateName('channel', channel)
+  const agent = writerAgent(ctx, name)
   const dir = ctx.versionDir(agent, version)
   requireAgent(ctx, agent)
   if (!(await exists(dir))) throw versionNotFound(agent, version)
@@ -59,7 +60,8 @@ export async function promote(ctx: StoreContext, agent: string, version: string,
  * that are gone or fail verification are skipped, and the result says which and why. A dangling or foreign
  * current names no version, so then the newest intact version of the history is where it goes.
  */
-export async function rollback(ctx: StoreContext, agent: string): Promise<ChannelChange> {
+export async function rollback(ctx: StoreContext, name: string): Promise<ChannelChange> {
+  const agent = writerAgent(ctx, name)
   requireAgent(ctx, agent)
   return withLock(ctx, agent, { op: 'rollback' }, async () => {
     const actual = peekChannel(ctx, agent, 'current')

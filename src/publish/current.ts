@@ -8,9 +8,14 @@
  * then uses the returned version directory, which never changes under it. A link only ever leads to a
  * version directory of its own agent: one that leads anywhere else is an integrity failure (exit 4), like
  * one that leads nowhere.
+ *
+ * An agent entry of the store root may itself be a link to another agent's directory (`news-cleaner-agent
+ * -> synthesizer`): an alias, a read-only second name kept for readers that still use the old one.
+ * agentEntry resolves it, for readers here and in readers.ts, and for writers, which refuse it
+ * (store-context.ts writerAgent) so that nothing is ever written or locked under an alias.
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path'
 import { errnoCode, IntegrityError, NotFoundError, UsageError } from '../lib/errors.js'
 import { strictStore } from '../lib/env.js'
 import { nameProblem, validateName } from './names.js'
@@ -25,6 +30,8 @@ export interface ResolvedChannel {
   /** Absolute path of the version directory to read from. */
   path: string
   layout: LinkLayout
+  /** When `agent` is an alias: the agent it leads to, whose channel and version directory these are. */
+  alias?: string
 }
 
 export interface ResolveOptions {
@@ -59,25 +66,104 @@ function missing(strict: boolean, message: string, code: 'STORE_NOT_FOUND' | 'AG
   return null
 }
 
+/** What an agent name is in a store: an agent's own directory, an alias of another agent, or nothing. */
+export interface AgentEntry {
+  /** The name asked for. */
+  name: string
+  /** The agent to read: the name itself, or the agent the alias leads to. */
+  agent: string
+  /** The agent an alias leads to; null when the name is no alias. */
+  alias: string | null
+  /** <root>/<agent>, or null when there is no such agent (no entry, or one that is no directory). */
+  dir: string | null
+}
+
+/**
+ * Resolves an agent name. An entry that is a symlink is an alias: it must lead (relative or absolute) to a
+ * real agent directory directly in this store root. One that leads outside the store, to something that is
+ * no agent directory, nowhere, or to another alias (aliases do not chain) is an IntegrityError (exit 4):
+ * reading through it would serve files no agent of this store published under that name.
+ */
+export function agentEntry(root: string, name: string): AgentEntry {
+  validateName('agent', name)
+  const absRoot = resolve(root)
+  const path = join(absRoot, name)
+  let st
+  try {
+    st = lstatSync(path)
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') throw err
+    return { name, agent: name, alias: null, dir: null }
+  }
+  if (!st.isSymbolicLink()) return { name, agent: name, alias: null, dir: st.isDirectory() ? path : null }
+  const target = readlinkSync(path)
+  const abs = resolve(absRoot, target)
+  const real = basename(abs)
+  if (!sameDirectory(dirname(abs), absRoot)) {
+    const why = sameDirectory(abs, absRoot) ? 'which is the store root itself, no agent directory'
+      : abs.startsWith(absRoot + sep) ? 'which is no agent directory (it is not an entry of the store root)'
+        : `which is outside the store ${absRoot}`
+    throw badAlias(name, path, target, why)
+  }
+  const problem = nameProblem('agent', real)
+  if (problem !== null) throw badAlias(name, path, target, `which is no agent (as an agent name, ${problem})`)
+  let targetStat
+  try {
+    targetStat = lstatSync(join(absRoot, real))
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err
+    throw badAlias(name, path, target, 'which does not exist')
+  }
+  if (targetStat.isSymbolicLink()) throw badAlias(name, path, target, `and ${real} is itself an alias: an alias must lead to an agent directory, not to another alias`)
+  if (!targetStat.isDirectory()) throw badAlias(name, path, target, 'which is no agent directory')
+  return { name, agent: real, alias: real, dir: join(absRoot, real) }
+}
+
+/** The same directory, also when reached by another path (a root given through a symlink, a bind mount). */
+function sameDirectory(a: string, b: string): boolean {
+  if (a === b) return true
+  try {
+    const x = statSync(a)
+    const y = statSync(b)
+    return x.dev === y.dev && x.ino === y.ino
+  } catch {
+    return false
+  }
+}
+
+function badAlias(name: string, path: string, target: string, why: string): IntegrityError {
+  return new IntegrityError(`Agent ${name} is an alias (a link to ${target}), ${why}`, {
+    code: 'AGENT_ALIAS_INVALID',
+    hint: `Point ${path} at an agent directory of this store (\`ln -sfn <agent> ${path}\`, a relative link keeps working in copies of the store), or remove it.`,
+    details: { agent: name, path, target },
+  })
+}
+
 /** Where `channel` of `agent` points, or null when the store, agent or channel is absent (non-strict). */
 export function resolveChannel(root: string, agent: string, channel = 'current', options: ResolveOptions = {}): ResolvedChannel | null {
-  validateName('agent', agent)
+  return resolveNamed(root, agent, channel, options).resolved
+}
+
+/** resolveChannel, and the agent an alias leads to (known also when its channel is absent). */
+function resolveNamed(root: string, name: string, channel: string, options: ResolveOptions): { alias: string | null; resolved: ResolvedChannel | null } {
+  validateName('agent', name)
   validateName('channel', channel)
   const strict = options.strict ?? strictStore()
   const absRoot = resolve(root)
   if (!storeRootExists(absRoot)) {
-    return missing(strict, `Model store ${absRoot} does not exist`, 'STORE_NOT_FOUND', 'Check --store or MODEL_STORE_ROOT; create a store with `modelforge store stage` and `store finalize`, or `modelforge toy-store`.', { root: absRoot })
+    return { alias: null, resolved: missing(strict, `Model store ${absRoot} does not exist`, 'STORE_NOT_FOUND', 'Check --store or MODEL_STORE_ROOT; create a store with `modelforge store stage` and `store finalize`, or `modelforge toy-store`.', { root: absRoot }) }
   }
-  const agentDir = join(absRoot, agent)
-  let agentStat
-  try {
-    agentStat = statSync(agentDir)
-  } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw err
+  const entry = agentEntry(absRoot, name)
+  if (entry.dir === null) {
+    return { alias: null, resolved: missing(strict, `Agent ${name} does not exist in store ${absRoot}`, 'AGENT_NOT_FOUND', 'List the agents with `modelforge store list`.', { root: absRoot, agent: name }) }
   }
-  if (!agentStat?.isDirectory()) {
-    return missing(strict, `Agent ${agent} does not exist in store ${absRoot}`, 'AGENT_NOT_FOUND', 'List the agents with `modelforge store list`.', { root: absRoot, agent })
-  }
+  // Through an alias, the real agent's channel is resolved (and named in messages and hints: writers
+  // refuse the alias), and the result says both names.
+  const r = resolveIn(absRoot, entry.agent, entry.dir, channel, strict)
+  return { alias: entry.alias, resolved: r && entry.alias ? { ...r, agent: name, alias: entry.alias } : r }
+}
+
+function resolveIn(absRoot: string, agent: string, agentDir: string, channel: string, strict: boolean): ResolvedChannel | null {
   const linkPath = join(agentDir, channel)
   let linkStat
   try {
@@ -186,11 +272,13 @@ export interface CurrentReport {
   version: string | null
   path: string | null
   layout: LinkLayout | null
+  /** When `agent` is an alias: the agent it leads to. */
+  alias?: string
 }
 
 export function currentReport(root: string, agent: string, channel = 'current', options: ResolveOptions = {}): CurrentReport {
-  const r = resolveChannel(root, agent, channel, options)
-  return r ?? { agent, channel, version: null, path: null, layout: null }
+  const { alias, resolved } = resolveNamed(root, agent, channel, options)
+  return resolved ?? { agent, channel, version: null, path: null, layout: null, ...(alias ? { alias } : {}) }
 }
 
 /**

@@ -12,7 +12,7 @@ import { auditDone } from './audit.js'
 import { discardVersion } from './discard.js'
 import { readManifest } from './manifest.js'
 import { channelVersions, requireAgent } from './readers.js'
-import { exists, withLock, type StoreContext } from './store-context.js'
+import { exists, withLock, writerAgent, type StoreContext } from './store-context.js'
 import { versionNotFound } from './store-errors.js'
 
 export interface DeleteOptions {
@@ -36,7 +36,8 @@ export interface DeleteResult {
 }
 
 /** Removes versions/<version> of `agent` unless a channel points to it (ConflictError VERSION_IN_USE). */
-export async function deleteVersion(ctx: StoreContext, agent: string, version: string, options: DeleteOptions = {}): Promise<DeleteResult> {
+export async function deleteVersion(ctx: StoreContext, name: string, version: string, options: DeleteOptions = {}): Promise<DeleteResult> {
+  const agent = writerAgent(ctx, name)
   const dir = ctx.versionDir(agent, version)
   requireAgent(ctx, agent)
   const check = async (): Promise<string | null> => {

@@ -5,6 +5,7 @@
 import { lstat, readFile, rename, rm } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { debugLog } from '../lib/debug.js'
+import { loadConfig } from '../lib/env.js'
 import { describeError, errnoCode, errorFromCode, IntegrityError, type ModelforgeError } from '../lib/errors.js'
 import { auditDone } from './audit.js'
 import { pointChannel } from './channels.js'
@@ -12,9 +13,9 @@ import { storeRootExists } from './current.js'
 import { fsyncDir, replaceFileDurable } from '../lib/fs.js'
 import { hashFiles } from './hash.js'
 import { acquireLock } from './lock.js'
-import { checksumFilesV1, CHECKSUM_ALGORITHM, MANIFEST_NAME, MANIFEST_SCHEMA, parseManifest, type Manifest, type ManifestFile } from './manifest.js'
+import { checksumFilesV1, CHECKSUM_ALGORITHM, filesChecksumOf, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, MANIFEST_SCHEMA, parseManifest, type Manifest, type ManifestFile } from './manifest.js'
 import { peekChannel } from './readers.js'
-import { exists, type StoreContext } from './store-context.js'
+import { exists, writerAgent, type StoreContext, type WriterAgent } from './store-context.js'
 import { notStaged, versionExists } from './store-errors.js'
 import { compareBytes, walkTree, type TreeEntry } from '../lib/tree.js'
 import { formatBytes, planSteps, runStep, type Progress, type StepReporter } from '../lib/progress.js'
@@ -29,6 +30,12 @@ export interface FinalizeOptions {
   manifest?: ManifestExtras
   /** Publish a version without files (refused by default: an empty tree is almost always a failed export). */
   allowEmpty?: boolean
+  /**
+   * `checksum` holds the original Python ModelStore's value (checksum_algorithm legacy-python-sha256), so that
+   * its verify_manifest accepts the version; the sha256-files-v1 value goes to files_checksum. Default:
+   * store.legacyChecksum of MODELFORGE_CONFIG, else false.
+   */
+  legacyChecksum?: boolean
   /** Where finalize reports its one step (bytes hashed so far); silent when absent. */
   progress?: Progress
 }
@@ -37,7 +44,11 @@ export interface FinalizeResult {
   agent: string
   version: string
   path: string
+  /** The manifest's checksum, of checksumAlgorithm. */
   checksum: string
+  checksumAlgorithm: Manifest['checksum_algorithm']
+  /** The sha256-files-v1 value, when checksum is the legacy one. */
+  filesChecksum?: string
   files: number
   bytes: number
   published: boolean
@@ -50,15 +61,19 @@ export interface FinalizeResult {
 const log = debugLog('store')
 
 /** Hashes, writes manifest.json, renames the staging dir into place and (by default) publishes it. */
-export async function finalize(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
+export async function finalize(ctx: StoreContext, name: string, version: string, options: FinalizeOptions = {}): Promise<FinalizeResult> {
+  // Refused by name before any step starts, and before any lock (store-context.ts writerAgent).
+  const agent = writerAgent(ctx, name)
   planSteps(options.progress, [{ id: 'finalize', title: `Finalize ${agent}/${version}` }])
   return runStep(options.progress, 'finalize', (step) => finalizeStep(ctx, agent, version, options, step))
 }
 
-async function finalizeStep(ctx: StoreContext, agent: string, version: string, options: FinalizeOptions, step: StepReporter): Promise<FinalizeResult> {
+async function finalizeStep(ctx: StoreContext, agent: WriterAgent, version: string, options: FinalizeOptions, step: StepReporter): Promise<FinalizeResult> {
   const staging = ctx.stagingDir(agent, version)
   const final = ctx.versionDir(agent, version)
   const agentDir = ctx.agentDir(agent)
+  // Read before anything is written: a broken MODELFORGE_CONFIG stops the finalize with nothing changed.
+  const legacy = options.legacyChecksum ?? loadConfig().store?.legacyChecksum ?? false
   // Checked before the lock too, so that refusing leaves no trace (not even the locks directory).
   if (!storeRootExists(ctx.root) || !(await exists(staging))) {
     if (await exists(final)) throw versionExists(agent, version, final)
@@ -113,7 +128,12 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
       { fsync: true, threads: ctx.hashThreads, onProgress: (done) => step.message(`hashed ${formatBytes(done)} of ${formatBytes(total)}`) },
     )
     const manifestFiles: ManifestFile[] = hashed.map((h) => ({ path: h.rel, size: h.size, sha256: h.sha256 })).sort((a, b) => compareBytes(a.path, b.path))
-    const checksum = checksumFilesV1(manifestFiles)
+    const filesChecksum = checksumFilesV1(manifestFiles)
+    // The Python helper hashed its staging tree as os.walk lists it here (a rename keeps that order), and
+    // its verify_manifest walks the same way: so the listing order, read a second time, file by file.
+    if (legacy) step.message(`computing the ${LEGACY_ALGORITHM} checksum`)
+    const checksum = legacy ? await legacyChecksum(staging, { order: 'listing' }) : filesChecksum
+    const algorithm = legacy ? LEGACY_ALGORITHM : CHECKSUM_ALGORITHM
     const manifest: Manifest = {
       version,
       checksum,
@@ -121,7 +141,8 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
       schema: MANIFEST_SCHEMA,
       agent,
       created_at: new Date().toISOString(),
-      checksum_algorithm: CHECKSUM_ALGORITHM,
+      checksum_algorithm: algorithm,
+      ...(legacy ? { files_checksum: filesChecksum } : {}),
       files: manifestFiles,
       ...definedOnly(options.manifest ?? {}),
     }
@@ -129,7 +150,7 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
     // version recognises (earlierManifest), or none.
     await replaceFileDurable(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n')
     const bytes = manifestFiles.reduce((a, f) => a + f.size, 0)
-    log(`finalize ${agent}/${version}: wrote ${join(staging, MANIFEST_NAME)} (${manifestFiles.length} file${manifestFiles.length === 1 ? '' : 's'}, ${bytes} bytes, ${CHECKSUM_ALGORITHM} ${checksum})${earlier === true ? ', replacing an earlier finalize\'s' : ''}`)
+    log(`finalize ${agent}/${version}: wrote ${join(staging, MANIFEST_NAME)} (${manifestFiles.length} file${manifestFiles.length === 1 ? '' : 's'}, ${bytes} bytes, ${algorithm} ${checksum})${earlier === true ? ', replacing an earlier finalize\'s' : ''}`)
     for (const e of tree) if (e.type === 'directory') await fsyncDir(e.abs)
     await fsyncDir(staging)
     await rename(staging, final)
@@ -157,7 +178,7 @@ async function finalizeStep(ctx: StoreContext, agent: string, version: string, o
     auditDone(ctx.root, { op: 'finalize', agent, version, checksum, ...(publish ? { channel: 'current', previous } : {}) },
       publish ? `${agent}/${version} was finalized and current points to it` : `${agent}/${version} was finalized`, warnings)
     return {
-      agent, version, path: final, checksum, files: manifestFiles.length, bytes, published: publish,
+      agent, version, path: final, checksum, checksumAlgorithm: algorithm, ...(legacy ? { filesChecksum } : {}), files: manifestFiles.length, bytes, published: publish,
       ...(publish ? { previous } : {}),
       ...(warnings.length > 0 ? { warnings } : {}),
     }
@@ -229,7 +250,7 @@ async function earlierManifest(staging: string, agent: string, version: string, 
   if (parsed.kind !== 'v1') return `${self}: it has no schema ${MANIFEST_SCHEMA}`
   const m = parsed.manifest
   if (m.agent !== agent || m.version !== version) return `${self}: it names ${m.agent}/${m.version}`
-  if (checksumFilesV1(m.files) !== m.checksum) return `${self}: its checksum does not match its file list`
+  if (checksumFilesV1(m.files) !== filesChecksumOf(m)) return `${self}: its checksum does not match its file list`
   const files = tree.filter((e) => e.type === 'file' && e.rel !== MANIFEST_NAME)
   const listed = new Map(m.files.map((f) => [f.path, f.size]))
   if (files.length !== listed.size || files.some((f) => listed.get(f.rel) !== f.size)) {

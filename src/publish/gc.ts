@@ -6,7 +6,7 @@
 import { lstat, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { debugLog } from '../lib/debug.js'
-import { ConflictError, UsageError } from '../lib/errors.js'
+import { ConflictError, ModelforgeError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
 import { auditDone } from './audit.js'
 import { discardVersion, PRUNE_PREFIX } from './discard.js'
@@ -15,7 +15,7 @@ import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import { parseDuration } from './options.js'
 import { channelStates, listAgents, requireAgent, versionInfos } from './readers.js'
-import { exists, readdirIfExists, withLock, type StoreContext } from './store-context.js'
+import { exists, readdirIfExists, withLock, writerAgent, type StoreContext, type WriterAgent } from './store-context.js'
 import { walkTree } from '../lib/tree.js'
 import { verifyVersion } from './verify.js'
 
@@ -58,7 +58,8 @@ const DEFAULT_GC_MS = 24 * 3600 * 1000
  * Removes all but the newest `keep` versions with an intact manifest, never one that a channel points to,
  * never a directory it cannot judge, and never the agent's last intact version.
  */
-export async function prune(ctx: StoreContext, agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
+export async function prune(ctx: StoreContext, name: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
+  const agent = writerAgent(ctx, name)
   const keep = options.keep ?? loadConfig().store?.keep ?? 3
   if (!Number.isSafeInteger(keep) || keep < 0) {
     throw new UsageError(`--keep must be a whole number >= 0, got ${keep}`, { code: 'INVALID_KEEP', hint: 'For example --keep 3.' })
@@ -127,7 +128,18 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
     result.removed.push({ path: p, kind: 'lock-temp' })
     log(`gc: removed lock-temp ${p}`)
   }
-  for (const agent of await listAgents(ctx)) {
+  // listAgents lists agent directories only: an alias (a link to another agent) is no entry of its own
+  // here, so gc never removes anything through one; its agent is cleaned under its own name.
+  for (const name of await listAgents(ctx)) {
+    let agent: WriterAgent
+    try {
+      agent = writerAgent(ctx, name)
+    } catch (err) {
+      // Made an alias since it was listed: not gc's to clean.
+      if (!(err instanceof ModelforgeError)) throw err
+      log(`gc: skipped ${name}: ${err.message}`)
+      continue
+    }
     let lock: HeldLock
     try {
       lock = acquireLock(ctx.root, agent, { op: 'gc' })

@@ -34,7 +34,7 @@ import { deleteVersion } from './delete.js'
 import { checkStagedTree, finalize, type FinalizeResult, type ManifestExtras } from './finalize.js'
 import { validateName } from './names.js'
 import { withStaging } from './stage.js'
-import type { StoreContext } from './store-context.js'
+import { writerAgent, type StoreContext } from './store-context.js'
 
 export interface ImportOptions {
   /** Hard-link the files where the OS allows it (the same filesystem); they are copied where it does not. */
@@ -45,6 +45,8 @@ export interface ImportOptions {
   publish?: boolean
   /** The channel to publish it to (default current). */
   channel?: string
+  /** As finalize's: the original Python ModelStore's checksum in `checksum` (default: store.legacyChecksum). */
+  legacyChecksum?: boolean
   /** Where the copy (bytes) and finalize's hashing are reported; silent when absent. */
   progress?: Progress
 }
@@ -82,6 +84,7 @@ const LOCK_WAIT_MS = 5000
 /** Copies (or links) `sources` into agent/version, finalizes it and publishes it (see the top of this file). */
 export async function importVersion(ctx: StoreContext, agent: string, version: string, sources: string[], options: ImportOptions = {}): Promise<ImportResult> {
   ctx.stagingDir(agent, version) // validates both names before anything is read or written
+  writerAgent(ctx, agent) // and refuses an alias before the sources are read (stage and finalize check again)
   const publish = options.publish ?? true
   if (options.channel !== undefined) {
     validateName('channel', options.channel)
@@ -99,7 +102,7 @@ export async function importVersion(ctx: StoreContext, agent: string, version: s
   })
   let result: FinalizeResult
   try {
-    result = await finalize(ctx, agent, version, { metadata: options.metadata, manifest: options.manifest, publish: publish && channel === 'current', progress: options.progress })
+    result = await finalize(ctx, agent, version, { metadata: options.metadata, manifest: options.manifest, publish: publish && channel === 'current', legacyChecksum: options.legacyChecksum, progress: options.progress })
   } catch (err) {
     // finalize marks a failure after its rename (the version stands, current did not move) as finalized.
     throw await undo(ctx, agent, version, channel, err, err instanceof ModelforgeError && err.details?.finalized === true)

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { debugLog } from '../lib/debug.js'
 import { ConflictError } from '../lib/errors.js'
 import { removeStaleLockTemps as removeTemps, tryLock, type FileLock, type LockHolder } from '../lib/lock.js'
+import type { WriterAgent } from './store-context.js'
 
 export interface LockInfo extends LockHolder {
   started_at: string
@@ -29,8 +30,11 @@ export function removeStaleLockTemps(root: string): string[] {
   return removeTemps(join(root, '.modelforge', 'locks'))
 }
 
-/** Takes the writer lock of `agent` or throws ConflictError naming the live holder. */
-export function acquireLock(root: string, agent: string, what: { op: string; version?: string }): HeldLock {
+/**
+ * Takes the writer lock of `agent` or throws ConflictError naming the live holder. The name comes from
+ * writerAgent (store-context.ts): a lock is only ever taken under a real agent's name, never an alias's.
+ */
+export function acquireLock(root: string, agent: WriterAgent, what: { op: string; version?: string }): HeldLock {
   const path = lockPath(root, agent)
   const record = { started_at: new Date().toISOString(), agent, op: what.op, ...(what.version ? { version: what.version } : {}) }
   const result = tryLock<LockInfo>(path, { record, durable: true })

@@ -1,12 +1,13 @@
 /**
  * The store's readers. They take no lock: they resolve a channel once and read the version directory it
- * names, which never changes (docs/architecture.md).
+ * names, which never changes (docs/architecture.md). Given an alias (an agent entry that links to another
+ * agent, current.ts agentEntry), they read the agent it leads to and say so.
  */
 import { lstatSync, readdirSync, statSync } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, IntegrityError, ModelforgeError, NotFoundError } from '../lib/errors.js'
-import { resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
+import { agentEntry, resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
 import { TEMP_SUFFIX } from '../lib/fs.js'
 import { readManifest, type LegacyManifest, type Manifest } from './manifest.js'
 import { validateName } from './names.js'
@@ -26,7 +27,12 @@ export interface VersionInfo {
 }
 
 export interface AgentSummary {
+  /** The entry's name: an agent, or an alias. */
   agent: string
+  /** When `agent` is an alias: the agent it leads to, whose current, channels and versions these are. */
+  alias?: string
+  /** Why an entry that is a link leads to no agent of the store (a broken alias); it has nothing else then. */
+  aliasProblem?: string
   current: string | null
   channels: Record<string, string | null>
   versions: VersionInfo[]
@@ -42,7 +48,42 @@ export function resolve(ctx: StoreContext, agent: string, channel = 'current'): 
   return resolveChannel(ctx.root, agent, channel, { strict: ctx.strict })
 }
 
-/** Agents of the store, sorted. An absent store has none (STRICT_MODEL_STORE: exit 6 instead). */
+/**
+ * The agent a reader reads under `agent`: the agent itself, or the one its alias leads to. A broken alias
+ * is an IntegrityError (exit 4).
+ */
+export function readAgent(ctx: StoreContext, agent: string): string {
+  return agentEntry(ctx.root, agent).agent
+}
+
+export interface AliasEntry {
+  name: string
+  /** The agent it leads to; null for a broken alias (see problem). */
+  alias: string | null
+  problem?: string
+}
+
+/** The aliases of the store (links in its root with an agent's name), sorted, each with its agent or problem. */
+export async function listAliases(ctx: StoreContext): Promise<AliasEntry[]> {
+  if (!storeRootExists(ctx.root)) return []
+  const out: AliasEntry[] = []
+  for (const d of await readdir(ctx.root, { withFileTypes: true })) {
+    if (!d.isSymbolicLink() || !validName('agent', d.name)) continue
+    try {
+      out.push({ name: d.name, alias: agentEntry(ctx.root, d.name).alias })
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err
+      out.push({ name: d.name, alias: null, problem: err.message })
+    }
+  }
+  return out.sort((a, b) => byName(a.name, b.name))
+}
+
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Agents of the store (their directories; aliases are not among them), sorted. An absent store has none (STRICT_MODEL_STORE: exit 6 instead). */
 export async function listAgents(ctx: StoreContext): Promise<string[]> {
   if (!storeRootExists(ctx.root)) {
     if (ctx.strict) throw storeNotFound(ctx.root)
@@ -61,7 +102,8 @@ export async function versions(ctx: StoreContext, agent: string): Promise<string
 }
 
 /** Finalized versions with their manifest facts, oldest first (by created_at, else directory mtime). */
-export async function versionInfos(ctx: StoreContext, agent: string): Promise<VersionInfo[]> {
+export async function versionInfos(ctx: StoreContext, name: string): Promise<VersionInfo[]> {
+  const agent = readAgent(ctx, name)
   strictAgent(ctx, agent)
   const versionsDir = join(ctx.agentDir(agent), 'versions')
   const out: VersionInfo[] = []
@@ -108,7 +150,8 @@ export interface ChannelState {
 }
 
 /** Every channel of the agent and the version it names, or why it names none. */
-export function channelStates(ctx: StoreContext, agent: string): ChannelState[] {
+export function channelStates(ctx: StoreContext, name: string): ChannelState[] {
+  const agent = readAgent(ctx, name)
   strictAgent(ctx, agent)
   const out: ChannelState[] = []
   for (const name of channelNames(ctx.agentDir(agent))) {
@@ -123,16 +166,27 @@ export function channelStates(ctx: StoreContext, agent: string): ChannelState[] 
   return out
 }
 
-/** Everything `store list` shows. */
+/**
+ * Everything `store list` shows: every agent and alias of the store, sorted by name (an alias with its
+ * agent's channels and versions, a broken one with its problem), or one of them (a broken alias: exit 4).
+ */
 export async function list(ctx: StoreContext, agent?: string): Promise<AgentSummary[]> {
-  const agents = agent ? [validateName('agent', agent)] : await listAgents(ctx)
-  if (agent) requireAgent(ctx, agent)
+  if (agent !== undefined) {
+    const entry = agentEntry(ctx.root, validateName('agent', agent))
+    requireAgent(ctx, entry.agent)
+    return [await summary(ctx, agent, entry.alias)]
+  }
+  const entries: AliasEntry[] = [...(await listAgents(ctx)).map((name) => ({ name, alias: null })), ...(await listAliases(ctx))]
   const out: AgentSummary[] = []
-  for (const a of agents) {
-    const channels = channelVersions(ctx, a)
-    out.push({ agent: a, current: channels.current ?? null, channels, versions: await versionInfos(ctx, a) })
+  for (const e of entries.sort((a, b) => byName(a.name, b.name))) {
+    out.push(e.problem !== undefined ? { agent: e.name, aliasProblem: e.problem, current: null, channels: {}, versions: [] } : await summary(ctx, e.name, e.alias))
   }
   return out
+}
+
+async function summary(ctx: StoreContext, name: string, alias: string | null): Promise<AgentSummary> {
+  const channels = channelVersions(ctx, alias ?? name)
+  return { agent: name, ...(alias ? { alias } : {}), current: channels.current ?? null, channels, versions: await versionInfos(ctx, alias ?? name) }
 }
 
 /** The manifest of a version (default: the current one). Missing or malformed: IntegrityError. */
@@ -142,7 +196,8 @@ export async function manifest(ctx: StoreContext, agent: string, version?: strin
 }
 
 /** The directory of a version, or of the current one when version is undefined. */
-export async function locate(ctx: StoreContext, agent: string, version?: string): Promise<string> {
+export async function locate(ctx: StoreContext, name: string, version?: string): Promise<string> {
+  const agent = readAgent(ctx, name)
   requireAgent(ctx, agent)
   if (version === undefined) {
     const r = resolveChannel(ctx.root, agent, 'current', { strict: true })

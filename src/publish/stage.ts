@@ -4,14 +4,15 @@ import { join } from 'node:path'
 import { debugLog } from '../lib/debug.js'
 import { ConflictError, errnoCode } from '../lib/errors.js'
 import { storeRootExists } from './current.js'
-import { exists, type StoreContext } from './store-context.js'
+import { exists, writerAgent, type StoreContext } from './store-context.js'
 import { versionExists } from './store-errors.js'
 import { ensureDir } from '../lib/fs.js'
 
 const log = debugLog('store')
 
 /** Creates versions/<version>.tmp and returns its path. Refuses if it or the version exists. */
-export async function stage(ctx: StoreContext, agent: string, version: string): Promise<string> {
+export async function stage(ctx: StoreContext, name: string, version: string): Promise<string> {
+  const agent = writerAgent(ctx, name)
   const staging = ctx.stagingDir(agent, version)
   const final = ctx.versionDir(agent, version)
   await ensureRoot(ctx)

@@ -6,8 +6,9 @@
  *   <root>/<agent>/versions/<version>.tmp/    staging
  *   <root>/<agent>/current -> versions/<v>    relative symlink, swapped atomically; other channels alike
  *
- * Every writer (finalize, promote, rollback, prune, gc) holds the agent's lock. Readers take no lock: they
- * resolve a channel once and read the version directory it names, which never changes.
+ * Every writer (finalize, promote, rollback, prune, delete, gc) holds the agent's lock. Readers take no lock:
+ * they resolve a channel once and read the version directory it names, which never changes. An agent entry
+ * that is a link to another agent is an alias: readers follow it, writers refuse it (store-context.ts).
  *
  * ModelStore is the facade; each operation lives in a module of its own: stage.ts, finalize.ts,
  * channels.ts (promote, rollback), gc.ts (prune, gc), delete.ts, import.ts (stage, copy, finalize, publish
@@ -17,7 +18,7 @@
 import { resolve as resolvePath } from 'node:path'
 import { strictStore } from '../lib/env.js'
 import { promote, rollback, type ChannelChange } from './channels.js'
-import type { ResolvedChannel } from './current.js'
+import { agentEntry, type ResolvedChannel } from './current.js'
 import { deleteVersion, type DeleteOptions, type DeleteResult } from './delete.js'
 import { finalize, type FinalizeOptions, type FinalizeResult } from './finalize.js'
 import { gc, prune, type GcResult, type PruneResult } from './gc.js'
@@ -135,7 +136,16 @@ export class ModelStore {
     return resolve(this.ctx, agent, channel)
   }
 
-  /** Agents of the store, sorted. An absent store has none (strict: exit 6). */
+  /**
+   * The agent `agent` is an alias of (its entry is a link to that agent's directory), or null for an agent
+   * or a name that is not in the store. A broken alias is an IntegrityError (exit 4). Readers follow an
+   * alias; writers refuse it (exit 2, AGENT_IS_ALIAS).
+   */
+  aliasOf(agent: string): string | null {
+    return agentEntry(this.root, agent).alias
+  }
+
+  /** Agents of the store (not its aliases), sorted. An absent store has none (strict: exit 6). */
   agents(): Promise<string[]> {
     return listAgents(this.ctx)
   }

@@ -6,13 +6,13 @@ import { join, relative } from 'node:path'
 import { errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { resolveChannel, storeRootExists } from './current.js'
 import { hashFile, hashFiles } from './hash.js'
-import { checksumFilesV1, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, readManifest, type Manifest } from './manifest.js'
-import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
+import { checksumFilesV1, filesChecksumOf, LEGACY_ALGORITHM, matchLegacyChecksum, MANIFEST_NAME, readManifest, type ChecksumOrder, type Manifest } from './manifest.js'
+import { channelNames, listAgents, listAliases, locate, readAgent, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
 import { compareBytes, walkTree } from '../lib/tree.js'
 
-export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel' | 'unreadable'
+export type ProblemKind = 'modified' | 'missing' | 'extra' | 'manifest' | 'checksum' | 'channel' | 'unreadable' | 'alias'
 
 export interface VerifyProblem {
   kind: ProblemKind
@@ -23,6 +23,8 @@ export interface VerifyProblem {
 
 export interface VerifyReport {
   agent: string
+  /** When `agent` is an alias: the agent it leads to, whose version this is. */
+  alias?: string
   /** null for a channel that points nowhere. */
   version: string | null
   path: string
@@ -30,6 +32,11 @@ export interface VerifyReport {
   ok: boolean
   files: number
   problems: VerifyProblem[]
+  /**
+   * A checksum of the original Python ModelStore's algorithm that matched: which os.walk order reproduced
+   * it ('listing': the filesystem's, as os.walk reads it; 'sorted': sorted subdirectories). Absent otherwise.
+   */
+  checksumOrder?: ChecksumOrder
 }
 
 /**
@@ -37,6 +44,11 @@ export interface VerifyReport {
  * Never throws for a damaged version: each report lists its problems (see assertVerified).
  */
 export async function verify(ctx: StoreContext, agent?: string, version?: string): Promise<VerifyReport[]> {
+  if (agent !== undefined) {
+    // Through an alias, the versions of the agent it leads to are checked, and each report says both names.
+    const real = readAgent(ctx, agent)
+    if (real !== agent) return (await verify(ctx, real, version)).map((r) => ({ ...r, agent, alias: real }))
+  }
   if (version !== undefined) {
     if (agent === undefined) throw new UsageError('A version needs an agent', { code: 'USAGE', hint: 'store verify <agent> <version>' })
     const dir = await locate(ctx, agent, version)
@@ -66,6 +78,10 @@ export async function verify(ctx: StoreContext, agent?: string, version?: string
         reports.push({ agent: a, version: null, path: where, algorithm: null, ok: false, files: 0, problems: [problem] })
       }
     }
+  }
+  // A working alias adds nothing to check (its agent was checked above); a broken one is a problem of its own.
+  for (const a of agent === undefined ? await listAliases(ctx) : []) {
+    if (a.problem !== undefined) reports.push({ agent: a.name, version: null, path: join(ctx.root, a.name), algorithm: null, ok: false, files: 0, problems: [{ kind: 'alias', message: a.problem }] })
   }
   return reports
 }
@@ -149,9 +165,11 @@ async function checkDir(ctx: StoreContext, agent: string, version: string | null
     report.algorithm = LEGACY_ALGORITHM
     report.files = entries.filter((e) => e.type === 'file' && e.rel.split('/').pop() !== MANIFEST_NAME).length
     if (report.problems.length === 0) {
-      const actual = await legacyChecksum(dir)
-      if (actual !== m.checksum) {
-        report.problems.push({ kind: 'checksum', message: `checksum mismatch: manifest ${m.checksum}, files ${actual} (a Python-made manifest lists no files, so the changed file cannot be named)` })
+      const match = await matchLegacyChecksum(dir, m.checksum)
+      if (match.order) report.checksumOrder = match.order
+      else {
+        const files = match.listing === match.sorted ? match.listing : `${match.listing} in listing order, ${match.sorted} in sorted order`
+        report.problems.push({ kind: 'checksum', message: `checksum mismatch: manifest ${m.checksum}, files ${files} (a Python-made manifest lists no files, so the changed file cannot be named)` })
       }
     }
     return
@@ -163,8 +181,9 @@ async function checkDir(ctx: StoreContext, agent: string, version: string | null
   }
   report.algorithm = manifest.checksum_algorithm
   report.files = manifest.files.length
-  if (checksumFilesV1(manifest.files) !== manifest.checksum) {
-    report.problems.push({ kind: 'checksum', path: MANIFEST_NAME, message: 'manifest checksum does not match its own file list (manifest.json was edited)' })
+  const legacy = manifest.checksum_algorithm === LEGACY_ALGORITHM
+  if (checksumFilesV1(manifest.files) !== filesChecksumOf(manifest)) {
+    report.problems.push({ kind: 'checksum', path: MANIFEST_NAME, message: `manifest ${legacy ? 'files_checksum' : 'checksum'} does not match its own file list (manifest.json was edited)` })
   }
   const onDisk = new Map(entries.filter((e) => e.type === 'file' && e.rel !== MANIFEST_NAME).map((e) => [e.rel, e]))
   const listed = new Map(manifest.files.map((f) => [f.path, f]))
@@ -190,5 +209,17 @@ async function checkDir(ctx: StoreContext, agent: string, version: string | null
   for (const h of hashed) {
     const f = listed.get(h.rel)!
     if (h.size !== f.size || h.sha256 !== f.sha256) report.problems.push({ kind: 'modified', path: h.rel, message: `modified: ${h.rel}` })
+  }
+  // The legacy checksum (store.legacyChecksum) is what Python readers check: it must hold too. Only once
+  // every file matches: a changed file is named above, and would only make it mismatch as well.
+  if (legacy && report.problems.length === 0) {
+    const match = await matchLegacyChecksum(dir, manifest.checksum)
+    if (match.order) report.checksumOrder = match.order
+    else {
+      report.problems.push({
+        kind: 'checksum', path: MANIFEST_NAME,
+        message: `the ${LEGACY_ALGORITHM} checksum matches the files in neither os.walk order, though every file matches its sha256: the tree lists in another order here (copied from another filesystem?) or manifest.json was edited; the Python ModelStore's check refuses it`,
+      })
+    }
   }
 }

@@ -54,6 +54,14 @@ describe('env', () => {
       expect(loadConfig({ MODELFORGE_CONFIG: file })).toEqual({ download: { allowedSources: ['org/*'] } })
     })
 
+    it('store.legacyChecksum is true or false, named by its key when it is not', () => {
+      const file = join(dir, 'legacy.json')
+      writeFileSync(file, JSON.stringify({ store: { legacyChecksum: true } }))
+      expect(loadConfig({ MODELFORGE_CONFIG: file })).toEqual({ store: { legacyChecksum: true } })
+      writeFileSync(file, JSON.stringify({ store: { legacyChecksum: 'yes' } }))
+      expect(() => loadConfig({ MODELFORGE_CONFIG: file })).toThrow(`store.legacyChecksum in MODELFORGE_CONFIG file ${file} must be true or false, got "yes"`)
+    })
+
     it('refuses a missing file (exit 2: the variable is wrong) and a broken or non-object one (exit 4: the file is)', () => {
       expect(() => loadConfig({ MODELFORGE_CONFIG: join(dir, 'missing.json') })).toThrow(/MODELFORGE_CONFIG names .*missing\.json, which does not exist/)
       const broken = join(dir, 'broken.json')

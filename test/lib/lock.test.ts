@@ -8,6 +8,7 @@ import { acquireLock as acquireBlobLock } from '../../src/hub/lock.js'
 import { ConflictError } from '../../src/lib/errors.js'
 import { holderAlive, procStartTicks, removeStaleLockTemps, tryLock } from '../../src/lib/lock.js'
 import { acquireLock, lockPath } from '../../src/publish/lock.js'
+import type { WriterAgent } from '../../src/publish/store-context.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { tempDir } from '../helpers/hub-fixtures.js'
 import { makeTemp, removeTemps, snapshot, writeTree } from '../helpers/store-helpers.js'
@@ -41,16 +42,16 @@ async function racing(n: number, script: string, arg: string): Promise<number[][
 describe('store writer lock (publish/lock.ts)', () => {
   it('a second writer gets ConflictError (exit 5) naming pid and host', () => {
     const root = makeTemp()
-    const held = acquireLock(root, 'a', { op: 'finalize', version: 'v1' })
+    const held = acquireLock(root, 'a' as WriterAgent, { op: 'finalize', version: 'v1' })
     expect(JSON.parse(readFileSync(held.path, 'utf8'))).toMatchObject({ pid: process.pid, host: hostname(), op: 'finalize', version: 'v1' })
     // Our own pid is alive, so a second acquisition conflicts.
-    expect(() => acquireLock(root, 'a', { op: 'promote' })).toThrow(expect.objectContaining({
+    expect(() => acquireLock(root, 'a' as WriterAgent, { op: 'promote' })).toThrow(expect.objectContaining({
       exitCode: 5, code: 'LOCKED', message: expect.stringContaining(`process ${process.pid} on host ${hostname()}`),
     }))
-    acquireLock(root, 'b', { op: 'promote' }).release()
+    acquireLock(root, 'b' as WriterAgent, { op: 'promote' }).release()
     held.release()
     expect(existsSync(held.path)).toBe(false)
-    acquireLock(root, 'a', { op: 'promote' }).release()
+    acquireLock(root, 'a' as WriterAgent, { op: 'promote' }).release()
   })
 
   it('finalize by a second writer is refused while another process holds the lock, store unchanged', async () => {
@@ -91,16 +92,16 @@ describe('store writer lock (publish/lock.ts)', () => {
     await store.finalize('a', 'v1')
     expect(store.resolve('a')?.version).toBe('v1')
     // The same pid with its own start time is the live holder: refused.
-    const held = acquireLock(root, 'a', { op: 'promote' })
+    const held = acquireLock(root, 'a' as WriterAgent, { op: 'promote' })
     expect(JSON.parse(readFileSync(held.path, 'utf8')).proc_start).toBe(mine)
-    expect(() => acquireLock(root, 'a', { op: 'promote' })).toThrow(expect.objectContaining({ exitCode: 5 }))
+    expect(() => acquireLock(root, 'a' as WriterAgent, { op: 'promote' })).toThrow(expect.objectContaining({ exitCode: 5 }))
     held.release()
   })
 
   it('treats a holder on another host as alive', () => {
     const root = makeTemp()
     plantLock(root, 'a', deadPid(), 'some-other-host')
-    expect(() => acquireLock(root, 'a', { op: 'gc' })).toThrow(/on host some-other-host/)
+    expect(() => acquireLock(root, 'a' as WriterAgent, { op: 'gc' })).toThrow(/on host some-other-host/)
   })
 
   it('many processes racing for a dead holder\'s lock: never two holders at once', async () => {
@@ -203,14 +204,14 @@ describe('one lock mechanism for the store and the hub (lib/lock.ts)', () => {
     expect(holderAlive(record)).toBe(true)
     await expect(acquireBlobLock(path, { timeoutMs: 50, pollMs: 10 })).rejects.toMatchObject({ code: 'LOCK_HELD', message: expect.stringContaining(`held by pid ${process.pid} on ${hostname()}`) })
     await lock.release()
-    const store = acquireLock(makeTemp(), 'a', { op: 'promote' })
+    const store = acquireLock(makeTemp(), 'a' as WriterAgent, { op: 'promote' })
     expect(store.info).toMatchObject({ pid: process.pid, proc_start: mine(), token: expect.stringMatching(/^[0-9a-f]{16}$/) })
     store.release()
   })
 
   it('store and hub: release() leaves alone a lock that is no longer this holder\'s (taken over meanwhile)', async () => {
     const root = makeTemp()
-    const storeLock = acquireLock(root, 'a', { op: 'finalize', version: 'v1' })
+    const storeLock = acquireLock(root, 'a' as WriterAgent, { op: 'finalize', version: 'v1' })
     const other = JSON.stringify({ pid: process.ppid, host: hostname(), token: 'other' })
     writeFileSync(storeLock.path, other)
     storeLock.release()
@@ -228,7 +229,7 @@ describe('one lock mechanism for the store and the hub (lib/lock.ts)', () => {
     const dead = deadPid()
     plantLock(root, 'a', dead)
     writeFileSync(`${lockPath(root, 'a')}.takeover`, JSON.stringify({ pid: dead, host: hostname() }))
-    acquireLock(root, 'a', { op: 'gc' }).release()
+    acquireLock(root, 'a' as WriterAgent, { op: 'gc' }).release()
     expect(readdirSync(join(root, '.modelforge', 'locks'))).toEqual([])
 
     const dir = makeTemp()
@@ -243,7 +244,7 @@ describe('one lock mechanism for the store and the hub (lib/lock.ts)', () => {
     const root = makeTemp()
     mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
     writeFileSync(lockPath(root, 'a'), '')
-    expect(() => acquireLock(root, 'a', { op: 'gc' })).toThrow(expect.objectContaining({ code: 'LOCKED', message: 'Agent a is locked by a process that is writing the lock file' }))
+    expect(() => acquireLock(root, 'a' as WriterAgent, { op: 'gc' })).toThrow(expect.objectContaining({ code: 'LOCKED', message: 'Agent a is locked by a process that is writing the lock file' }))
     expect(tryLock(lockPath(root, 'a'), { emptyIsFree: true }).lock).toBeDefined()
   })
 
@@ -253,7 +254,7 @@ describe('one lock mechanism for the store and the hub (lib/lock.ts)', () => {
     mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
     writeFileSync(lockPath(root, 'a'), 'not json')
     utimesSync(lockPath(root, 'a'), old, old)
-    acquireLock(root, 'a', { op: 'gc' }).release()
+    acquireLock(root, 'a' as WriterAgent, { op: 'gc' }).release()
 
     const path = join(makeTemp(), 'b.lock')
     writeFileSync(path, 'not json')

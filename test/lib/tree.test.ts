@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { fetchModel } from '../../src/hub/fetch.js'
 import { compareBytes, listFiles, walkTree } from '../../src/lib/tree.js'
 import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
+import { unsortedSubdirs } from '../helpers/store-legacy.js'
 
 afterAll(removeTemps)
 
@@ -29,6 +30,18 @@ describe('lib/tree', () => {
       ])
       expect(entries.find((e) => e.rel === 'a/x')).toMatchObject({ abs: join(dir, 'a', 'x'), size: 2 })
     })
+  })
+
+  it("order 'listing': subdirectories as the filesystem lists them (os.walk's order), files still sorted", async (ctx) => {
+    const dir = makeTemp()
+    const listed = unsortedSubdirs(dir)
+    if (!listed) return ctx.skip('this filesystem lists every directory sorted, so listing order cannot differ from sorted')
+    writeTree(dir, { 'z.txt': '1', 'b.txt': '2' })
+    const entries = await walkTree(dir, { order: 'listing' })
+    expect(entries.filter((e) => e.type === 'directory').map((e) => e.rel)).toEqual(listed)
+    // A directory's files first, sorted; then each subdirectory with what it holds, in listing order.
+    expect(entries.map((e) => e.rel)).toEqual(['b.txt', 'z.txt', ...listed.flatMap((d) => [d, `${d}/${d}.bin`])])
+    expect((await walkTree(dir)).filter((e) => e.type === 'directory').map((e) => e.rel)).toEqual([...listed].sort())
   })
 
   it('sees fifos for what they are', async () => {

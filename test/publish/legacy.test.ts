@@ -1,10 +1,12 @@
-import { cpSync, lstatSync, readdirSync, readlinkSync, renameSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { resolveCurrent } from '../../src/publish/current.js'
+import { checksumFilesV1, legacyChecksum, parseManifest } from '../../src/publish/manifest.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { makeTemp, removeTemps, writeTree } from '../helpers/store-helpers.js'
-import { writeLegacyAgent, type LegacyVersion } from '../helpers/store-legacy.js'
+import { hasPython3, python, pythonChecksum, unsortedSubdirs, writeLegacyAgent, type LegacyVersion } from '../helpers/store-legacy.js'
 
 afterAll(removeTemps)
 
@@ -75,5 +77,116 @@ describe('stores written by the Python ModelStore', () => {
     cpSync(join(root, 'a', 'versions', 'v1', 'model.onnx'), join(root, 'a', 'versions', 'v1', 'copy.onnx'))
     const store = new ModelStore(root)
     expect((await store.verify('a', 'v1'))[0]!.ok).toBe(false)
+  })
+})
+
+describe("the legacy checksum in both of os.walk's orders", () => {
+  /** A version directory whose subdirectories the filesystem lists unsorted (null: it lists sorted). */
+  function unsortedVersion(root: string): { dir: string; listed: string[] } | null {
+    const dir = join(root, 'scout', 'versions', 'v1')
+    mkdirSync(dir, { recursive: true })
+    writeTree(dir, { 'model.onnx': 'weights', 'config.json': '{}', 'mid/b/deep.txt': 'b', 'mid/a/deep.txt': 'a', 'mid/manifest.json': 'skipped at any depth' })
+    const listed = unsortedSubdirs(dir)
+    return listed && { dir, listed }
+  }
+
+  it.skipIf(!hasPython3)('a version python3 hashed as os.walk lists it verifies, and the report says listing (the sorted walk alone refused it)', async (ctx) => {
+    const root = makeTemp()
+    const v = unsortedVersion(root)
+    if (!v) return ctx.skip('this filesystem lists every directory sorted: listing and sorted order cannot differ here')
+    // The original helper, run by python3 (standard library only): os.walk + hashlib, then json.dump.
+    const written = python('write', v.dir, 'v1', JSON.stringify({ trained: '2025-01-01' }))
+    expect(written.code, written.stderr).toBe(0)
+    const manifest = JSON.parse(readFileSync(join(v.dir, 'manifest.json'), 'utf8')) as { checksum: string }
+    expect(Object.keys(manifest)).toEqual(['version', 'checksum', 'metadata'])
+    expect(await legacyChecksum(v.dir, { order: 'listing' })).toBe(manifest.checksum)
+    // What verify computed before: an intact version read as damaged.
+    expect(await legacyChecksum(v.dir)).not.toBe(manifest.checksum)
+    const [report] = await new ModelStore(root).verify('scout', 'v1')
+    expect(report).toMatchObject({ ok: true, algorithm: 'legacy-python-sha256', checksumOrder: 'listing', problems: [] })
+    expect(python('verify', v.dir).code).toBe(0)
+  })
+
+  it('a version hashed with sorted subdirectories verifies too, and the report says sorted', async (ctx) => {
+    const root = makeTemp()
+    const v = unsortedVersion(root)
+    if (!v) return ctx.skip('this filesystem lists every directory sorted: listing and sorted order cannot differ here')
+    writeFileSync(join(v.dir, 'manifest.json'), JSON.stringify({ version: 'v1', checksum: pythonChecksum(v.dir), metadata: {} }))
+    const store = new ModelStore(root)
+    expect((await store.verify('scout', 'v1'))[0]).toMatchObject({ ok: true, checksumOrder: 'sorted' })
+    // A changed byte matches neither order; the message gives what each order computed.
+    writeFileSync(join(v.dir, 'model.onnx'), 'weightz')
+    const [bad] = await store.verify('scout', 'v1')
+    expect(bad).toMatchObject({ ok: false, problems: [{ kind: 'checksum', message: expect.stringMatching(/^checksum mismatch: manifest [0-9a-f]{64}, files [0-9a-f]{64} in listing order, [0-9a-f]{64} in sorted order/) }] })
+    expect(bad!.checksumOrder).toBeUndefined()
+  })
+})
+
+describe('legacyChecksum: new versions the Python helper accepts', () => {
+  /** Stages agent/version with subdirectories listed unsorted (null: this filesystem lists sorted). */
+  async function stageUnsorted(store: ModelStore, version: string): Promise<string[] | null> {
+    const dir = await store.stage('scout', version)
+    writeTree(dir, { 'model.onnx': 'weights', 'tokenizer/vocab.txt': 'a\nb\n', 'tokenizer/manifest.json': 'skipped by the Python helper only' })
+    return unsortedSubdirs(dir)
+  }
+
+  it.skipIf(!hasPython3)("python3's verify_manifest accepts a version finalized with legacyChecksum and refuses one without; our verify accepts both", async (ctx) => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    if (!(await stageUnsorted(store, 'v1'))) return ctx.skip('this filesystem lists every directory sorted: the listing order would prove nothing here')
+    const r = await store.finalize('scout', 'v1', { legacyChecksum: true })
+    await stageUnsorted(store, 'v2')
+    const plain = await store.finalize('scout', 'v2')
+    const m = parseManifest(JSON.parse(readFileSync(join(r.path, 'manifest.json'), 'utf8')), 'v1')
+    expect(m.kind).toBe('v1')
+    const manifest = m.manifest as Record<string, unknown> & { files: { path: string; size: number; sha256: string }[] }
+    // The per-file list as always, its sha256-files-v1 value moved to files_checksum; checksum is Python's.
+    expect(manifest).toMatchObject({ checksum_algorithm: 'legacy-python-sha256', checksum: python('checksum', r.path).stdout, files_checksum: checksumFilesV1(manifest.files) })
+    expect(manifest.files.map((f) => f.path)).toContain('tokenizer/manifest.json')
+    expect(r).toMatchObject({ checksum: manifest.checksum, checksumAlgorithm: 'legacy-python-sha256', filesChecksum: manifest.files_checksum })
+    expect(plain).toMatchObject({ checksumAlgorithm: 'sha256-files-v1' })
+    expect(plain.filesChecksum).toBeUndefined()
+    // The Python helper's own check, run by python3: it recomputes the legacy checksum and compares.
+    expect(python('verify', r.path)).toMatchObject({ code: 0, stdout: 'ok' })
+    expect(python('verify', plain.path)).toMatchObject({ code: 1, stdout: 'checksum mismatch' })
+    const reports = await store.verify('scout')
+    expect(reports.map((x) => [x.version, x.ok, x.algorithm, x.checksumOrder])).toEqual([['v1', true, 'legacy-python-sha256', 'listing'], ['v2', true, 'sha256-files-v1', undefined]])
+  })
+
+  it('verify checks both values of a legacyChecksum manifest: files_checksum against the list, checksum against the files', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    writeTree(await store.stage('scout', 'v1'), { 'model.onnx': 'weights', 'a/x': '1', 'b/y': '2' })
+    const r = await store.finalize('scout', 'v1', { legacyChecksum: true })
+    expect((await store.verify('scout', 'v1'))[0]).toMatchObject({ ok: true, algorithm: 'legacy-python-sha256' })
+    // A changed file is named by the per-file list (the legacy checksum alone could not name it).
+    writeFileSync(join(r.path, 'a', 'x'), '9')
+    expect((await store.verify('scout', 'v1'))[0]!.problems).toEqual([{ kind: 'modified', path: 'a/x', message: 'modified: a/x' }])
+    writeFileSync(join(r.path, 'a', 'x'), '1')
+    const path = join(r.path, 'manifest.json')
+    const original = readFileSync(path, 'utf8')
+    const edited = JSON.parse(original) as Record<string, unknown>
+    writeFileSync(path, JSON.stringify({ ...edited, files_checksum: 'f'.repeat(64) }))
+    expect((await store.verify('scout', 'v1'))[0]!.problems).toEqual([{ kind: 'checksum', path: 'manifest.json', message: 'manifest files_checksum does not match its own file list (manifest.json was edited)' }])
+    writeFileSync(path, JSON.stringify({ ...edited, checksum: 'e'.repeat(64) }))
+    expect((await store.verify('scout', 'v1'))[0]!.problems).toEqual([{ kind: 'checksum', path: 'manifest.json', message: expect.stringContaining('the legacy-python-sha256 checksum matches the files in neither os.walk order, though every file matches its sha256') }])
+    // A legacy checksum without files_checksum is no manifest modelforge wrote.
+    writeFileSync(path, JSON.stringify({ ...edited, files_checksum: undefined }))
+    expect((await store.verify('scout', 'v1'))[0]!.problems).toMatchObject([{ kind: 'manifest', message: expect.stringContaining('"files_checksum"') }])
+  })
+
+  it('an interrupted finalize with legacyChecksum leaves a manifest the next finalize recognises and rewrites', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    const dir = await store.stage('scout', 'v1')
+    writeTree(dir, { 'model.onnx': 'weights' })
+    const files = [{ path: 'model.onnx', size: 7, sha256: createHash('sha256').update('weights').digest('hex') }]
+    const earlier = {
+      version: 'v1', checksum: await legacyChecksum(dir), metadata: {}, schema: 'modelforge/manifest@1', agent: 'scout',
+      created_at: new Date().toISOString(), checksum_algorithm: 'legacy-python-sha256', files_checksum: checksumFilesV1(files), files,
+    }
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(earlier))
+    const r = await store.finalize('scout', 'v1')
+    expect(r).toMatchObject({ checksumAlgorithm: 'sha256-files-v1', checksum: checksumFilesV1(files), files: 1 })
   })
 })

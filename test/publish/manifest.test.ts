@@ -79,6 +79,8 @@ describe('parseManifest', () => {
   it('reads manifest@1 and legacy manifests', () => {
     expect(parseManifest(good, 'm').kind).toBe('v1')
     expect(parseManifest({ version: 'v1', checksum: 'c'.repeat(64), metadata: { acc: 1 } }, 'm').kind).toBe('legacy')
+    // store.legacyChecksum: the Python value in checksum, the sha256-files-v1 value beside it.
+    expect(parseManifest({ ...good, checksum_algorithm: 'legacy-python-sha256', files_checksum: 'd'.repeat(64) }, 'm').kind).toBe('v1')
   })
   it.each([
     [[], /not a JSON object/],
@@ -88,6 +90,8 @@ describe('parseManifest', () => {
     [{ ...good, files: [{ path: 'a', size: -1, sha256: 'b'.repeat(64) }] }, /bad entry/],
     [{ ...good, files: [good.files[0], good.files[0]] }, /twice/],
     [{ ...good, checksum_algorithm: 'md5' }, /checksum_algorithm/],
+    [{ ...good, checksum_algorithm: 'legacy-python-sha256' }, /"files_checksum"/],
+    [{ ...good, checksum_algorithm: 'legacy-python-sha256', files_checksum: 'XYZ' }, /"files_checksum"/],
     [{ ...good, created_at: 'yesterday' }, /created_at/],
     [{ ...good, schema: 'modelforge/manifest@9' }, /does not know/],
   ])('refuses a malformed manifest (%#)', (value, why) => {

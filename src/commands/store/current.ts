@@ -7,7 +7,8 @@ export default class StoreCurrent extends BaseCommand {
   static description = `Resolves the agent's \`current\` link once and prints the version directory it points to; read from that
 directory, which never changes. Prints nothing (exit 0) when the agent has no current version, unless
 STRICT_MODEL_STORE=1, which makes a missing store, agent or current version an error (exit 6).
-The plain form of this command is answered without loading the rest of the CLI, for speed.`
+An alias (a link in the store root to another agent's directory) prints that agent's version; --json says
+both names. The plain form of this command is answered without loading the rest of the CLI, for speed.`
   static examples = [
     '<%= config.bin %> store current scout --store ./model-store',
     '<%= config.bin %> store current scout --channel staging --json',

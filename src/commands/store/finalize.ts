@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
 import { formatBytes } from '../../lib/progress.js'
+import { checksums } from '../../publish/manifest.js'
 import { parseMetadata } from '../../publish/options.js'
 import { ModelStore, type FinalizeResult } from '../../publish/store.js'
 
@@ -23,14 +24,18 @@ A finalize that failed after writing its own manifest.json can be run again.`
     'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
     publish: Flags.boolean({ description: 'point current at the new version', default: true, allowNo: true }),
     'allow-empty': Flags.boolean({ description: 'publish a version that holds no files (refused otherwise, exit 4)' }),
+    'legacy-checksum': Flags.boolean({
+      description: "put the original Python ModelStore's checksum in the manifest's checksum (its verify_manifest accepts the version), sha256-files-v1 in files_checksum [default: store.legacyChecksum of MODELFORGE_CONFIG, else off]",
+      allowNo: true,
+    }),
   }
 
   async run(): Promise<FinalizeResult> {
     const { args, flags } = await this.parse(StoreFinalize)
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     const store = new ModelStore(resolveStore(flags.store))
-    const r = this.withWarnings(await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, allowEmpty: flags['allow-empty'], progress })))
-    this.say(`Finalized ${r.agent}/${r.version}: ${r.files} files, ${formatBytes(r.bytes)}, sha256-files-v1 ${r.checksum}`)
+    const r = this.withWarnings(await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, allowEmpty: flags['allow-empty'], legacyChecksum: flags['legacy-checksum'], progress })))
+    this.say(`Finalized ${r.agent}/${r.version}: ${r.files} files, ${formatBytes(r.bytes)}, ${checksums(r)}`)
     this.say(r.published ? `current -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')
     return r
   }

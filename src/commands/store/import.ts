@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
 import { formatBytes } from '../../lib/progress.js'
+import { checksums } from '../../publish/manifest.js'
 import { parseMetadata } from '../../publish/options.js'
 import { ModelStore, type ImportResult } from '../../publish/store.js'
 
@@ -37,6 +38,10 @@ another writer holds the lock; 6 a source that does not exist; 7 permission deni
     'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
     publish: Flags.boolean({ description: 'point current (or --channel) at the new version', default: true, allowNo: true }),
     channel: Flags.string({ description: 'channel to publish to instead of current', helpValue: '<channel>' }),
+    'legacy-checksum': Flags.boolean({
+      description: "put the original Python ModelStore's checksum in the manifest's checksum (its verify_manifest accepts the version), sha256-files-v1 in files_checksum [default: store.legacyChecksum of MODELFORGE_CONFIG, else off]",
+      allowNo: true,
+    }),
   }
 
   async run(): Promise<ImportResult> {
@@ -44,10 +49,10 @@ another writer holds the lock; 6 a source that does not exist; 7 permission deni
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     const store = new ModelStore(resolveStore(flags.store))
     const r = this.withWarnings(await this.withProgress((progress) => store.import(args.agent, args.version, args.source, {
-      link: flags.link, metadata, publish: flags.publish, channel: flags.channel, progress,
+      link: flags.link, metadata, publish: flags.publish, channel: flags.channel, legacyChecksum: flags['legacy-checksum'], progress,
     })))
     const how = [[r.linked, 'hard-linked'], [r.reflinked, 'cloned'], [r.copied, 'copied']].filter(([n]) => Number(n) > 0).map(([n, w]) => `${n} ${w}`).join(', ')
-    this.say(`Imported ${r.agent}/${r.version}: ${r.files} files${how ? ` (${how})` : ''}, ${formatBytes(r.bytes)}, sha256-files-v1 ${r.checksum}`)
+    this.say(`Imported ${r.agent}/${r.version}: ${r.files} files${how ? ` (${how})` : ''}, ${formatBytes(r.bytes)}, ${checksums(r)}`)
     this.say(r.channel ? `${r.channel} -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')
     return r
   }

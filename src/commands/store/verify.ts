@@ -5,9 +5,11 @@ import { assertVerified, ModelStore, type VerifyReport } from '../../publish/sto
 export default class StoreVerify extends BaseCommand {
   static summary = 'Check versions against their manifests (exit 4 naming each modified, missing or extra file)'
   static description = `Without arguments checks every version of every agent; with an agent, all its versions; with a version,
-that one. Manifests written by the original Python ModelStore are checked with its checksum algorithm.
+that one. Manifests written by the original Python ModelStore are checked with its checksum algorithm,
+in the order os.walk lists the tree here and in sorted order; the report says which matched.
 Every problem is reported and the check goes on: a version, manifest or file that cannot be read is a
-problem of that version, and the other versions are still checked (exit 4 at the end).`
+problem of that version, and the other versions are still checked (exit 4 at the end). An alias is
+checked as the agent it leads to; a broken alias is a problem of its own.`
   static examples = ['<%= config.bin %> store verify --store ./model-store', '<%= config.bin %> store verify scout v2 --json']
   static args = {
     agent: Args.string({ description: 'agent name' }),
@@ -18,7 +20,7 @@ problem of that version, and the other versions are still checked (exit 4 at the
   async run(): Promise<VerifyReport[]> {
     const { args, flags } = await this.parse(StoreVerify)
     const reports = await new ModelStore(resolveStore(flags.store)).verify(args.agent, args.version)
-    for (const r of reports.filter((x) => x.ok)) this.say(`ok  ${r.agent}/${r.version}  (${r.files} files, ${r.algorithm})`)
+    for (const r of reports.filter((x) => x.ok)) this.say(`ok  ${r.agent}/${r.version}  (${r.alias ? `alias: ${r.alias}; ` : ''}${r.files} files, ${r.algorithm}${r.checksumOrder ? `, ${r.checksumOrder} order` : ''})`)
     assertVerified(reports)
     if (reports.length === 0) this.say('Nothing to verify.')
     return reports
