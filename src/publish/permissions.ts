@@ -17,7 +17,7 @@
  */
 import { access, chmod, chown, constants, lstat, rename, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { describeUser, effectiveUid, mayGiveGroup } from '../lib/accounts.js'
+import { describeGroup, describeUser, effectiveUid, mayGiveGroup } from '../lib/accounts.js'
 import { filePlacer } from '../lib/copy.js'
 import { PolicyError } from '../lib/errors.js'
 import { tempTail } from '../lib/fs.js'
@@ -119,6 +119,35 @@ export async function makeReadOnly(staging: string, modes: VersionModes): Promis
   const top = await lstat(staging)
   await fix(staging, 'directory', top.mode, top.gid, top.nlink)
   return changed
+}
+
+/**
+ * What verify says of a version directory whose entries became writable, or are not of the store root's
+ * group: warnings, not problems (the bytes may still be right; the next write may not be).
+ */
+export async function modeWarnings(root: string, dir: string): Promise<string[]> {
+  const rootGid = (await stat(root)).gid
+  const top = await lstat(dir)
+  const entries = [{ rel: '.', type: 'directory', mode: top.mode, gid: top.gid }, ...(await walkTree(dir))].filter((e) => e.type === 'file' || e.type === 'directory')
+  const warnings: string[] = []
+  const writable = entries.filter((e) => e.mode & 0o222)
+  if (writable.length > 0) {
+    warnings.push(`writable: ${names(writable.map((e) => e.rel))}: a finalized version must be read-only, and \`chmod -R a-w ${dir}\` makes it so again`)
+  }
+  const foreign = entries.filter((e) => e.gid !== rootGid)
+  if (foreign.length > 0) {
+    const groups = [...new Set(foreign.map((e) => e.gid))]
+    const theirs = (await Promise.all(groups.map(describeGroup))).join(', ')
+    warnings.push(`group: ${names(foreign.map((e) => e.rel))} ${foreign.length === 1 ? 'is' : 'are'} of ${theirs}, not of the store's group ${await describeGroup(rootGid)}: \`modelforge store init --store ${root}\` gives them the store's group`)
+  }
+  return warnings
+}
+
+/** `a, b, c and 4 more` (with how many in all). */
+function names(rels: string[]): string {
+  const shown = rels.slice(0, 5).join(', ')
+  const all = `${rels.length} ${rels.length === 1 ? 'entry' : 'entries'}`
+  return rels.length > 5 ? `${all} (${shown} and ${rels.length - 5} more)` : `${all} (${shown})`
 }
 
 async function notOwner(agent: string, version: string, rel: string, uid: number, me: number): Promise<PolicyError> {

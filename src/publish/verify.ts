@@ -7,6 +7,7 @@ import { errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { resolveChannel, storeRootExists } from './current.js'
 import { hashFile, hashFiles } from './hash.js'
 import { checksumFilesV1, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, readManifest, type Manifest } from './manifest.js'
+import { modeWarnings } from './permissions.js'
 import { channelNames, listAgents, locate, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
@@ -30,6 +31,11 @@ export interface VerifyReport {
   ok: boolean
   files: number
   problems: VerifyProblem[]
+  /**
+   * What is wrong without failing the check: entries that became writable, or are not of the store
+   * root's group (permissions.ts). Absent when there is nothing to say.
+   */
+  warnings?: string[]
 }
 
 /**
@@ -103,6 +109,13 @@ async function verifyDir(ctx: StoreContext, agent: string, version: string | nul
   }
   report.problems.sort((a, b) => compareBytes(a.path ?? '', b.path ?? ''))
   report.ok = report.problems.length === 0
+  try {
+    const warnings = await modeWarnings(ctx.root, dir)
+    if (warnings.length > 0) report.warnings = warnings
+  } catch (err) {
+    // A tree that cannot be walked is already a problem of this report (unreadable).
+    if (!errnoCode(err)?.startsWith('E')) throw err
+  }
   return report
 }
 

@@ -137,6 +137,7 @@ describe('import', () => {
     expect(statSync(join(r.path, 'model.onnx')).mode & 0o777).toBe(0o444)
     expect(snapshot(src)).toEqual(before)
     expect((await store.verify('scout', 'v2'))[0]).toMatchObject({ ok: true, problems: [] })
+    expect((await store.verify('scout', 'v2'))[0]!.warnings).toBeUndefined()
   })
 
   const second = tmpfs('4m')
