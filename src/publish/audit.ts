@@ -6,7 +6,7 @@ import { debugLog } from '../lib/debug.js'
 
 const log = debugLog('store')
 
-export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete'
+export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete' | 'init'
 
 export interface AuditRecord {
   time: string
