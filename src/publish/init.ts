@@ -98,7 +98,8 @@ export async function initStore(ctx: StoreContext, options: InitOptions = {}): P
   const gid = group?.gid ?? (await stat(root)).gid
   const dirs: Planned[] = []
   const plan = async (path: string, bits: number): Promise<void> => {
-    const st = await lstat(path)
+    // The root may be a link to the store's directory (chmod and chown follow it too); nothing below is.
+    const st = path === root ? await stat(path) : await lstat(path)
     if (st.isDirectory() || st.isFile()) dirs.push({ path, uid: st.uid, gid: st.gid, mode: st.mode, want: (st.mode & 0o7777) | (st.isDirectory() ? bits : SHARED_FILE_BITS) })
   }
   await plan(root, SHARED_DIR_BITS)
@@ -114,15 +115,17 @@ export async function initStore(ctx: StoreContext, options: InitOptions = {}): P
     if (await isDir(versionsDir)) await plan(versionsDir, SHARED_DIR_BITS)
     const byTree = new Map<string, Planned[]>()
     for (const e of await walkTree(agentDir)) {
-      if (e.type !== 'file' && e.type !== 'directory') continue
-      const parts = e.rel.split('/')
-      if (e.rel === 'versions' || e.gid === gid) continue
+      if ((e.type !== 'file' && e.type !== 'directory') || e.rel === 'versions' || e.gid === gid) continue
       if (e.type === 'file' && e.nlink > 1) {
         skipped.push({ path: e.abs, reason: `it has ${e.nlink} links: its group is also that of its names outside the store` })
         continue
       }
+      // Reported per version (or staging directory, or other entry of the agent), not per file.
+      const parts = e.rel.split('/')
       const top = join(agentDir, ...(parts[0] === 'versions' ? parts.slice(0, 2) : parts.slice(0, 1)))
-      byTree.set(top, [...(byTree.get(top) ?? []), { path: e.abs, uid: e.uid, gid: e.gid, mode: e.mode }])
+      let list = byTree.get(top)
+      if (!list) byTree.set(top, (list = []))
+      list.push({ path: e.abs, uid: e.uid, gid: e.gid, mode: e.mode })
     }
     for (const [path, entries] of byTree) trees.push({ path, entries })
   }
@@ -141,7 +144,7 @@ export async function initStore(ctx: StoreContext, options: InitOptions = {}): P
       changed.push({ path: p.path, change: 'group', from: await describeGroup(p.gid), to })
     }
     // After the chown, which may clear the setgid bit.
-    const now = (await lstat(p.path)).mode
+    const now = (p.path === root ? await stat(p.path) : await lstat(p.path)).mode
     if ((now & 0o7777) !== p.want) {
       await chmod(p.path, p.want!)
       changed.push({ path: p.path, change: 'mode', from: octal(p.mode), to: octal(p.want!) })

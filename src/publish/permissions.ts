@@ -106,7 +106,7 @@ export async function prepareStaged(agent: string, version: string, staging: str
  * it changed.
  */
 export async function makeReadOnly(staging: string, modes: VersionModes): Promise<number> {
-  const entries = [...(await walkTree(staging)).filter((e) => e.type === 'file' || e.type === 'directory')]
+  const entries = (await walkTree(staging)).filter((e) => e.type === 'file' || e.type === 'directory')
   let changed = 0
   const fix = async (abs: string, type: 'file' | 'directory', mode: number, gid: number, nlink: number): Promise<void> => {
     if (fits({ type, mode, gid }, modes) || (type === 'file' && nlink > 1)) return
@@ -114,8 +114,8 @@ export async function makeReadOnly(staging: string, modes: VersionModes): Promis
     await chmod(abs, finalMode(type, mode, modes.grant))
     changed++
   }
+  // chmod needs no write permission on the directory: the order does not matter.
   for (const e of entries) await fix(e.abs, e.type as 'file' | 'directory', e.mode, e.gid, e.nlink)
-  // The top last: until here, its files could still be replaced.
   const top = await lstat(staging)
   await fix(staging, 'directory', top.mode, top.gid, top.nlink)
   return changed
