@@ -9,7 +9,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writ
 import { userInfo } from 'node:os'
 import { dirname } from 'node:path'
 import { errnoCode, ExternalError } from './errors.js'
-import { ensureDirSync, fsyncDirSync } from './fs.js'
+import { ensureDirSync, fsyncDirSync, shareFileLikeDirSync } from './fs.js'
 
 /** The user name for a log record; the uid where the user has no name (a container without passwd entry). */
 export function currentUser(): string {
@@ -20,12 +20,24 @@ export function currentUser(): string {
   }
 }
 
-export function appendJsonLine(path: string, record: object): void {
-  ensureDirSync(dirname(path))
+export interface AppendOptions {
+  /**
+   * The log is shared by the accounts of a group (the store's, after `store init`): a directory made for it
+   * and the log itself, when this append creates them inside a setgid directory, get that directory's
+   * group permissions (lib/fs.ts shareLikeParent), so that every member can append.
+   */
+  shared?: boolean
+}
+
+export function appendJsonLine(path: string, record: object, options: AppendOptions = {}): void {
+  ensureDirSync(dirname(path), { shared: options.shared })
   const fd = openSync(path, 'a+')
   try {
-    // A crash mid-append can leave a torn last line; start on a fresh line so this record stays whole.
     const size = fstatSync(fd).size
+    // An empty log was just created (or was never written): one made with a private umask would shut the
+    // rest of the group out of the log for good.
+    if (size === 0 && options.shared) shareFileLikeDirSync(fd, dirname(path))
+    // A crash mid-append can leave a torn last line; start on a fresh line so this record stays whole.
     const last = Buffer.alloc(1)
     const torn = size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a
     const line = Buffer.from((torn ? '\n' : '') + JSON.stringify(record) + '\n', 'utf8')

@@ -4,7 +4,7 @@
  * of its own) where the filesystem has them (btrfs, XFS, APFS...); else a copy through one reused 1 MiB
  * buffer, reporting bytes as it goes. The store's import is its user.
  */
-import { constants } from 'node:fs'
+import { constants, type Stats } from 'node:fs'
 import { copyFile, link, open, rm, type FileHandle } from 'node:fs/promises'
 import { errnoCode } from './errors.js'
 import { withPath } from './fs.js'
@@ -29,10 +29,11 @@ export interface FilePlacer {
 }
 
 /**
- * A placer for many files. Once a clone fails it is not tried again: the files of one import share their
+ * A placer for many files (`link`: hard links where allowed; `linkIf`: only for the files it accepts, the
+ * others are cloned or copied). Once a clone fails it is not tried again: the files of one import share their
  * filesystems, and a failed clone costs a file creation each time.
  */
-export function filePlacer(options: { link?: boolean } = {}): FilePlacer {
+export function filePlacer(options: { link?: boolean; linkIf?: (st: Stats) => boolean } = {}): FilePlacer {
   let clone = true
   return {
     async place(src, dst, onBytes) {
@@ -43,7 +44,9 @@ export function filePlacer(options: { link?: boolean } = {}): FilePlacer {
       try {
         const st = await from.stat()
         if (!st.isFile()) throw withPath(notRegularFile(), src)
-        if (options.link) {
+        // linkIf judges the opened file: the store links only files already as read-only as its versions
+        // must be, since a hard link's mode is the source's own.
+        if (options.link && (options.linkIf?.(st) ?? true)) {
           try {
             await link(src, dst)
             onBytes?.(st.size)

@@ -4,8 +4,8 @@
  * name is missing.
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync } from 'node:fs'
-import { mkdir, open, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { chmod, mkdir, open, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 
 /** Prefix and suffix of temporary links; `store gc` removes leftovers matching them. */
@@ -40,14 +40,24 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
+export interface EnsureDirOptions {
+  /**
+   * Each directory created inside a setgid directory (a tree a group shares, as `store init` makes the
+   * store) gets that parent's permission bits and setgid bit, whatever this process's umask: see
+   * shareLikeParent. Without it, new directories get the umask's mode as usual.
+   */
+  shared?: boolean
+}
+
 /**
  * mkdir -p that reports the real failure. Node's recursive mkdir answers ENOENT where the parent exists but
  * refuses the new entry (EROFS on a read-only mount, for one): the one directory that fails is then made
  * again without `recursive`, which gives the true error.
  */
-export async function ensureDir(dir: string): Promise<void> {
+export async function ensureDir(dir: string, options: EnsureDirOptions = {}): Promise<void> {
+  let first: string | undefined
   try {
-    await mkdir(dir, { recursive: true })
+    first = await mkdir(dir, { recursive: true })
   } catch (err) {
     if ((err as { code?: string }).code !== 'ENOENT') throw err
     let missing = dir
@@ -55,12 +65,14 @@ export async function ensureDir(dir: string): Promise<void> {
     await mkdir(missing)
     throw err
   }
+  if (options.shared && first !== undefined) for (const d of createdChain(first, dir)) await shareLikeParent(d)
 }
 
 /** ensureDir for synchronous writers (locks, the audit log), with the same true errno. */
-export function ensureDirSync(dir: string): void {
+export function ensureDirSync(dir: string, options: EnsureDirOptions = {}): void {
+  let first: string | undefined
   try {
-    mkdirSync(dir, { recursive: true })
+    first = mkdirSync(dir, { recursive: true })
   } catch (err) {
     if ((err as { code?: string }).code !== 'ENOENT') throw err
     let missing = dir
@@ -68,6 +80,56 @@ export function ensureDirSync(dir: string): void {
     mkdirSync(missing)
     throw err
   }
+  if (options.shared && first !== undefined) for (const d of createdChain(first, dir)) shareLikeParentSync(d)
+}
+
+/** The set-group-ID bit of st_mode (Node's fs.constants lacks it): on a directory, new entries get its group. */
+export const S_ISGID = 0o2000
+
+/** The directories a recursive mkdir created: from `first` (what it returned) down to `dir`, parents first. */
+function createdChain(first: string, dir: string): string[] {
+  const chain: string[] = []
+  for (let d = dir; ; d = dirname(d)) {
+    chain.unshift(d)
+    if (d === first || dirname(d) === d) return chain
+  }
+}
+
+/**
+ * The mode of a new directory inside a shared one: its parent's permission bits and setgid bit (not the
+ * sticky bit), or null when the parent is not setgid. The kernel passes the group and the setgid bit on by
+ * itself; the permission bits it takes from the umask, and a trainer whose umask is 022 would otherwise
+ * make a directory the rest of its group cannot write to.
+ */
+function sharedDirMode(parentMode: number): number | null {
+  return parentMode & S_ISGID ? parentMode & 0o2777 : null
+}
+
+/** Gives the directory `dir` (just made by this process) its parent's mode when the parent is setgid; whether it did. */
+export async function shareLikeParent(dir: string): Promise<boolean> {
+  const mode = sharedDirMode((await stat(dirname(dir))).mode)
+  if (mode === null) return false
+  await chmod(dir, mode)
+  return true
+}
+
+function shareLikeParentSync(dir: string): void {
+  const mode = sharedDirMode(statSync(dirname(dir)).mode)
+  if (mode !== null) chmodSync(dir, mode)
+}
+
+/**
+ * For a file this process just created in `dir` (the store's audit log, appended to by every trainer of
+ * the group): when `dir` is setgid, the file gets the directory's read and write bits (no execute), so
+ * that the rest of the group can append too, whatever the creator's umask.
+ */
+export function shareFileLikeDirSync(fd: number, dir: string): void {
+  const parent = statSync(dir).mode
+  if (!(parent & S_ISGID)) return
+  const st = fstatSync(fd)
+  if (st.uid !== process.geteuid?.()) return
+  const mode = (st.mode & 0o777) | (parent & 0o666)
+  if (mode !== (st.mode & 0o777)) fchmodSync(fd, mode)
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -20,6 +20,11 @@ export interface TreeEntry {
   mtimeMs: number
   /** The inode change time: set by the kernel on every change (write, rename, chmod, utime), never back. */
   ctimeMs: number
+  /** Type and permission bits (st_mode), owner, group and link count: the store's modes are judged by them. */
+  mode: number
+  uid: number
+  gid: number
+  nlink: number
 }
 
 export interface WalkOptions {
@@ -57,6 +62,11 @@ export function typeOf(st: Stats): EntryType {
 /** Byte-order comparison of strings as UTF-8 (what `LC_ALL=C sort` does). */
 export function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
+/** What a TreeEntry records of an entry's stat, besides its path and type. */
+export function statFacts(st: Stats): Pick<TreeEntry, 'size' | 'mtimeMs' | 'ctimeMs' | 'mode' | 'uid' | 'gid' | 'nlink'> {
+  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, mode: st.mode, uid: st.uid, gid: st.gid, nlink: st.nlink }
 }
 
 async function statEntry(path: string, follow: boolean): Promise<Stats | undefined> {
@@ -110,7 +120,7 @@ export async function walkTree(dir: string, options: WalkOptions = {}): Promise<
       const childAbs = join(abs, name)
       const st = await statEntry(childAbs, follow)
       if (!st) continue
-      entries.push({ entry: { rel: rel ? `${rel}/${name}` : name, abs: childAbs, type: typeOf(st), size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs }, id: `${st.dev}:${st.ino}` })
+      entries.push({ entry: { rel: rel ? `${rel}/${name}` : name, abs: childAbs, type: typeOf(st), ...statFacts(st) }, id: `${st.dev}:${st.ino}` })
     }
     const others = entries.filter((e) => e.entry.type !== 'directory')
     if (listing) others.sort((a, b) => compareBytes(a.entry.rel, b.entry.rel))

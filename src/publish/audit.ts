@@ -6,7 +6,7 @@ import { debugLog } from '../lib/debug.js'
 
 const log = debugLog('store')
 
-export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete'
+export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete' | 'init'
 
 export interface AuditRecord {
   time: string
@@ -30,7 +30,8 @@ export function auditPath(root: string): string {
 
 export function appendAudit(root: string, entry: Omit<AuditRecord, 'time' | 'user' | 'host' | 'pid'>): AuditRecord {
   const record = { time: new Date().toISOString(), ...entry, user: currentUser(), host: hostname(), pid: process.pid } as AuditRecord
-  appendJsonLine(auditPath(root), record)
+  // The store's log is appended to by every trainer of the store's group (store init).
+  appendJsonLine(auditPath(root), record, { shared: true })
   log(`audit: ${entry.op} ${entry.agent ?? ''}${entry.version ? `/${entry.version}` : ''} appended to ${auditPath(root)}`)
   return record
 }

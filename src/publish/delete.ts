@@ -2,14 +2,15 @@
  * Delete: one finalized version goes, by name, when no channel points to it. prune removes by age; this is
  * the operator's (and a failed import's) way to remove a version they name. It holds the agent's lock,
  * removes the version as prune does (discard.ts: renamed aside first, so a crash leaves a whole version or
- * a leftover gc removes, never a half version) and is audited.
+ * a leftover gc removes, never a half version) and is audited. Only the version's owner or root may remove
+ * it; another account is refused before anything changes, also by --dry-run.
  */
 import { lstat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConflictError, errnoCode, ModelforgeError } from '../lib/errors.js'
 import { fsyncDir } from '../lib/fs.js'
 import { auditDone } from './audit.js'
-import { discardVersion } from './discard.js'
+import { assertRemovable, discardVersion } from './discard.js'
 import { readManifest } from './manifest.js'
 import { channelVersions, requireAgent } from './readers.js'
 import { exists, withLock, writerAgent, type StoreContext } from './store-context.js'
@@ -44,6 +45,8 @@ export async function deleteVersion(ctx: StoreContext, name: string, version: st
     if (!(await isDirectory(dir))) throw versionNotFound(agent, version)
     const channels = Object.entries(channelVersions(ctx, agent)).filter(([, v]) => v === version).map(([c]) => c)
     if (channels.length > 0) throw versionInUse(agent, version, channels)
+    // The version is read-only: only its owner or root can remove it (discard.ts). Said before the rename.
+    await assertRemovable(dir, { what: `${agent}/${version}`, op: 'delete', details: { agent, version } })
     return checksumOf(dir)
   }
   const base = { agent, version, path: dir, dryRun: Boolean(options.dryRun) }

@@ -3,7 +3,7 @@
  * durable, renamed into place and (by default) published as `current`, under the agent's lock.
  */
 import { lstat, readFile, rename, rm } from 'node:fs/promises'
-import { join, relative } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import { debugLog } from '../lib/debug.js'
 import { loadConfig } from '../lib/env.js'
 import { describeError, errnoCode, errorFromCode, IntegrityError, type ModelforgeError } from '../lib/errors.js'
@@ -14,6 +14,7 @@ import { fsyncDir, replaceFileDurable } from '../lib/fs.js'
 import { hashFiles } from './hash.js'
 import { acquireLock } from './lock.js'
 import { checksumFilesV1, CHECKSUM_ALGORITHM, filesChecksumOf, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, MANIFEST_SCHEMA, parseManifest, type Manifest, type ManifestFile } from './manifest.js'
+import { isCopyTemp, makeReadOnly, prepareStaged, versionModes } from './permissions.js'
 import { peekChannel } from './readers.js'
 import { exists, writerAgent, type StoreContext, type WriterAgent } from './store-context.js'
 import { notStaged, versionExists } from './store-errors.js'
@@ -104,8 +105,9 @@ async function finalizeStep(ctx: StoreContext, agent: WriterAgent, version: stri
         details: { path: rel, errno: code },
       })
     })
-    // What a finalize killed while writing its manifest left: a temporary file, never part of the version.
-    const torn = entries.filter((e) => MANIFEST_TEMP.test(e.rel))
+    // What a finalize killed while writing its manifest (or a copy, see permissions.ts) left: a temporary
+    // file, never part of the version.
+    const torn = entries.filter((e) => MANIFEST_TEMP.test(e.rel) || isCopyTemp(e.rel))
     const tree = entries.filter((e) => !torn.includes(e))
     const earlier = await earlierManifest(staging, agent, version, tree)
     checkStagedTree(tree, earlier)
@@ -118,6 +120,12 @@ async function finalizeStep(ctx: StoreContext, agent: WriterAgent, version: stri
         details: { agent, version, path: staging },
       })
     }
+    // The version will be read-only (permissions.ts): what makeReadOnly could not change in place without
+    // touching files outside the tree (hard links) is copied now, before hashing, so that the bytes hashed
+    // are the ones published; a directory this process may not chmod is refused now, before any change.
+    const modes = await versionModes(ctx.root, dirname(staging))
+    const copies = await prepareStaged(agent, version, staging, tree, modes)
+    if (copies > 0) log(`finalize ${agent}/${version}: replaced ${copies} file${copies === 1 ? '' : 's'} with other links or another owner by copies of their own, so that their modes can change`)
     for (const e of torn) {
       await rm(e.abs, { force: true })
       log(`finalize ${agent}/${version}: removed ${e.abs}, left by a finalize killed while writing the manifest`)
@@ -151,6 +159,11 @@ async function finalizeStep(ctx: StoreContext, agent: WriterAgent, version: stri
     await replaceFileDurable(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n')
     const bytes = manifestFiles.reduce((a, f) => a + f.size, 0)
     log(`finalize ${agent}/${version}: wrote ${join(staging, MANIFEST_NAME)} (${manifestFiles.length} file${manifestFiles.length === 1 ? '' : 's'}, ${bytes} bytes, ${algorithm} ${checksum})${earlier === true ? ', replacing an earlier finalize\'s' : ''}`)
+    // Read-only before the rename, so that no instant shows a writable version under its name. The
+    // directories' new modes are made durable by their fsyncs below; the files' by the same journal commits
+    // on ext4 and XFS, which write metadata changes in order (a file's fsync here would cost a commit each).
+    const changed = await makeReadOnly(staging, modes)
+    log(`finalize ${agent}/${version}: made ${staging} read-only (${changed} of its entries changed mode or group)`)
     for (const e of tree) if (e.type === 'directory') await fsyncDir(e.abs)
     await fsyncDir(staging)
     await rename(staging, final)

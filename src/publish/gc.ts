@@ -1,15 +1,16 @@
 /**
  * Removing what the store no longer needs: prune deletes old versions of an agent, gc deletes what crashed
  * or interrupted writers left (temporary links, staging directories, half-deleted pruned versions, lock
- * temp files). Both hold the agent's lock while they delete.
+ * temp files). Both hold the agent's lock while they delete, and remove only what this account may
+ * (discard.ts: a version is read-only, so only its owner or root); otherwise they refuse before any change.
  */
 import { lstat, readdir, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { debugLog } from '../lib/debug.js'
 import { ConflictError, ModelforgeError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
 import { auditDone } from './audit.js'
-import { discardVersion, PRUNE_PREFIX } from './discard.js'
+import { assertRemovable, discardVersion, PRUNE_PREFIX, removeTree } from './discard.js'
 import { storeRootExists } from './current.js'
 import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
 import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
@@ -94,8 +95,11 @@ export async function prune(ctx: StoreContext, name: string, options: { keep?: n
       removed.splice(removed.indexOf(lastIntact), 1)
       kept.push(lastIntact)
     }
+    const versionsDir = join(ctx.agentDir(agent), 'versions')
+    // Versions are read-only: only their owner or root can remove them (discard.ts). Every one is checked
+    // before the first is touched, so a refusal changes nothing; a dry run says so too.
+    for (const v of removed) await assertRemovable(join(versionsDir, v), { what: `${agent}/${v}`, op: 'prune', details: { agent, version: v } })
     if (!options.dryRun && removed.length > 0) {
-      const versionsDir = join(ctx.agentDir(agent), 'versions')
       for (const v of removed) {
         const doomed = await discardVersion(versionsDir, v)
         log(`prune ${agent}: renamed ${join(versionsDir, v)} -> ${doomed}, then removed it`)
@@ -124,67 +128,104 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
   const result: GcResult = { olderThanMs, removed: [], skipped: [] }
   if (!storeRootExists(ctx.root)) return result
   const now = Date.now()
-  for (const p of removeStaleLockTemps(ctx.root)) {
-    result.removed.push({ path: p, kind: 'lock-temp' })
-    log(`gc: removed lock-temp ${p}`)
-  }
-  // listAgents lists agent directories only: an alias (a link to another agent) is no entry of its own
-  // here, so gc never removes anything through one; its agent is cleaned under its own name.
-  for (const name of await listAgents(ctx)) {
-    let agent: WriterAgent
-    try {
-      agent = writerAgent(ctx, name)
-    } catch (err) {
-      // Made an alias since it was listed: not gc's to clean.
-      if (!(err instanceof ModelforgeError)) throw err
-      log(`gc: skipped ${name}: ${err.message}`)
-      continue
-    }
-    let lock: HeldLock
-    try {
-      lock = acquireLock(ctx.root, agent, { op: 'gc' })
-    } catch (err) {
-      if (err instanceof ConflictError) {
-        result.skipped.push({ agent, reason: err.message })
+  // Every agent whose lock can be taken is locked and planned first, and every tree gc would remove is
+  // checked (a staging directory or prune leftover of another account may not be removable by this one),
+  // so that a refusal changes nothing at all; then everything planned is removed.
+  const plans: { agent: WriterAgent; lock: HeldLock; plan: GcPlan }[] = []
+  try {
+    // listAgents lists agent directories only: an alias (a link to another agent) is no entry of its own
+    // here, so gc never removes anything through one; its agent is cleaned under its own name.
+    for (const name of await listAgents(ctx)) {
+      let agent: WriterAgent
+      try {
+        agent = writerAgent(ctx, name)
+      } catch (err) {
+        // Made an alias since it was listed: not gc's to clean.
+        if (!(err instanceof ModelforgeError)) throw err
+        log(`gc: skipped ${name}: ${err.message}`)
         continue
       }
-      throw err
+      let lock: HeldLock
+      try {
+        lock = acquireLock(ctx.root, agent, { op: 'gc' })
+      } catch (err) {
+        if (err instanceof ConflictError) {
+          result.skipped.push({ agent, reason: err.message })
+          continue
+        }
+        throw err
+      }
+      const entry: (typeof plans)[number] = { agent, lock, plan: { links: [], trees: [] } }
+      plans.push(entry) // first, so that the lock is released even when planning fails
+      entry.plan = await gcPlan(ctx, agent, now, olderThanMs)
     }
-    try {
+    for (const { agent, plan } of plans) {
+      for (const t of plan.trees) {
+        const rel = relative(ctx.root, t.path)
+        await assertRemovable(t.path, t.kind === 'pruned'
+          ? { what: `${rel} (what an interrupted prune or delete left)`, op: 'gc', details: { agent } }
+          : { what: `the staging directory ${rel}`, op: 'gc', why: 'only its owner or root may remove what it holds (its directories are not writable for this account)', details: { agent } })
+      }
+    }
+    for (const p of removeStaleLockTemps(ctx.root)) {
+      result.removed.push({ path: p, kind: 'lock-temp' })
+      log(`gc: removed lock-temp ${p}`)
+    }
+    for (const { agent, plan } of plans) {
       const agentDir = ctx.agentDir(agent)
+      const versionsDir = join(agentDir, 'versions')
       const removedHere: string[] = []
-      for (const name of await readdir(agentDir)) {
-        if (!name.startsWith(TEMP_LINK_PREFIX) || !name.endsWith(TEMP_SUFFIX)) continue
-        const p = join(agentDir, name)
-        if (!(await lstat(p)).isSymbolicLink()) continue
+      for (const p of plan.links) {
         await rm(p, { force: true })
         log(`gc ${agent}: removed temp-link ${p}`)
         result.removed.push({ path: p, kind: 'temp-link' })
         removedHere.push(p)
       }
-      const versionsDir = join(agentDir, 'versions')
-      for (const name of await readdirIfExists(versionsDir)) {
-        if (!name.endsWith(TEMP_SUFFIX)) continue
-        const p = join(versionsDir, name)
-        // A prune leftover is a version already being deleted (its files are old, so age says nothing):
-        // always removed. A staging dir only once nothing in it changed for olderThanMs (see lastChange).
-        const doomed = name.startsWith(PRUNE_PREFIX)
-        if (!doomed && olderThanMs > 0 && now - (await lastChange(p)) < olderThanMs) continue
-        await rm(p, { recursive: true, force: true })
-        log(`gc ${agent}: removed ${doomed ? 'pruned' : 'staging'} ${p}`)
-        result.removed.push({ path: p, kind: doomed ? 'pruned' : 'staging' })
-        removedHere.push(p)
+      for (const t of plan.trees) {
+        await removeTree(t.path)
+        log(`gc ${agent}: removed ${t.kind} ${t.path}`)
+        result.removed.push(t)
+        removedHere.push(t.path)
       }
       if (removedHere.length > 0) {
         await fsyncDir(agentDir)
         if (await exists(versionsDir)) await fsyncDir(versionsDir)
         auditDone(ctx.root, { op: 'gc', agent, removed: removedHere }, `${agent}: ${removedHere.length} leftovers removed`, result.warnings ??= [])
       }
-    } finally {
-      lock.release()
     }
+  } finally {
+    for (const { lock } of plans) lock.release()
   }
   return result
+}
+
+interface GcPlan {
+  /** Temporary links in the agent directory. */
+  links: string[]
+  /** Staging directories and prune leftovers in versions/. */
+  trees: { path: string; kind: 'staging' | 'pruned' }[]
+}
+
+/** What gc removes of one agent (whose lock it holds); nothing is changed. */
+async function gcPlan(ctx: StoreContext, agent: string, now: number, olderThanMs: number): Promise<GcPlan> {
+  const agentDir = ctx.agentDir(agent)
+  const plan: GcPlan = { links: [], trees: [] }
+  for (const name of await readdir(agentDir)) {
+    if (!name.startsWith(TEMP_LINK_PREFIX) || !name.endsWith(TEMP_SUFFIX)) continue
+    const p = join(agentDir, name)
+    if ((await lstat(p)).isSymbolicLink()) plan.links.push(p)
+  }
+  const versionsDir = join(agentDir, 'versions')
+  for (const name of await readdirIfExists(versionsDir)) {
+    if (!name.endsWith(TEMP_SUFFIX)) continue
+    const p = join(versionsDir, name)
+    // A prune leftover is a version already being deleted (its files are old, so age says nothing):
+    // always removed. A staging dir only once nothing in it changed for olderThanMs (see lastChange).
+    const doomed = name.startsWith(PRUNE_PREFIX)
+    if (!doomed && olderThanMs > 0 && now - (await lastChange(p)) < olderThanMs) continue
+    plan.trees.push({ path: p, kind: doomed ? 'pruned' : 'staging' })
+  }
+  return plan
 }
 
 /**

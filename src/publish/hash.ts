@@ -77,7 +77,8 @@ parentPort.on('message', ({ id, path, fsync }) => {
 })
 `
 
-function unreadable(rel: string, error: { code?: string; message: string }): IntegrityError {
+/** The error for a file of the staged tree that cannot be read (finalize's copies say it the same way). */
+export function unreadable(rel: string, error: { code?: string; message: string }): IntegrityError {
   if (error.code === 'ELOOP' || error.code === 'ENOTFILE') {
     return new IntegrityError(`${rel} is no longer a regular file (it was replaced while being hashed)`, {
       code: 'UNSUPPORTED_FILE_TYPE',

@@ -18,12 +18,13 @@
  * point to a version that is not complete.
  *
  * The source is never written. Copies and reflinks are files of their own. A hard link is the source's own
- * inode: the store never writes into or chmods a version's files (finalize only reads and fsyncs them), so
- * the source keeps its bytes and modes, but from then on a write into the source file in place is a change
- * of the published version too (docs/store.md says what that means for operators).
+ * inode, so only a file whose mode and group already are what finalize gives a version's files is linked
+ * (the others are copied): finalize then neither writes into it nor changes it, and the source keeps its
+ * bytes and modes. From then on, a write into the source file in place (after its owner made it writable
+ * again) is a change of the published version too (docs/store.md says what that means for operators).
  */
 import { mkdir, realpath, rm, stat } from 'node:fs/promises'
-import { basename, join, resolve as resolvePath } from 'node:path'
+import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { filePlacer, type PlaceMethod } from '../lib/copy.js'
 import { ConflictError, describeError, errnoCode, errorFromCode, IntegrityError, ModelforgeError, NotFoundError, UsageError } from '../lib/errors.js'
@@ -33,11 +34,15 @@ import { promote } from './channels.js'
 import { deleteVersion } from './delete.js'
 import { checkStagedTree, finalize, type FinalizeResult, type ManifestExtras } from './finalize.js'
 import { validateName } from './names.js'
+import { fits, versionModes, type VersionModes } from './permissions.js'
 import { withStaging } from './stage.js'
 import { writerAgent, type StoreContext } from './store-context.js'
 
 export interface ImportOptions {
-  /** Hard-link the files where the OS allows it (the same filesystem); they are copied where it does not. */
+  /**
+   * Hard-link the files that already are read-only and of the store's group (as finalize makes a
+   * version's files), where the OS allows it (the same filesystem); the others are copied.
+   */
   link?: boolean
   metadata?: Record<string, unknown>
   manifest?: ManifestExtras
@@ -96,7 +101,8 @@ export async function importVersion(ctx: StoreContext, agent: string, version: s
   const plan = await planImport(sources)
   const counts = await withStaging(ctx, agent, version, async (dir) => {
     planSteps(options.progress, [{ id: 'copy', title: `${options.link ? 'Link' : 'Copy'} ${plural(plan.files.length, 'file')} (${formatBytes(plan.bytes)}) into ${agent}/${version}` }])
-    return runStep(options.progress, 'copy', (step) => placeAll(dir, plan, Boolean(options.link), step), {
+    const modes = await versionModes(ctx.root, dirname(dir))
+    return runStep(options.progress, 'copy', (step) => placeAll(dir, plan, Boolean(options.link), modes, step), {
       title: (c) => `Placed ${plural(plan.files.length, 'file')} (${formatBytes(plan.bytes)}): ${howPlaced(c)}`,
     })
   })
@@ -173,9 +179,12 @@ async function planImport(sources: string[]): Promise<ImportPlan> {
 }
 
 /** Creates the directories and places every file in the staging directory, reporting bytes. */
-async function placeAll(dir: string, plan: ImportPlan, link: boolean, step: StepReporter): Promise<Pick<ImportResult, 'linked' | 'reflinked' | 'copied'>> {
+async function placeAll(dir: string, plan: ImportPlan, link: boolean, modes: VersionModes, step: StepReporter): Promise<Pick<ImportResult, 'linked' | 'reflinked' | 'copied'>> {
   for (const d of plan.dirs) await mkdir(join(dir, d))
-  const placer = filePlacer({ link })
+  // finalize makes the version read-only and of the store's group (permissions.ts). A hard link's mode and
+  // group are the source's own, so only a file that already is what the version needs is linked: finalize
+  // then leaves it alone, and the source is never changed. Any other file is copied.
+  const placer = filePlacer({ link, linkIf: (st) => fits({ type: 'file', mode: st.mode, gid: st.gid }, modes) })
   const counts: Record<PlaceMethod, number> = { link: 0, reflink: 0, copy: 0 }
   let done = 0
   step.bytes(0, plan.bytes)

@@ -4,9 +4,10 @@
  * service) decides itself whether to retry. The record is fsynced, so even a power loss leaves no lock
  * whose holder is unknown.
  */
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { debugLog } from '../lib/debug.js'
 import { ConflictError } from '../lib/errors.js'
+import { ensureDirSync } from '../lib/fs.js'
 import { removeStaleLockTemps as removeTemps, tryLock, type FileLock, type LockHolder } from '../lib/lock.js'
 import type { WriterAgent } from './store-context.js'
 
@@ -36,6 +37,9 @@ export function removeStaleLockTemps(root: string): string[] {
  */
 export function acquireLock(root: string, agent: WriterAgent, what: { op: string; version?: string }): HeldLock {
   const path = lockPath(root, agent)
+  // Made here rather than by tryLock, so that in a store a group shares (store init) every trainer of the
+  // group may create locks in it, whoever made it first.
+  ensureDirSync(dirname(path), { shared: true })
   const record = { started_at: new Date().toISOString(), agent, op: what.op, ...(what.version ? { version: what.version } : {}) }
   const result = tryLock<LockInfo>(path, { record, durable: true })
   if (result.lock) {

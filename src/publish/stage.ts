@@ -6,7 +6,7 @@ import { ConflictError, errnoCode } from '../lib/errors.js'
 import { storeRootExists } from './current.js'
 import { exists, writerAgent, type StoreContext } from './store-context.js'
 import { versionExists } from './store-errors.js'
-import { ensureDir } from '../lib/fs.js'
+import { ensureDir, shareLikeParent } from '../lib/fs.js'
 
 const log = debugLog('store')
 
@@ -16,7 +16,9 @@ export async function stage(ctx: StoreContext, name: string, version: string): P
   const staging = ctx.stagingDir(agent, version)
   const final = ctx.versionDir(agent, version)
   await ensureRoot(ctx)
-  await ensureDir(join(ctx.agentDir(agent), 'versions'))
+  // In a store a group shares (store init: the root is setgid), a new agent's directories are the group's
+  // like the root, whatever this writer's umask.
+  await ensureDir(join(ctx.agentDir(agent), 'versions'), { shared: true })
   if (await exists(final)) throw versionExists(agent, version, final)
   try {
     await mkdir(staging)
@@ -30,7 +32,16 @@ export async function stage(ctx: StoreContext, name: string, version: string): P
     }
     throw err
   }
-  log(`stage ${agent}/${version}: created ${staging}`)
+  // So that any trainer of a shared store's group may write into it (and finalize or gc it), whatever the
+  // umask of the one who staged it; a store no group shares keeps the umask's mode.
+  let shared: boolean
+  try {
+    shared = await shareLikeParent(staging)
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    throw err
+  }
+  log(`stage ${agent}/${version}: created ${staging}${shared ? ' (with the mode of versions/: the store is shared)' : ''}`)
   return staging
 }
 
@@ -49,5 +60,5 @@ export async function withStaging<T>(ctx: StoreContext, agent: string, version: 
 async function ensureRoot(ctx: StoreContext): Promise<void> {
   if (!storeRootExists(ctx.root)) await ensureDir(ctx.root)
   // The locks directory is made here, by stage, so that a refused finalize leaves no trace at all.
-  await ensureDir(join(ctx.root, '.modelforge', 'locks'))
+  await ensureDir(join(ctx.root, '.modelforge', 'locks'), { shared: true })
 }

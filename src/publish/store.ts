@@ -12,8 +12,9 @@
  *
  * ModelStore is the facade; each operation lives in a module of its own: stage.ts, finalize.ts,
  * channels.ts (promote, rollback), gc.ts (prune, gc), delete.ts, import.ts (stage, copy, finalize, publish
- * in one call), verify.ts, readers.ts, history.ts (the audit replay rollback uses), with store-context.ts,
- * store-errors.ts and discard.ts shared by them.
+ * in one call), verify.ts, readers.ts, history.ts (the audit replay rollback uses), init.ts (a root for
+ * trainers and agents in separate accounts), with store-context.ts, store-errors.ts, discard.ts and
+ * permissions.ts (the modes of a finalized version) shared by them.
  */
 import { resolve as resolvePath } from 'node:path'
 import { strictStore } from '../lib/env.js'
@@ -23,6 +24,7 @@ import { deleteVersion, type DeleteOptions, type DeleteResult } from './delete.j
 import { finalize, type FinalizeOptions, type FinalizeResult } from './finalize.js'
 import { gc, prune, type GcResult, type PruneResult } from './gc.js'
 import { importVersion, type ImportOptions, type ImportResult } from './import.js'
+import { initStore, type InitOptions, type InitResult } from './init.js'
 import type { LegacyManifest, Manifest } from './manifest.js'
 import { channelVersions, current, list, listAgents, manifest, resolve, versionInfos, versions, type AgentSummary, type VersionInfo } from './readers.js'
 import { stage, withStaging } from './stage.js'
@@ -34,6 +36,7 @@ export type { DeleteOptions, DeleteResult } from './delete.js'
 export type { FinalizeOptions, FinalizeResult, ManifestExtras } from './finalize.js'
 export type { GcResult, PruneResult } from './gc.js'
 export type { ImportOptions, ImportResult } from './import.js'
+export type { InitChange, InitOptions, InitResult } from './init.js'
 export type { AgentSummary, VersionInfo } from './readers.js'
 export type { ProblemKind, VerifyProblem, VerifyReport } from './verify.js'
 export { currentHistory } from './history.js'
@@ -71,6 +74,15 @@ export class ModelStore {
   }
 
   // ---------------------------------------------------------------- writers
+
+  /**
+   * Creates the store root, or adopts it, for trainers of one group (options.group, default the root's
+   * group): its own directories get the group, the setgid bit and group rwx, the audit log group rw, and
+   * what the agents hold the group. Idempotent; the result lists what changed.
+   */
+  init(options: InitOptions = {}): Promise<InitResult> {
+    return initStore(this.ctx, options)
+  }
 
   /** Creates versions/<version>.tmp and returns its path. Refuses if it or the version exists. */
   stage(agent: string, version: string): Promise<string> {

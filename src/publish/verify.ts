@@ -7,6 +7,7 @@ import { errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { resolveChannel, storeRootExists } from './current.js'
 import { hashFile, hashFiles } from './hash.js'
 import { checksumFilesV1, filesChecksumOf, LEGACY_ALGORITHM, matchLegacyChecksum, MANIFEST_NAME, readManifest, type ChecksumOrder, type Manifest } from './manifest.js'
+import { modeWarnings } from './permissions.js'
 import { channelNames, listAgents, listAliases, locate, readAgent, requireAgent, versions } from './readers.js'
 import type { StoreContext } from './store-context.js'
 import { storeNotFound } from './store-errors.js'
@@ -33,10 +34,16 @@ export interface VerifyReport {
   files: number
   problems: VerifyProblem[]
   /**
+  /**
    * A checksum of the original Python ModelStore's algorithm that matched: which os.walk order reproduced
    * it ('listing': the filesystem's, as os.walk reads it; 'sorted': sorted subdirectories). Absent otherwise.
    */
   checksumOrder?: ChecksumOrder
+  /**
+   * What is wrong without failing the check: entries that became writable, or are not of the store
+   * root's group (permissions.ts). Absent when there is nothing to say.
+   */
+  warnings?: string[]
 }
 
 /**
@@ -119,6 +126,13 @@ async function verifyDir(ctx: StoreContext, agent: string, version: string | nul
   }
   report.problems.sort((a, b) => compareBytes(a.path ?? '', b.path ?? ''))
   report.ok = report.problems.length === 0
+  try {
+    const warnings = await modeWarnings(ctx.root, dir)
+    if (warnings.length > 0) report.warnings = warnings
+  } catch (err) {
+    // A tree that cannot be walked is already a problem of this report (unreadable).
+    if (!errnoCode(err)?.startsWith('E')) throw err
+  }
   return report
 }
 

@@ -72,6 +72,9 @@ async function checkAfterCrash(root: string, killAt: number): Promise<string> {
     expect((await readManifest(join(versionsDir, name))).manifest.version).toBe(name)
     const [report] = await store.verify('a', name)
     expect(report!.problems, `K=${killAt} ${name}`).toEqual([])
+    // No instant shows a writable version under its name: finalize makes it read-only before the rename,
+    // prune and delete make it writable only after renaming it aside.
+    expect(report!.warnings, `K=${killAt} ${name}`).toBeUndefined()
   }
   // current always resolves, through the relative link, to a version that verifies; v1 and v2 are never
   // lost once a channel named them.
@@ -92,6 +95,7 @@ async function checkAfterCrash(root: string, killAt: number): Promise<string> {
     const r = await new ModelStore(again, { strict: true }).finalize('a', 'v2')
     expect(r.files, `K=${killAt}: finalize again`).toBe(3)
     expect((await new ModelStore(again).verify('a', 'v2'))[0]!.problems, `K=${killAt}: finalize again`).toEqual([])
+    expect((await new ModelStore(again).verify('a', 'v2'))[0]!.warnings, `K=${killAt}: finalize again`).toBeUndefined()
   }
   // gc restores a clean tree: no staging or prune leftovers, no temporary links, no lock.
   await store.gc({ olderThanMs: 0 })

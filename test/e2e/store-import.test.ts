@@ -4,7 +4,7 @@
  * at most one staging directory, which `store gc --older-than 0` removes.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { tmpfs, unmountAll } from '../helpers/mounts.js'
@@ -45,6 +45,8 @@ describe('store import', () => {
     expect(r.stderr).toMatch(/\[STARTED\] Copy 3 files \(19 B\) into scout\/v2/)
     expect(r.stderr).toMatch(/\[STARTED\] Finalize scout\/v2/)
     expect(readlinkSync(join(root, 'scout', 'current'))).toBe('versions/v2')
+    // --link links only files already read-only, as a version's files must be (a link's mode is the source's).
+    for (const f of [join(src, 'model.onnx'), join(src, 'tok', 'vocab.txt')]) chmodSync(f, 0o444)
     const json = cli(['store', 'import', 'scout', 'v3', join(src, 'model.onnx'), join(src, 'tok', 'vocab.txt'), '--link', '--channel', 'staging', '--store', root, '--json'])
     expect(json.code, json.stderr).toBe(0)
     expect(json.stderr).toBe('')

@@ -22,7 +22,7 @@ const wrap = (mod, name) => {
     return orig.apply(this, args)
   }
 }
-for (const n of ['rename', 'symlink', 'mkdir', 'rm', 'open', 'writeFile', 'unlink', 'link']) wrap(fsp, n)
+for (const n of ['rename', 'symlink', 'mkdir', 'rm', 'open', 'writeFile', 'unlink', 'link', 'chmod', 'chown']) wrap(fsp, n)
 for (const n of ['openSync', 'writeSync', 'fsyncSync', 'closeSync', 'linkSync', 'unlinkSync', 'renameSync', 'mkdirSync', 'rmSync']) wrap(fs, n)
 syncBuiltinESMExports()
 const { ModelStore } = await import(${JSON.stringify(join(repoRoot, 'dist', 'publish', 'store.js'))})

@@ -11,7 +11,10 @@ renamed aside before its files are deleted, so a crash leaves either the whole v
 
 Exit codes: 0 deleted (or would be, with --dry-run); 2 a bad agent or version name; 5 a channel points to
 the version (VERSION_IN_USE, naming the channels) or another writer holds the lock; 6 no such store, agent
-or version; 3 or 7 when the operating system refuses (a full disk, permissions, an immutable file).`
+or version; 7 a version of another account (PERMISSION_DENIED, naming its owner: a finalized version is
+read-only, and only its owner or root may make it writable to remove it; checked before anything is
+changed, also by --dry-run); 3 or 7 when the operating system refuses (a full disk, permissions, an
+immutable file).`
   static examples = [
     '<%= config.bin %> store delete scout v1 --dry-run',
     '<%= config.bin %> store delete scout v1 --store ./model-store --json',

@@ -9,7 +9,10 @@ export default class StoreFinalize extends BaseCommand {
   static summary = 'Hash a staged version, write its manifest, make it immutable and publish it as current'
   static description = `Refuses (exit 4) a staged tree holding symlinks, special files, file names sha256sum would escape, a
 manifest.json of the caller's, or no files at all (an empty version is allowed with --allow-empty).
-A finalize that failed after writing its own manifest.json can be run again.`
+A finalize that failed after writing its own manifest.json can be run again. The version is made
+read-only before it is renamed into place: no write bits, read (and traverse) bits for whoever may read
+versions/; a file with other hard links that would need a new mode is replaced by a copy, so that the
+other names keep theirs. A directory of another account is refused (exit 7): only its owner can chmod it.`
   static examples = [
     '<%= config.bin %> store finalize scout v3 --metadata dataset=news-2026 --metadata accuracy=0.91',
     '<%= config.bin %> store finalize scout v3 --metadata-file train.json --no-publish --store ./model-store',

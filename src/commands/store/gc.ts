@@ -10,7 +10,9 @@ and staging directories in which nothing (at any depth) changed for longer than 
 is judged by ctime, which the kernel sets and no tool sets back, so a tree copied in with \`cp -a\` or
 moved in with \`mv\` (old mtimes) is as young as the copy. Agents whose lock a live writer holds are
 skipped. --older-than 0 removes every staging directory, including
-one a shell writer is still filling.`
+one a shell writer is still filling. What this account may not remove (a leftover of another account's
+read-only version, a staging directory holding another account's directories) is refused before
+anything is removed: exit 7, PERMISSION_DENIED naming the owner.`
   static examples = ['<%= config.bin %> store gc --store ./model-store', '<%= config.bin %> store gc --older-than 0 --json']
   static flags = {
     store: storeFlag,

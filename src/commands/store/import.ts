@@ -14,8 +14,10 @@ directory (reflinks where the filesystem can clone; hard links with --link where
 elsewhere) and finalized exactly as \`store finalize\` does. It is published to current, or to --channel,
 unless --no-publish is given. A failure at any step leaves no version and no staging directory.
 
-With --link, a file of the version is the source file itself: writing into the source in place afterwards
-changes the published version (see docs/store.md).
+With --link, a file that already is as read-only as a version's files (no write bits, readable as the
+store grants, of the store's group: \`chmod -R a=rX\`) is the source file itself: finalize leaves it as it
+is, and its owner writing into it in place afterwards changes the published version (see docs/store.md).
+Any other file is copied: making it read-only in the version would change the source's mode.
 
 Exit codes: 0 imported; 2 a bad name, flag or source list (a directory with other sources, two files of
 one name); 3 a full disk or an I/O error; 4 a symlink, fifo, device, socket, bad file name or top-level
@@ -33,7 +35,7 @@ another writer holds the lock; 6 a source that does not exist; 7 permission deni
   }
   static flags = {
     store: storeFlag,
-    link: Flags.boolean({ description: 'hard-link the files instead of copying them where the OS allows (same filesystem); copy the others' }),
+    link: Flags.boolean({ description: 'hard-link the files that are read-only already instead of copying them, where the OS allows (same filesystem); copy the others' }),
     metadata: Flags.string({ description: 'metadata entry key=value (repeatable)', multiple: true, helpValue: '<key=value>' }),
     'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
     publish: Flags.boolean({ description: 'point current (or --channel) at the new version', default: true, allowNo: true }),

@@ -8,7 +8,9 @@ export default class StorePrune extends BaseCommand {
 channel points to. A directory of versions/ whose manifest is missing, unreadable or names another
 version or agent is never counted and never removed: it is named, to be inspected and removed by hand.
 A channel that is dangling or leads outside the agent protects nothing and is named; whatever --keep
-says, prune never leaves the agent without an intact version (it then keeps the newest that verifies).`
+says, prune never leaves the agent without an intact version (it then keeps the newest that verifies).
+A version to remove that belongs to another account is refused before anything is removed (exit 7,
+PERMISSION_DENIED naming its owner): only its owner or root may remove a read-only version.`
   static examples = ['<%= config.bin %> store prune scout --keep 3 --dry-run', '<%= config.bin %> store prune scout --keep 2 --store ./model-store']
   static args = { agent: Args.string({ description: 'agent name', required: true }) }
   static flags = {
