@@ -62,6 +62,16 @@ export const storeFlag = Flags.string({
   helpValue: '<dir>',
 })
 
+/** The flags of every command that finalizes a version (store finalize, store import). */
+export const finalizeFlags = {
+  metadata: Flags.string({ description: 'metadata entry key=value (repeatable)', multiple: true, helpValue: '<key=value>' }),
+  'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
+  'legacy-checksum': Flags.boolean({
+    description: "put the original Python ModelStore's checksum in the manifest's checksum (its verify_manifest accepts the version), sha256-files-v1 in files_checksum [default: store.legacyChecksum of MODELFORGE_CONFIG, else off]",
+    allowNo: true,
+  }),
+}
+
 export function resolveStore(flag: string | undefined): string {
   return storeRoot(flag)
 }

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, finalizeFlags, resolveStore, storeFlag } from '../../lib/base-command.js'
 import { formatBytes } from '../../lib/progress.js'
 import { checksums } from '../../publish/manifest.js'
 import { parseMetadata } from '../../publish/options.js'
@@ -23,14 +23,9 @@ other names keep theirs. A directory of another account is refused (exit 7): onl
   }
   static flags = {
     store: storeFlag,
-    metadata: Flags.string({ description: 'metadata entry key=value (repeatable)', multiple: true, helpValue: '<key=value>' }),
-    'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
+    ...finalizeFlags,
     publish: Flags.boolean({ description: 'point current at the new version', default: true, allowNo: true }),
     'allow-empty': Flags.boolean({ description: 'publish a version that holds no files (refused otherwise, exit 4)' }),
-    'legacy-checksum': Flags.boolean({
-      description: "put the original Python ModelStore's checksum in the manifest's checksum (its verify_manifest accepts the version), sha256-files-v1 in files_checksum [default: store.legacyChecksum of MODELFORGE_CONFIG, else off]",
-      allowNo: true,
-    }),
   }
 
   async run(): Promise<FinalizeResult> {

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, finalizeFlags, resolveStore, storeFlag } from '../../lib/base-command.js'
 import { formatBytes } from '../../lib/progress.js'
 import { checksums } from '../../publish/manifest.js'
 import { parseMetadata } from '../../publish/options.js'
@@ -36,14 +36,9 @@ another writer holds the lock; 6 a source that does not exist; 7 permission deni
   static flags = {
     store: storeFlag,
     link: Flags.boolean({ description: 'hard-link the files that are read-only already instead of copying them, where the OS allows (same filesystem); copy the others' }),
-    metadata: Flags.string({ description: 'metadata entry key=value (repeatable)', multiple: true, helpValue: '<key=value>' }),
-    'metadata-file': Flags.string({ description: 'JSON file holding a metadata object', helpValue: '<file>' }),
+    ...finalizeFlags,
     publish: Flags.boolean({ description: 'point current (or --channel) at the new version', default: true, allowNo: true }),
     channel: Flags.string({ description: 'channel to publish to instead of current', helpValue: '<channel>' }),
-    'legacy-checksum': Flags.boolean({
-      description: "put the original Python ModelStore's checksum in the manifest's checksum (its verify_manifest accepts the version), sha256-files-v1 in files_checksum [default: store.legacyChecksum of MODELFORGE_CONFIG, else off]",
-      allowNo: true,
-    }),
   }
 
   async run(): Promise<ImportResult> {
