@@ -167,32 +167,26 @@ export async function writeFileDurable(path: string, data: string | Uint8Array):
   await fh.close()
 }
 
-/**
- * Writes a file whole under a temporary name (`<path>-<pid>-<hex>.tmp`), fsyncs it and renames it over
- * `path`: a crash or a full disk leaves the file as it was (or absent), never torn. The temporary file is
- * removed when writing fails; one a crash leaves behind matches tempTail(). The caller fsyncs the directory.
- */
-export async function replaceFileDurable(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}${tempTail()}`
-  try {
-    await writeFileDurable(tmp, data)
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
+export interface AtomicWriteOptions {
+  /**
+   * fsync the file before the rename (finalize's manifest: a crash or a full disk leaves it as it was or
+   * absent, never torn; the caller fsyncs the directory). Off for the hub cache's refs and listings, which
+   * huggingface_hub writes the same way: one lost to a power loss reads as absent and is fetched again.
+   */
+  durable?: boolean
 }
 
 /**
- * Writes a file atomically (temporary file + rename): readers see the old content or the new one, never a
- * mix. No fsync: the hub cache's refs and listings are what huggingface_hub writes the same way, and one
- * lost to a power loss reads as absent and is fetched again.
+ * Writes a file atomically under a temporary name (`<path>-<pid>-<hex>.tmp`) renamed over `path`: readers
+ * see the old content or the new one, never a mix. Creates the directory; removes the temporary file when
+ * writing fails (one a crash leaves behind matches tempTail()).
  */
-export async function writeFileAtomic(file: string, data: string): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
   await ensureDir(dirname(file))
   const tmp = `${file}${tempTail()}`
   try {
-    await writeFile(tmp, data)
+    if (options.durable) await writeFileDurable(tmp, data)
+    else await writeFile(tmp, data)
     await rename(tmp, file)
   } catch (err) {
     await rm(tmp, { force: true })

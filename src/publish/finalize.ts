@@ -10,7 +10,7 @@ import { describeError, errnoCode, errorFromCode, IntegrityError, type Modelforg
 import { auditDone } from './audit.js'
 import { pointChannel } from './channels.js'
 import { storeRootExists } from './current.js'
-import { fsyncDir, replaceFileDurable } from '../lib/fs.js'
+import { fsyncDir, writeFileAtomic } from '../lib/fs.js'
 import { hashFiles } from './hash.js'
 import { acquireLock } from './lock.js'
 import { checksumFilesV1, CHECKSUM_ALGORITHM, filesChecksumOf, LEGACY_ALGORITHM, legacyChecksum, MANIFEST_NAME, MANIFEST_SCHEMA, parseManifest, type Manifest, type ManifestFile } from './manifest.js'
@@ -156,7 +156,7 @@ async function finalizeStep(ctx: StoreContext, agent: WriterAgent, version: stri
     }
     // Atomic: a failure from here to the rename leaves a complete manifest, which the next finalize of this
     // version recognises (earlierManifest), or none.
-    await replaceFileDurable(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n')
+    await writeFileAtomic(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n', { durable: true })
     const bytes = manifestFiles.reduce((a, f) => a + f.size, 0)
     log(`finalize ${agent}/${version}: wrote ${join(staging, MANIFEST_NAME)} (${manifestFiles.length} file${manifestFiles.length === 1 ? '' : 's'}, ${bytes} bytes, ${algorithm} ${checksum})${earlier === true ? ', replacing an earlier finalize\'s' : ''}`)
     // Read-only before the rename, so that no instant shows a writable version under its name. The
@@ -240,7 +240,7 @@ export function checkStagedTree(entries: { rel: string; type: string }[], earlie
   }
 }
 
-/** `manifest.json-<pid>-<hex>.tmp`: the temporary name replaceFileDurable writes the manifest under. */
+/** `manifest.json-<pid>-<hex>.tmp`: the temporary name writeFileAtomic writes the manifest under. */
 const MANIFEST_TEMP = /^manifest\.json-\d+-[0-9a-f]{8}\.tmp$/
 
 /**

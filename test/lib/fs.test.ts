@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { fsyncDir, fsyncDirSync, swapSymlink, TEMP_LINK_PREFIX, TEMP_SUFFIX, replaceFileDurable, writeFileAtomic, writeFileDurable } from '../../src/lib/fs.js'
+import { fsyncDir, fsyncDirSync, swapSymlink, TEMP_LINK_PREFIX, TEMP_SUFFIX, writeFileAtomic, writeFileDurable } from '../../src/lib/fs.js'
 import { makeTemp, removeTemps } from '../helpers/store-helpers.js'
 
 afterAll(removeTemps)
@@ -31,13 +31,13 @@ describe('lib/fs', () => {
     expect(readFileSync(join(dir, 'm.json'), 'utf8')).toBe('{}')
   })
 
-  it('replaceFileDurable replaces a file whole and leaves no temporary behind, also when the rename fails', async () => {
+  it('writeFileAtomic durable (fsync first) replaces a file whole and leaves no temporary behind, also when the rename fails', async () => {
     const dir = makeTemp()
-    await replaceFileDurable(join(dir, 'manifest.json'), '{"a": 1}')
-    await replaceFileDurable(join(dir, 'manifest.json'), '{"a": 2}')
+    await writeFileAtomic(join(dir, 'manifest.json'), '{"a": 1}', { durable: true })
+    await writeFileAtomic(join(dir, 'manifest.json'), '{"a": 2}', { durable: true })
     expect(readFileSync(join(dir, 'manifest.json'), 'utf8')).toBe('{"a": 2}')
     mkdirSync(join(dir, 'taken', 'inside'), { recursive: true })
-    await expect(replaceFileDurable(join(dir, 'taken'), 'x')).rejects.toMatchObject({ code: expect.stringMatching(/EISDIR|ENOTEMPTY|EEXIST/) })
+    await expect(writeFileAtomic(join(dir, 'taken'), 'x', { durable: true })).rejects.toMatchObject({ code: expect.stringMatching(/EISDIR|ENOTEMPTY|EEXIST/) })
     expect(readdirSync(dir).sort()).toEqual(['manifest.json', 'taken'])
   })
 
