@@ -3,7 +3,7 @@
  * file system) that the exporter writes into, with the tokenizer and pipeline files next to the model. Its
  * files move into --out only after the smoke run passed; a failed export leaves --out as it was.
  */
-import { cp, mkdtemp, rename, rm, rmdir, stat } from 'node:fs/promises'
+import { cp, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/promises'
 import { listFiles as listTree } from '../lib/tree.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -71,9 +71,18 @@ export function lockOut(out: string): FileLock {
   })
 }
 
+const STAGING_PREFIX = '.modelforge-export-'
+
+/**
+ * A new staging directory in --out. Called under the lock of --out (lockOut), so no live export owns any
+ * other staging directory there: those are what killed exports left, and they go first.
+ */
 export async function openStaging(out: string): Promise<string> {
   await ensureDir(out)
-  return mkdtemp(join(out, '.modelforge-export-'))
+  for (const name of await readdir(out)) {
+    if (name.startsWith(STAGING_PREFIX)) await rm(join(out, name), { recursive: true, force: true })
+  }
+  return mkdtemp(join(out, STAGING_PREFIX))
 }
 
 /** The staging dir holds only what export wrote (copies, never links), so nothing needs following. */

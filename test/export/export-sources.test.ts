@@ -182,7 +182,7 @@ describe('--out', () => {
     expect(await readFile(file, 'utf8')).toBe('not a directory')
   })
 
-  it('an --out another export holds is exit 5 (OUT_LOCKED) and left alone; a lock whose holder died is taken over', async () => {
+  it('an --out another export holds is exit 5 (OUT_LOCKED) and left alone; a lock whose holder died is taken over, its leftover staging removed', async () => {
     const out = join(dir, 'locked')
     await mkdir(out)
     const held = tryLock(join(out, '.modelforge-export.lock'))
@@ -194,8 +194,11 @@ describe('--out', () => {
     } finally {
       held.lock!.release()
     }
-    // A process that died holding the lock (its pid no longer runs) does not block --out for ever.
+    // A process that died holding the lock (its pid no longer runs) does not block --out for ever, and the
+    // staging directory it left (killed mid-export) is removed by the export that takes the lock over.
     await writeFile(join(out, '.modelforge-export.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), token: 'dead' }))
+    await mkdir(join(out, '.modelforge-export-k1LLed', 'half'), { recursive: true })
+    await writeFile(join(out, '.modelforge-export-k1LLed', 'model.onnx'), 'half written')
     await exportModel({ model: join(FIXTURES, 'tiny-bert'), out, exporter: 'native' })
     expect((await readdir(out)).sort()).toEqual(['config.json', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json', 'vocab.txt'])
   })
