@@ -1,4 +1,5 @@
 /** Shared by the export tests: fixtures, reference.json, running an exported model in onnxruntime. */
+import type { ModelforgeError } from '../../src/lib/errors.js'
 import ort from 'onnxruntime-node'
 import { cp, mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -72,3 +73,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return max
 }
+
+/** The error a promise rejects with; fails the test when it resolves instead. */
+export const expectFailure = (p: Promise<unknown>): Promise<ModelforgeError> =>
+  p.then(() => { throw new Error('expected a failure') }, (e: unknown) => e as ModelforgeError)

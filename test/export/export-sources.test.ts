@@ -9,9 +9,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportModel, optimumArgs } from '../../src/export/index.js'
 import { fetchModel } from '../../src/hub/index.js'
-import { type ModelforgeError } from '../../src/lib/errors.js'
 import { tryLock } from '../../src/lib/lock.js'
-import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir } from './export-helpers.js'
+import { copyFixture, FIXTURES, loadReference, maxAbsDiff, referenceFeeds, runOnnx, tempDir, expectFailure } from './export-helpers.js'
 
 let dir: string
 beforeAll(async () => {
@@ -21,7 +20,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-const fail = (p: Promise<unknown>): Promise<ModelforgeError> => p.then(() => { throw new Error('expected a failure') }, (e: unknown) => e as ModelforgeError)
+const fail = expectFailure
 
 /** A Hugging Face cache holding fixture `model` as `repoId` at one commit, with blobs and relative links. */
 async function hfCache(model: string, withOnnx: boolean, repoId = `test-org/${model}`): Promise<{ cache: string; commit: string }> {

@@ -10,8 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { exportModel } from '../../src/export/index.js'
 import { declaredOutputs, taskOutputProblem, TASK_OUTPUTS } from '../../src/export/task-outputs.js'
 import { readModel } from '../../src/onnx/proto.js'
-import { type ModelforgeError } from '../../src/lib/errors.js'
-import { FIXTURES, tempDir } from './export-helpers.js'
+import { FIXTURES, tempDir, expectFailure } from './export-helpers.js'
 
 let dir: string
 beforeAll(async () => {
@@ -21,7 +20,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-const fail = (p: Promise<unknown>): Promise<ModelforgeError> => p.then(() => { throw new Error('expected a failure') }, (e: unknown) => e as ModelforgeError)
+const fail = expectFailure
 
 /** An optimum-cli stand-in that writes a copy of `model` as <out>/model.onnx, whatever it is asked. */
 async function fakeOptimum(name: string, model: string): Promise<string> {

@@ -88,3 +88,21 @@ export function cli(args: string[], options: { env?: Record<string, string | und
 export function envelope(r: CliResult): { status: number; result?: any; error?: { code: string; message: string; hint?: string; details?: any } } {
   return JSON.parse(r.stdout)
 }
+
+/**
+ * Runs fn while a live process (a sleeping child) holds the writer lock of `agent`, as a finalize in
+ * another process would; the holder is killed afterwards whatever fn does.
+ */
+export async function withLiveLockHolder<T>(root: string, agent: string, op: string, fn: (holderPid: number) => Promise<T>): Promise<T> {
+  const { spawn } = await import('node:child_process')
+  const { hostname } = await import('node:os')
+  const { lockPath } = await import('../../src/publish/lock.js')
+  const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'])
+  try {
+    mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
+    writeFileSync(lockPath(root, agent), JSON.stringify({ pid: holder.pid, host: hostname(), started_at: new Date().toISOString(), agent, op }))
+    return await fn(holder.pid!)
+  } finally {
+    holder.kill('SIGKILL')
+  }
+}

@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { hostname } from 'node:os'
+import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
 import { lockPath } from '../../src/publish/lock.js'
 import { ModelStore } from '../../src/publish/store.js'
-import { makeTemp, publish, removeTemps, snapshot } from '../helpers/store-helpers.js'
+import { makeTemp, publish, removeTemps, snapshot, withLiveLockHolder } from '../helpers/store-helpers.js'
 
 afterAll(removeTemps)
 
@@ -69,14 +67,9 @@ describe('delete', () => {
 
   it('waits for no one: a live writer holding the lock makes it exit 5 LOCKED, and nothing is removed', async () => {
     const { root, store } = await storeWithChannels()
-    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'])
-    try {
-      mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
-      writeFileSync(lockPath(root, 'a'), JSON.stringify({ pid: holder.pid, host: hostname(), started_at: new Date().toISOString(), agent: 'a', op: 'finalize' }))
+    await withLiveLockHolder(root, 'a', 'finalize', async () => {
       await expect(store.delete('a', 'v2')).rejects.toMatchObject({ exitCode: 5, code: 'LOCKED' })
       expect(await store.versions('a')).toEqual(['v1', 'v2', 'v3'])
-    } finally {
-      holder.kill('SIGKILL')
-    }
+    })
   })
 })

@@ -1,13 +1,12 @@
-import { spawn, spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { cpSync, existsSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/publish/audit.js'
-import { lockPath } from '../../src/publish/lock.js'
 import { ModelStore } from '../../src/publish/store.js'
-import { makeTemp, publish, removeTemps, snapshot, writeTree } from '../helpers/store-helpers.js'
+import { makeTemp, publish, removeTemps, snapshot, writeTree, withLiveLockHolder } from '../helpers/store-helpers.js'
 
 afterAll(removeTemps)
 
@@ -155,16 +154,11 @@ describe('prune and gc', () => {
     const root = makeTemp()
     const store = new ModelStore(root)
     await store.stage('a', 'v1')
-    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'])
-    try {
-      mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
-      writeFileSync(lockPath(root, 'a'), JSON.stringify({ pid: holder.pid, host: hostname(), started_at: new Date().toISOString(), agent: 'a', op: 'finalize', version: 'v1' }))
+    await withLiveLockHolder(root, 'a', 'finalize', async (pid) => {
       const r = await store.gc({ olderThanMs: 0 })
       expect(r.removed).toEqual([])
-      expect(r.skipped[0]!.reason).toContain(`process ${holder.pid} on host ${hostname()}`)
+      expect(r.skipped[0]!.reason).toContain(`process ${pid} on host ${hostname()}`)
       expect(existsSync(store.stagingDir('a', 'v1'))).toBe(true)
-    } finally {
-      holder.kill('SIGKILL')
-    }
+    })
   })
 })

@@ -13,7 +13,7 @@ import { readAudit } from '../../src/publish/audit.js'
 import { lockPath } from '../../src/publish/lock.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { tmpfs, unmountAll } from '../helpers/mounts.js'
-import { makeTemp, publish, removeTemps, snapshot, writeTree } from '../helpers/store-helpers.js'
+import { makeTemp, publish, removeTemps, snapshot, writeTree, withLiveLockHolder } from '../helpers/store-helpers.js'
 
 afterAll(() => {
   unmountAll()
@@ -183,14 +183,9 @@ describe('import', () => {
 
   it('a failure half-way (finalize finds the lock held by a live writer) leaves no version and no staging directory', async () => {
     const { root, store } = await storeWithV1()
-    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'])
-    try {
-      mkdirSync(join(root, '.modelforge', 'locks'), { recursive: true })
-      writeFileSync(lockPath(root, 'scout'), JSON.stringify({ pid: holder.pid, host: hostname(), started_at: new Date().toISOString(), agent: 'scout', op: 'promote' }))
+    await withLiveLockHolder(root, 'scout', 'promote', async () => {
       await expect(store.import('scout', 'v2', sourceTree())).rejects.toMatchObject({ exitCode: 5, code: 'LOCKED' })
-    } finally {
-      holder.kill('SIGKILL')
-    }
+    })
     expectNoTrace(root, 'v2')
     expect(existsSync(store.stagingDir('scout', 'v2'))).toBe(false)
     expect(store.resolve('scout')?.version).toBe('v1')
