@@ -5,6 +5,7 @@
  * print " ›   Error: command x not found" even under --json, and exit 0 with the topic's help.
  */
 import { Config, flush, run } from '@oclif/core'
+import { fillShellForOclif, restoreShell } from './lib/env.js'
 import { UsageError } from './lib/errors.js'
 import { renderError } from './lib/render.js'
 
@@ -40,6 +41,7 @@ function suggestions(config: Config, words: string[]): string[] {
 export async function main(argv: string[], dir: string): Promise<void> {
   const end = argv.indexOf('--')
   const json = (end < 0 ? argv : argv.slice(0, end)).includes('--json')
+  fillShellForOclif()
   try {
     const config = await Config.load(dir)
     const words = leadingWords(argv)
@@ -81,6 +83,7 @@ export async function main(argv: string[], dir: string): Promise<void> {
     }
     renderError(err, json)
   } finally {
+    restoreShell()
     await flush()
   }
 }

@@ -7,7 +7,7 @@
  */
 import { Command, Flags, Interfaces } from '@oclif/core'
 import { errorEnvelope, jsonText, renderError, successEnvelope } from './render.js'
-import { storeRoot } from './env.js'
+import { restoreShell, storeRoot } from './env.js'
 import type { Progress } from './progress.js'
 import { withTaskList } from './tasks.js'
 
@@ -15,6 +15,12 @@ export type InferredFlags<T extends typeof Command> = Interfaces.InferredFlags<(
 
 export abstract class BaseCommand extends Command {
   static enableJsonFlag = true
+
+  async init(): Promise<void> {
+    // src/cli.ts may have filled in $SHELL for oclif (lib/env.ts fillShellForOclif): not for what we spawn.
+    restoreShell()
+    await super.init()
+  }
 
   protected toSuccessJson(result: unknown): unknown {
     return successEnvelope(result)

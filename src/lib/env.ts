@@ -2,7 +2,7 @@
  * Environment and configuration (docs/cli.md). Read lazily, never at import time, so tests and
  * library callers can set variables per call.
  */
-import { homedir } from 'node:os'
+import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 import { IntegrityError, osFailure, UsageError } from './errors.js'
 import { readJsonFileSync } from './json.js'
@@ -128,4 +128,34 @@ export function loadConfig(env: Env = process.env): ModelforgeConfig {
         hint: f.kind === 'syntax' ? 'Fix the JSON syntax; see docs/configuration.md for the format.' : 'See docs/configuration.md for the format.',
       }),
   }), `MODELFORGE_CONFIG file ${file}`)
+}
+
+/**
+ * oclif takes the user's shell from $SHELL or, without it, from os.userInfo(), which throws for a uid with
+ * no passwd entry (a container, a service account made as a bare uid; such accounts usually have no $SHELL
+ * either): every command would fail as a bug before it starts. The CLI entry fills in a placeholder while
+ * oclif loads its configuration, and the command takes it out again before it runs, so that nothing it
+ * spawns inherits a $SHELL the user never had.
+ */
+let shellFilled = false
+
+export function fillShellForOclif(env: Env = process.env): void {
+  if (env.SHELL !== undefined || hasPasswdEntry()) return
+  env.SHELL = 'unknown'
+  shellFilled = true
+}
+
+export function restoreShell(env: Env = process.env): void {
+  if (!shellFilled) return
+  delete env.SHELL
+  shellFilled = false
+}
+
+function hasPasswdEntry(): boolean {
+  try {
+    userInfo()
+    return true
+  } catch {
+    return false
+  }
 }

@@ -53,7 +53,8 @@ afterAll(() => {
 function as(account: Account, args: string[], umask = 0o022): CliResult {
   const old = process.umask(umask)
   try {
-    return cli([...args, '--store', root], { uid: account.uid, gid: account.gid, env: { HOME: home } })
+    // An account made as a bare uid has no passwd entry and, as a service would run it, no $SHELL.
+    return cli([...args, '--store', root], { uid: account.uid, gid: account.gid, env: { HOME: home, SHELL: undefined } })
   } finally {
     process.umask(old)
   }
