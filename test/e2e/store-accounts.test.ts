@@ -5,7 +5,7 @@
  * trainer of the group (uid 65533) publishes into the same agent; an agent outside the group (uid 65532)
  * reads `store current` and the files; nobody but root writes into a finalized version; prune, gc and
  * delete remove versions as their owner and refuse the other trainer, naming the owner, with nothing
- * changed. Creating groups and switching uids needs root: skipped otherwise.
+ * changed. Creating groups and switching uids needs root and groupadd: skipped otherwise.
  */
 import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
@@ -13,7 +13,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cli, envelope, makeTemp, removeTemps, snapshot, type CliResult } from '../helpers/store-helpers.js'
 
-const asRoot = process.getuid?.() === 0
+// groupadd and groupdel live in sbin, which a CI shell's PATH may leave out.
+const adminEnv = { ...process.env, PATH: [process.env.PATH, '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).join(':') }
+const canManageGroups = process.getuid?.() === 0 && spawnSync('groupadd', ['--help'], { env: adminEnv }).status === 0
 const group = `mf-trainers-${Math.random().toString(36).slice(2, 8)}`
 let gid = -1
 let madeGroup = false
@@ -28,11 +30,11 @@ let root: string
 let home: string
 
 beforeAll(() => {
-  if (!asRoot) return
-  const add = spawnSync('groupadd', [group], { encoding: 'utf8' })
+  if (!canManageGroups) return
+  const add = spawnSync('groupadd', [group], { encoding: 'utf8', env: adminEnv })
   expect(add.status, add.stderr).toBe(0)
   madeGroup = true
-  gid = Number(spawnSync('getent', ['group', group], { encoding: 'utf8' }).stdout.split(':')[2])
+  gid = Number(spawnSync('getent', ['group', group], { encoding: 'utf8', env: adminEnv }).stdout.split(':')[2])
   TRAINER.gid = gid
   OTHER_TRAINER.gid = gid
   // Every account must reach the store: the temporary directories are root's and 0700.
@@ -46,7 +48,7 @@ beforeAll(() => {
 
 afterAll(() => {
   removeTemps()
-  if (madeGroup) spawnSync('groupdel', [group])
+  if (madeGroup) spawnSync('groupdel', [group], { env: adminEnv })
 })
 
 /** The CLI as `account`, with a umask (the child inherits this process's). */
@@ -88,7 +90,7 @@ function publishAs(account: Account, version: string): void {
 const versionDir = (v: string): string => join(root, 'scout', 'versions', v)
 const mode = (p: string): number => lstatSync(p).mode & 0o7777
 
-describe.skipIf(!asRoot)('trainers and agents in separate accounts', () => {
+describe.skipIf(!canManageGroups)('trainers and agents in separate accounts', () => {
   it('store init --group: the store directories carry the group, setgid and group rwx; an unknown group is exit 2', () => {
     const none = cli(['store', 'init', '--group', 'mf-no-such-group', '--store', root])
     expect(none.code).toBe(2)
