@@ -10,11 +10,11 @@
  * the run failed.
  */
 import type { LogLine } from './trtexec-lines.js'
-import type { TrtexecFailure, TrtVersion } from './types.js'
+import type { ParsedLog, TrtexecFailure, TrtVersion } from './types.js'
 
 export interface FailureEvidence {
   lines: readonly LogLine[]
-  status: 'passed' | 'failed' | 'unknown'
+  status: ParsedLog['status']
   exitCode?: number
   /** The signal that ended trtexec (from the exit, or 128+N exit codes). */
   signal?: string
