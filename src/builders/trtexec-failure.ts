@@ -43,10 +43,8 @@ function whole(line: LogLine): string[] {
 
 class Log {
   readonly errors: LogLine[]
-  readonly raw: LogLine[]
   constructor(readonly lines: readonly LogLine[]) {
     this.errors = lines.filter((l) => l.level === 'E' || l.level === 'F')
-    this.raw = lines.filter((l) => l.level === 'raw')
   }
 
   /** The first match of `re` in the [E]/[F] messages (with their raw continuation lines). */
