@@ -12,7 +12,7 @@
  */
 
 export interface ErrorCodeInfo {
-  exit: 1 | 2 | 3 | 4 | 5 | 6 | 7
+  exit: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 130
   /** What happened, in a line. */
   summary: string
   /** What to do; a throw site gives a more precise hint when it knows more. */
@@ -176,6 +176,9 @@ export const ERROR_CODES = {
   APPROVAL_REQUIRED: { exit: 7, summary: 'The policy requires approval for downloads', hint: 'Rerun with --yes to approve.' },
   PERMISSION_DENIED: { exit: 7, summary: 'The operating system refused access to a path (file modes, ownership, an immutable file)', hint: 'Run as a user who may write there (check ls -l and lsattr), or choose another path.' },
   READ_ONLY_FILESYSTEM: { exit: 7, summary: 'The path is on a read-only filesystem', hint: 'Write somewhere writable, or remount the filesystem read-write.' },
+
+  // ---------------------------------------------------------------- 130: interrupted
+  INTERRUPTED: { exit: 130, summary: 'Stopped by Ctrl-C (SIGINT) or SIGTERM; what the command ran was stopped and what it had started to write removed', hint: 'Rerun the command when it may run to the end.' },
 } as const satisfies Record<string, ErrorCodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES
