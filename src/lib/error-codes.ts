@@ -48,7 +48,7 @@ export const ERROR_CODES = {
   NO_SAFETENSORS: { exit: 2, summary: 'The model directory holds no safetensors weights (only pytorch_model.bin, or none)', hint: 'Convert the checkpoint to safetensors, or use --exporter optimum.' },
   ONNX_NOT_FILE: { exit: 2, summary: 'The ONNX path is not a file', hint: 'Give the path of a .onnx file.' },
   OPSET_MISMATCH: { exit: 2, summary: 'The repo exporter copies models as they are, and this one has another opset than --opset', hint: 'Drop --opset, or use --exporter native / optimum.' },
-  OUT_NOT_DIRECTORY: { exit: 2, summary: 'export --out is a file, or a path through one', hint: 'Point --out at a directory (export creates it when missing), or move the file out of the way.' },
+  OUT_NOT_DIRECTORY: { exit: 2, summary: 'An --out (export, build) that is a file, or a path through one', hint: 'Point --out at a directory (the command creates it when missing), or move the file out of the way.' },
   OUT_IS_SOURCE: { exit: 2, summary: '--out is the model directory itself', hint: 'Export into a separate directory.' },
   OUTPUT_UNKNOWN: { exit: 2, summary: 'An output name that the model or reference does not have', hint: 'Name one of the outputs listed in the message.' },
   REVISION_WITH_DIRECTORY: { exit: 2, summary: '--revision given with a local directory', hint: 'Drop --revision, or give the repo id.' },
