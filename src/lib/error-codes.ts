@@ -80,6 +80,15 @@ export const ERROR_CODES = {
   GROUP_NOT_FOUND: { exit: 2, summary: '`store init --group` names a group the system does not know', hint: 'Create the group first (groupadd), or name an existing one (`getent group` lists them).' },
   DTYPE_UNSUPPORTED: { exit: 2, summary: 'A tensor element type modelforge cannot read or run', hint: 'Use one of the dtypes listed in the message.' },
 
+  // builders (trtexec)
+  INVALID_SHAPE_RANGE: { exit: 2, summary: 'A --batch, --seq or --dim range that is not min:opt:max of positive integers in order, or beyond what the model takes', hint: 'For example --batch 1:8:32 or --seq 1:128:512 (the sequence maximum at most max_position_embeddings).' },
+  SHAPE_RANGE_REQUIRED: { exit: 2, summary: 'A dynamic input dimension whose range modelforge cannot choose by itself', hint: 'Give its range (the message says which flag), or export the model with that dimension fixed.' },
+  PRECISION_NEEDS_TRANSFORM: { exit: 2, summary: 'The precision needs a model whose own types carry it (an fp16 model, or a Q/DQ model for int8)', hint: 'Make one with `modelforge quantize --precision fp16` or `modelforge quantize --precision int8`, then build that model.' },
+  PRECISION_UNSUPPORTED: { exit: 2, summary: 'This TensorRT version cannot build that precision (no such trtexec flag, or not with this model)', hint: 'Pick another --precision; the message names the ones this TensorRT builds.' },
+  TRTEXEC_OPTION_UNSUPPORTED: { exit: 2, summary: 'An option or value that this version of trtexec does not have', hint: 'Drop the option, or use a TensorRT version that has it (the message says which).' },
+  TRTEXEC_NAME_UNSUPPORTED: { exit: 2, summary: "An input name or file path that trtexec's list syntax cannot carry (a comma, a single quote, a '*')", hint: 'Rename the input (re-export the model), or use a path without those characters.' },
+  TRTEXEC_NOT_EXECUTABLE: { exit: 2, summary: '--trtexec or TRTEXEC names a directory, or a file that is not executable', hint: 'Point it at the trtexec program itself (chmod +x if it lost its mode).' },
+
   // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
   NOT_A_DIRECTORY: { exit: 2, summary: 'A path that must be a directory is a file (or runs through one)', hint: 'Point the flag at a directory, or move the file out of the way.' },
   IS_A_DIRECTORY: { exit: 2, summary: 'A path that must be a file is a directory', hint: 'Point the flag at a file, or move the directory out of the way.' },
@@ -100,6 +109,11 @@ export const ERROR_CODES = {
   DISK_FULL: { exit: 3, summary: 'No space left on the device (or the quota is used up)', hint: 'Free space on that filesystem (`store prune`, `store gc` in a store) and rerun.' },
   IO_ERROR: { exit: 3, summary: 'The device failed to read or write', hint: 'Check the disk (dmesg); rerun.' },
   TOO_MANY_OPEN_FILES: { exit: 3, summary: 'The process or the system ran out of file descriptors', hint: 'Raise the limit (ulimit -n) and rerun.' },
+
+  // builders (trtexec)
+  TRTEXEC_NOT_FOUND: { exit: 3, summary: 'trtexec is not installed where modelforge looks (--trtexec, TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)', hint: 'Install TensorRT (its packages put trtexec in /usr/src/tensorrt/bin; NGC TensorRT containers have it), or point TRTEXEC at trtexec.' },
+  TRTEXEC_NOT_TRTEXEC: { exit: 3, summary: "The program given as trtexec did not print trtexec's `&&&& RUNNING TensorRT.trtexec` banner for --help", hint: 'Check that the path is trtexec; if it is, its TensorRT libraries may be missing (see the output in the message; LD_LIBRARY_PATH).' },
+  TRTEXEC_UNSUPPORTED: { exit: 3, summary: 'The trtexec found is of a TensorRT version modelforge does not drive', hint: 'Install TensorRT 8.6 or later (10.x recommended), or point TRTEXEC at a newer trtexec.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity
   CACHE_CORRUPT: { exit: 4, summary: 'A file in the Hugging Face cache no longer matches the size or hash its listing gives', hint: 'Remove the blobs named in the message and fetch again with network access.' },
@@ -170,6 +184,9 @@ export const ERROR_CODES = {
   WEIGHTS_NOT_FOUND: { exit: 6, summary: 'A weights file named by the checkpoint is not there', hint: 'Download the checkpoint again.' },
   JSON_NOT_FOUND: { exit: 6, summary: 'A JSON file that must be there is not', hint: 'Check the path named in the message.' },
   PATH_NOT_FOUND: { exit: 6, summary: 'A path modelforge had to read does not exist', hint: 'Check the path named in the message.' },
+
+  // builders (trtexec)
+  TRTEXEC_PATH_NOT_FOUND: { exit: 6, summary: '--trtexec or TRTEXEC names a path that does not exist', hint: 'Fix the path, or unset TRTEXEC to search PATH and /usr/src/tensorrt/bin.' },
 
   // ---------------------------------------------------------------- 7: refused
   SOURCE_NOT_ALLOWED: { exit: 7, summary: 'The repository is not among download.allowedSources', hint: 'Add it to download.allowedSources in MODELFORGE_CONFIG, or fetch an allowed model.' },
