@@ -4,7 +4,7 @@
  * an earlier run of the same trtexec reported in its log (remembered in a small file next to the probe
  * cache). Without either, the GPU is only known from the build's own log.
  */
-import { stat } from 'node:fs/promises'
+import { realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ModelforgeError } from '../lib/errors.js'
 import { run } from '../lib/exec.js'
@@ -91,16 +91,18 @@ export function gpuSlug(device: Pick<DeviceInfo, 'name' | 'computeCapability'>):
 }
 
 interface RememberedDevices {
-  /** trtexec path -> the binary it was (size, mtime) and the device its last build reported. */
+  /** trtexec's real path -> the binary it was (size, mtime) and the device its last build reported. */
   [trtexec: string]: { size: number; mtimeMs: number; device: DeviceInfo }
 }
 
 const REMEMBERED = 'trtexec-devices.json'
 
-async function binaryFacts(trtexec: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+/** The binary behind the path (a link in PATH to a TensorRT install): its real path, size and mtime. */
+async function binaryFacts(trtexec: string): Promise<{ key: string; size: number; mtimeMs: number } | undefined> {
   try {
-    const s = await stat(trtexec)
-    return { size: s.size, mtimeMs: s.mtimeMs }
+    const key = await realpath(trtexec)
+    const s = await stat(key)
+    return { key, size: s.size, mtimeMs: s.mtimeMs }
   } catch {
     return undefined
   }
@@ -121,7 +123,7 @@ async function readRemembered(dir: string): Promise<RememberedDevices> {
  */
 export async function rememberedDevice(dir: string, trtexec: string): Promise<DeviceInfo | undefined> {
   const facts = await binaryFacts(trtexec)
-  const entry = (await readRemembered(dir))[trtexec]
+  const entry = facts && (await readRemembered(dir))[facts.key]
   if (!facts || !entry || entry.size !== facts.size || entry.mtimeMs !== facts.mtimeMs || typeof entry.device?.name !== 'string') return undefined
   return entry.device
 }
@@ -131,7 +133,7 @@ export async function rememberDevice(dir: string, trtexec: string, device: Devic
   const facts = await binaryFacts(trtexec)
   if (!facts) return
   const all = await readRemembered(dir)
-  all[trtexec] = { ...facts, device }
+  all[facts.key] = { size: facts.size, mtimeMs: facts.mtimeMs, device }
   // Atomic: two builds finishing together each leave a whole file (the last one's).
   await writeFileAtomic(join(dir, REMEMBERED), JSON.stringify(all, null, 2) + '\n')
 }

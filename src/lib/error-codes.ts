@@ -113,6 +113,9 @@ export const ERROR_CODES = {
   // builders (trtexec)
   TRTEXEC_NOT_FOUND: { exit: 3, summary: 'trtexec is not installed where modelforge looks (--trtexec, TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)', hint: 'Install TensorRT (its packages put trtexec in /usr/src/tensorrt/bin; NGC TensorRT containers have it), or point TRTEXEC at trtexec.' },
   TRTEXEC_NOT_TRTEXEC: { exit: 3, summary: "The program given as trtexec did not print trtexec's `&&&& RUNNING TensorRT.trtexec` banner for --help", hint: 'Check that the path is trtexec; if it is, its TensorRT libraries may be missing (see the output in the message; LD_LIBRARY_PATH).' },
+  TRTEXEC_FAILED: { exit: 3, summary: 'trtexec failed to build or run the engine (details.failure.class says why: unsupported operator, out of memory, no GPU, a crash...)', hint: 'Read the cause and the [E] lines in the message; the whole log is in the file it names.' },
+  TRTEXEC_TIMEOUT: { exit: 3, summary: 'trtexec ran longer than --timeout and was stopped', hint: 'Raise --timeout, or lower --builder-optimization-level to build faster; the timing cache makes the next build of this model faster too.' },
+  TRTEXEC_BAD_OUTPUT: { exit: 3, summary: 'trtexec reported success but did not write a file it was asked for, or wrote one that is not in its format', hint: 'Rerun the trtexec command (build --dry-run prints it) by hand and look at the file; report it with the trtexec version.' },
   TRTEXEC_UNSUPPORTED: { exit: 3, summary: 'The trtexec found is of a TensorRT version modelforge does not drive', hint: 'Install TensorRT 8.6 or later (10.x recommended), or point TRTEXEC at a newer trtexec.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity

@@ -205,7 +205,17 @@ async function compareSet(
       })
     }
   }
-  // A misspelt name in --atol logits:1e-3 would otherwise be ignored silently and the default applied.
+  checkToleranceNames(tol, available)
+  const wanted = available.filter((n) => !options.outputs || options.outputs.includes(n))
+  const actual = await runModel(candidate, set.inputs, wanted)
+  return compareOutputs(actual, expected!, wanted, set.label, { precision, ...tol, minCosine: options.minCosine })
+}
+
+/**
+ * Per-output tolerances must name outputs that are compared: a misspelt name in --atol logits:1e-3 would
+ * otherwise be ignored silently and the default applied.
+ */
+export function checkToleranceNames(tol: { atol: Tolerance; rtol: Tolerance }, available: readonly string[]): void {
   for (const [flag, t] of [['atol', tol.atol], ['rtol', tol.rtol]] as const) {
     const unknown = Object.keys(t.perOutput).filter((n) => !available.includes(n))
     if (unknown.length) {
@@ -215,39 +225,63 @@ async function compareSet(
       })
     }
   }
-  const wanted = available.filter((n) => !options.outputs || options.outputs.includes(n))
-  const actual = await runModel(candidate, set.inputs, wanted)
-  return wanted.map((name) => compareOutput(name, set.label, actual[name], expected![name], {
-    atol: toleranceFor(tol.atol, name, tol.fallback.atol),
-    rtol: toleranceFor(tol.rtol, name, tol.fallback.rtol),
-    precision,
+}
+
+export interface CompareRules {
+  precision: Precision
+  atol: Tolerance
+  rtol: Tolerance
+  /** The precision's defaults for outputs the tolerances do not name. */
+  fallback: { atol: number; rtol: number }
+  minCosine?: number
+}
+
+/**
+ * Compares the named outputs of a candidate with the expected ones, each by the rule of the precision
+ * (validate's, and build's for an engine against onnxruntime).
+ */
+export function compareOutputs(actual: TensorMap, expected: TensorMap, names: readonly string[], dataset: string, rules: CompareRules): OutputMetrics[] {
+  const { atol, rtol, fallback } = rules
+  return names.map((name) => compareOutput(name, dataset, actual[name]!, expected[name]!, {
+    atol: toleranceFor(atol, name, fallback.atol),
+    rtol: toleranceFor(rtol, name, fallback.rtol),
+    precision: rules.precision,
     // int8 adds the elementwise rule only for outputs given a tolerance: --atol logits:0.5 says nothing
     // about the other outputs, which stay judged by cosine.
-    elementwiseForInt8: tol.atol.default !== undefined || tol.rtol.default !== undefined
-      || name in tol.atol.perOutput || name in tol.rtol.perOutput,
-    minCosine: options.minCosine,
+    elementwiseForInt8: atol.default !== undefined || rtol.default !== undefined || name in atol.perOutput || name in rtol.perOutput,
+    minCosine: rules.minCosine,
   }))
 }
 
+export interface ValidationErrorOptions {
+  /** What failed, at the start of the message (default "validation"), e.g. "engine validation". */
+  subject?: string
+  /**
+   * Whether the hint may suggest a reduced --precision for an fp32 comparison (validate's flag chooses only
+   * the tolerances; build's would change the engine, so build turns this off).
+   */
+  suggestPrecision?: boolean
+}
+
 /** The exit-4 error for a failed validation; the whole result rides along in details for --json. */
-export function validationError(result: ValidateResult): IntegrityError {
-  const bad = result.outputs.filter((o) => !o.passed)
+export function validationError(result: ValidateResult, o: ValidationErrorOptions = {}): IntegrityError {
+  const bad = result.outputs.filter((x) => !x.passed)
   const first = bad[0]
-  const summary = bad.slice(0, 3).map((o) => `${o.name}${result.datasets > 1 ? ` (${o.dataset})` : ''}: ${o.reason}`).join('; ')
-  return new IntegrityError(`validation failed for ${bad.length} of ${result.outputs.length} outputs: ${summary}${bad.length > 3 ? '; ...' : ''}`, {
+  const summary = bad.slice(0, 3).map((x) => `${x.name}${result.datasets > 1 ? ` (${x.dataset})` : ''}: ${x.reason}`).join('; ')
+  return new IntegrityError(`${o.subject ?? 'validation'} failed for ${bad.length} of ${result.outputs.length} outputs: ${summary}${bad.length > 3 ? '; ...' : ''}`, {
     code: 'VALIDATION_FAILED',
-    hint: validationHint(result, first),
+    hint: validationHint(result, first, o.suggestPrecision ?? true),
     details: { result },
   })
 }
 
-function validationHint(result: ValidateResult, first: OutputMetrics | undefined): string {
+function validationHint(result: ValidateResult, first: OutputMetrics | undefined, suggestPrecision: boolean): string {
   if (!first) return 'See the table for each output.'
   if (first.reason?.startsWith('shape')) return 'The candidate produces a different shape: check the export (dynamic axes, pooling) and the inputs.'
   if (first.cosine < 0.9) {
     return `The outputs disagree far beyond precision effects (cosine ${first.cosine.toFixed(3)}): check that the candidate comes from the same weights and that the reference belongs to these inputs.`
   }
-  if (result.precision === 'fp32') {
+  if (result.precision === 'fp32' && suggestPrecision) {
     return `If reduced precision explains it, pass --precision fp16|int8, or loosen the tolerance for this output (e.g. --atol ${first.name}:${fmt(first.maxAbsErr * 1.5)}).`
   }
   return `Loosen the tolerance for this output if the error is acceptable (e.g. --atol ${first.name}:${fmt(first.maxAbsErr * 1.5)}).`
