@@ -26,7 +26,7 @@ import { modelforgeVersion } from '../lib/version.js'
 import { assertWellFormed, inspectModel, type ModelInspection } from '../onnx/inspect.js'
 import { parseTolerance, type Tolerance } from '../validate/compare.js'
 import { modelHints, type ModelHints } from '../validate/inputs.js'
-import { onnxruntimeVersion } from '../validate/runtime.js'
+import { runtimeInfo } from '../validate/backends.js'
 import { checkToleranceNames, validationError, type ValidateResult } from '../validate/validate.js'
 import { buildArgv, shellCommand } from './argv.js'
 import { ENGINE_SCHEMA, type EngineRecord } from './engine-record.js'
@@ -150,17 +150,27 @@ function checkOptions(o: BuildOptions): { precision: BuildPrecision; atol: Toler
   if (!BUILD_PRECISIONS.includes(precision)) {
     throw new UsageError(`unknown precision ${precision}`, { code: 'INVALID_PRECISION', hint: `Use one of ${BUILD_PRECISIONS.join(', ')}.` })
   }
-  const integer = (v: number | undefined, flag: string, min: number, max: number, example: string): void => {
-    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
-      throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got ${v}`, { code: 'INVALID_OPTION', hint: `For example ${flag} ${example}.` })
-    }
-  }
-  integer(o.workspaceMiB, '--workspace', 1, 1 << 24, '4096 (MiB)')
-  integer(o.builderOptimizationLevel, '--builder-optimization-level', 0, 5, '3 (TensorRT\'s default)')
   if (o.timeoutMs !== undefined && !(o.timeoutMs > 0)) {
     throw new UsageError(`--timeout must be longer than 0, got ${o.timeoutMs} ms`, { code: 'INVALID_DURATION', hint: 'For example --timeout 30m.' })
   }
   return { precision, atol: parseTolerance(o.atol, 'atol'), rtol: parseTolerance(o.rtol, 'rtol') }
+}
+
+/** Repeated `--dim name=min:opt:max` values as planShapes' dims (the range itself is checked there). */
+export function parseDimFlags(values: readonly string[] = []): Record<string, string> {
+  const dims: Record<string, string> = {}
+  for (const v of values) {
+    const eq = v.lastIndexOf('=')
+    if (eq <= 0 || eq === v.length - 1) {
+      throw new UsageError(`--dim ${v}: expected <dim name>=min:opt:max`, {
+        code: 'INVALID_SHAPE_RANGE',
+        hint: 'For example --dim height=224:224:512 (the name is the symbolic dimension of the model\'s input).',
+        details: { flag: '--dim', value: v },
+      })
+    }
+    dims[v.slice(0, eq)] = v.slice(eq + 1)
+  }
+  return dims
 }
 
 /** The model's own types say the precision: Q/DQ nodes (int8), or weights held as float16. */
@@ -395,6 +405,6 @@ function engineRecord(r: BuildResult, o: BuildOptions, x: { device?: DeviceInfo;
       },
     } : {}),
     ...(r.perf ? { performance: r.perf } : {}),
-    tools: { modelforge: modelforgeVersion(), node: process.version, onnxruntime: onnxruntimeVersion(), trtexec: r.tool.version.text },
+    tools: { modelforge: modelforgeVersion(), node: process.version, onnxruntime: runtimeInfo().version, trtexec: r.tool.version.text },
   }
 }

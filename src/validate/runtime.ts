@@ -235,8 +235,3 @@ function fromOrt(v: ort.Tensor, where: string): HostTensor {
   v.dispose()
   return { dtype, dims, data: copy }
 }
-
-/** The onnxruntime-node package's version (what a build records as its reference runtime). */
-export function onnxruntimeVersion(): string {
-  return ort.env.versions.node ?? ort.env.versions.common ?? 'unknown'
-}
