@@ -30,7 +30,7 @@ import { runtimeInfo } from '../validate/backends.js'
 import { checkToleranceNames, validationError, type ValidateResult } from '../validate/validate.js'
 import { buildArgv, shellCommand } from './argv.js'
 import { ENGINE_SCHEMA, type EngineRecord } from './engine-record.js'
-import { gpuSlug, queryNvidiaSmi, rememberDevice, rememberedDevice } from './gpu.js'
+import { gpuBeforeBuild, gpuSlug, rememberDevice, rememberedDevice } from './gpu.js'
 import { findTrtexec, probeTrtexec, type TrtexecSource } from './locate.js'
 import { checkOut, commitStaging, discardStaging, openStaging, type Staging } from './out-dir.js'
 import { interrupted, runTrtexec, type Deadline, type TrtexecRun } from './run-trtexec.js'
@@ -226,7 +226,7 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
       inspectModel(onnx).then(assertWellFormed),
       sha256File(onnx, { followSymlinks: true }),
       modelHints(onnx),
-      queryNvidiaSmi(env),
+      gpuBeforeBuild(env),
     ])
     return { info, digest, hints, smi, typedModel: typedModelOf(info) }
   }, { title: (m) => `${onnx}: ${m.info.inputs.length} input${m.info.inputs.length === 1 ? '' : 's'}, ${m.info.nodes} nodes${m.typedModel ? `, ${m.typedModel === 'qdq' ? 'Q/DQ' : 'fp16'} model` : ''}` })
@@ -258,7 +258,7 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
     precision,
     ...(typedModel ? { typedModel } : {}),
     tool: { path: located.path, source: located.source, version },
-    gpu: { ...(model.smi ? { nvidiaSmi: stripIndex(model.smi) } : {}), knownBefore: plan.knownBefore },
+    gpu: { ...(model.smi ? { nvidiaSmi: model.smi } : {}), knownBefore: plan.knownBefore },
     profile: plan.shapes.profile,
     inferenceShapes: plan.validation?.shapes ?? plan.shapes.inference,
     argv: { build: plan.build, ...(plan.validation ? { validation: plan.validation.argv } : {}) },
@@ -355,11 +355,6 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
   }
   result.timings.totalMs = performance.now() - started
   return result
-}
-
-function stripIndex(gpu: DeviceInfo & { index?: number }): DeviceInfo {
-  const { index: _index, ...rest } = gpu
-  return rest
 }
 
 /** The files trtexec was asked for must be there: a PASSED run without them is trtexec's failure. */

@@ -1,83 +1,34 @@
 /**
  * Which GPU a build runs on, known before trtexec runs, so that the timing cache (keyed by GPU and TensorRT
- * version) can be named in its argument list: from nvidia-smi when the machine has it, else from the device
- * an earlier run of the same trtexec reported in its log (remembered in a small file next to the probe
- * cache). Without either, the GPU is only known from the build's own log.
+ * version) can be named in its argument list: from nvidia-smi (nvidia-smi.ts) when the machine has it,
+ * else from the device an earlier run of the same trtexec reported in its log (remembered in a small file
+ * next to the probe cache). Without either, the GPU is only known from the build's own log.
  */
 import { realpath, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ModelforgeError } from '../lib/errors.js'
-import { run } from '../lib/exec.js'
 import { writeFileAtomic } from '../lib/fs.js'
 import { readJsonFile } from '../lib/json.js'
+import { queryGpus, type GpuInfo } from './nvidia-smi.js'
 import type { DeviceInfo } from './types.js'
 
 type Env = Record<string, string | undefined>
 
-export interface SmiGpu extends DeviceInfo {
-  index: number
-}
-
-const QUERY = ['index', 'uuid', 'name', 'compute_cap', 'memory.total']
-
 /**
- * The rows of `nvidia-smi --query-gpu=index,uuid,name,compute_cap,memory.total --format=csv,noheader,nounits`
- * (compute_cap may be missing: drivers before 510 do not know the field, and the query is then made
- * without it). GPU names hold no commas, so a plain split is enough.
+ * The GPU CUDA calls device 0, the one trtexec builds on by default: nvidia-smi's first GPU, or, with
+ * CUDA_VISIBLE_DEVICES set, the one its first entry names by index (a UUID entry cannot be matched with
+ * nvidia-smi's list: the GPU is then learnt from trtexec's log). An empty CUDA_VISIBLE_DEVICES hides every GPU.
  */
-export function parseSmiCsv(text: string, fields: readonly string[] = QUERY): SmiGpu[] {
-  const gpus: SmiGpu[] = []
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue
-    const cells = line.split(',').map((c) => c.trim())
-    const get = (f: string): string | undefined => {
-      const v = cells[fields.indexOf(f)]
-      return v === undefined || v === '' || /^\[(N\/A|Not Supported)\]$/.test(v) ? undefined : v
-    }
-    const index = Number(get('index'))
-    const name = get('name')
-    if (!Number.isInteger(index) || !name) continue
-    const memory = Number(get('memory.total'))
-    const cc = get('compute_cap')
-    gpus.push({
-      index,
-      name,
-      ...(cc ? { computeCapability: cc } : {}),
-      ...(Number.isFinite(memory) && memory > 0 ? { memoryMiB: memory } : {}),
-      ...(get('uuid') ? { uuid: get('uuid') } : {}),
-      source: 'nvidia-smi',
-    })
-  }
-  return gpus
-}
-
-/**
- * The GPU CUDA calls device 0, the one trtexec builds on by default: the first of CUDA_VISIBLE_DEVICES
- * (an index or a UUID, possibly abbreviated) when it is set, else nvidia-smi's index 0. An empty
- * CUDA_VISIBLE_DEVICES hides every GPU.
- */
-export function deviceZero(gpus: readonly SmiGpu[], env: Env = process.env): SmiGpu | undefined {
+export function deviceZero(gpus: readonly GpuInfo[], env: Env = process.env): GpuInfo | undefined {
   const visible = env.CUDA_VISIBLE_DEVICES
-  if (visible === undefined) return gpus.find((g) => g.index === 0) ?? gpus[0]
+  if (visible === undefined) return gpus[0]
   const first = visible.split(',')[0]!.trim()
-  if (first === '') return undefined
-  if (/^\d+$/.test(first)) return gpus.find((g) => g.index === Number(first))
-  return gpus.find((g) => g.uuid !== undefined && g.uuid.startsWith(first))
+  return /^\d+$/.test(first) ? gpus[Number(first)] : undefined
 }
 
 /** nvidia-smi's view of device 0, or undefined when there is no nvidia-smi or it sees no GPU. Never throws. */
-export async function queryNvidiaSmi(env: Env = process.env): Promise<SmiGpu | undefined> {
-  for (const fields of [QUERY, QUERY.filter((f) => f !== 'compute_cap')]) {
-    try {
-      const r = await run('nvidia-smi', [`--query-gpu=${fields.join(',')}`, '--format=csv,noheader,nounits'], { env, reject: false, timeout: 15_000 })
-      if (r.exitCode === 0) return deviceZero(parseSmiCsv(r.stdout, fields), env)
-    } catch (err) {
-      // No nvidia-smi (TOOL_NOT_FOUND), or one that hangs: the GPU is then learnt from trtexec's log.
-      if (err instanceof ModelforgeError) return undefined
-      throw err
-    }
-  }
-  return undefined
+export async function gpuBeforeBuild(env: Env = process.env): Promise<GpuInfo | undefined> {
+  const q = await queryGpus({ env })
+  return deviceZero(q.gpus, env)
 }
 
 /**
