@@ -25,7 +25,7 @@ import { listFiles } from '../lib/tree.js'
 import { modelforgeVersion } from '../lib/version.js'
 import { assertWellFormed, inspectModel, type ModelInspection } from '../onnx/inspect.js'
 import { parseTolerance, type Tolerance } from '../validate/compare.js'
-import { modelHints, type ModelHints } from '../validate/inputs.js'
+import { modelHints } from '../validate/inputs.js'
 import { runtimeInfo } from '../validate/backends.js'
 import { checkToleranceNames, validationError, type ValidateResult } from '../validate/validate.js'
 import { buildArgv, shellCommand } from './argv.js'
@@ -37,7 +37,7 @@ import { interrupted, runTrtexec, type Deadline, type TrtexecRun } from './run-t
 import { planShapes } from './shapes.js'
 import { planTimingCache, prepareTimingCache, settleTimingCache, type TimingCacheOutcome, type TimingCachePlan } from './timing-cache.js'
 import { BUILD_PRECISIONS, type BuildPrecision, type DeviceInfo, type PerfSummary, type ShapeProfile, type TrtVersion } from './types.js'
-import { planValidation, tolerancePrecision, validateEngine, type ValidationPlan } from './validate-engine.js'
+import { planValidation, tolerancePrecision, validateEngine } from './validate-engine.js'
 
 type Env = Record<string, string | undefined>
 
