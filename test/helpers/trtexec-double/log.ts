@@ -9,6 +9,25 @@ import { writeSync } from 'node:fs'
 
 export type Severity = 'I' | 'W' | 'E' | 'V'
 
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * writeSync until every byte is out. The pipes a Node parent gives its children are non-blocking, so a full
+ * pipe (a reader slower than a burst of trace lines) answers EAGAIN or takes part of the text: wait a
+ * millisecond and go on, as a blocking write by the real trtexec would.
+ */
+function writeAll(fd: number, text: string): void {
+  let buf = Buffer.from(text)
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf))
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EAGAIN') throw err
+      Atomics.wait(pause, 0, 0, 1)
+    }
+  }
+}
+
 function stamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0')
   return `[${p(d.getMonth() + 1)}/${p(d.getDate())}/${d.getFullYear()}-${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}]`
@@ -24,7 +43,7 @@ export class Log {
     if (severity === 'V' && !this.verbose) return
     const fd = severity === 'I' || severity === 'V' ? 1 : 2
     const text = message.split('\n').map((m) => `${stamp()} [${severity}] ${trt ? '[TRT] ' : ''}${m}\n`).join('')
-    writeSync(fd, text)
+    writeAll(fd, text)
   }
 
   info(message = ''): void { this.line('I', message) }
@@ -36,10 +55,10 @@ export class Log {
 
   /** Text with no prefix (the help, layer information bodies, the TensorRT builder's verbose tables). */
   raw(text: string, fd: 1 | 2 = 1): void {
-    writeSync(fd, text)
+    writeAll(fd, text)
   }
 
   banner(kind: 'RUNNING' | 'PASSED' | 'FAILED'): void {
-    writeSync(1, `&&&& ${kind} ${this.tag} # ${this.commandLine}\n`)
+    writeAll(1, `&&&& ${kind} ${this.tag} # ${this.commandLine}\n`)
   }
 }
