@@ -24,10 +24,9 @@ import { planSteps, runStep, skipStep, type Progress } from '../lib/progress.js'
 import { listFiles } from '../lib/tree.js'
 import { modelforgeVersion } from '../lib/version.js'
 import { assertWellFormed, inspectModel, type ModelInspection } from '../onnx/inspect.js'
-import { parseTolerance, type Tolerance } from '../validate/compare.js'
+import { checkToleranceNames, parseTolerance, type Tolerance } from '../validate/compare.js'
 import { modelHints } from '../validate/inputs.js'
-import { runtimeInfo } from '../validate/backends.js'
-import { checkToleranceNames, validationError, type ValidateResult } from '../validate/validate.js'
+import { validationError, type ValidateResult } from '../validate/report.js'
 import { buildArgv, shellCommand } from './argv.js'
 import { ENGINE_SCHEMA, type EngineRecord } from './engine-record.js'
 import { gpuBeforeBuild, gpuSlug, rememberDevice, rememberedDevice } from './gpu.js'
@@ -283,6 +282,7 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
   }
 
   let staging: Staging | undefined
+  let onnxruntime: string | undefined
   try {
     staging = await openStaging(out)
     const dir = staging.dir
@@ -332,6 +332,7 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
       }, { title: (v) => `Validated against onnxruntime (${v.result.precision} rule): ${v.result.passed ? `${v.result.outputs.length} of ${v.result.outputs.length} outputs within tolerance` : `${v.result.failed.length} FAILED`}` })
       checkAbort()
       result.validation = v.result
+      onnxruntime = v.onnxruntime
       result.timings.validationMs = v.ms
       if (!v.result.passed) {
         throw validationError(v.result, { subject: 'engine validation', suggestPrecision: false })
@@ -341,7 +342,7 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
     }
 
     await runStep(progress, 'write', async () => {
-      const record = engineRecord(result, o, { device: device ?? plan.before, validationPrecision: plan.validation ? tolerancePrecision(precision, typedModel) : undefined })
+      const record = engineRecord(result, o, { device: device ?? plan.before, validationPrecision: plan.validation ? tolerancePrecision(precision, typedModel) : undefined, onnxruntime })
       await writeFile(join(dir, OUTPUT_FILES.record), JSON.stringify(record, null, 2) + '\n')
       checkAbort()
       await commitStaging(staging!, o.force ?? false)
@@ -372,7 +373,7 @@ async function checkWritten(dir: string, run: TrtexecRun, skipBenchmark: boolean
   }
 }
 
-function engineRecord(r: BuildResult, o: BuildOptions, x: { device?: DeviceInfo; validationPrecision?: string }): EngineRecord {
+function engineRecord(r: BuildResult, o: BuildOptions, x: { device?: DeviceInfo; validationPrecision?: string; onnxruntime?: string }): EngineRecord {
   return {
     schema: ENGINE_SCHEMA,
     created: new Date().toISOString(),
@@ -400,6 +401,6 @@ function engineRecord(r: BuildResult, o: BuildOptions, x: { device?: DeviceInfo;
       },
     } : {}),
     ...(r.perf ? { performance: r.perf } : {}),
-    tools: { modelforge: modelforgeVersion(), node: process.version, onnxruntime: runtimeInfo().version, trtexec: r.tool.version.text },
+    tools: { modelforge: modelforgeVersion(), node: process.version, ...(x.onnxruntime ? { onnxruntime: x.onnxruntime } : {}), trtexec: r.tool.version.text },
   }
 }

@@ -40,7 +40,8 @@ export interface EngineRecord {
     outputs: { name: string; maxAbsErr: number; maxRelErr: number | null; cosine: number; atol: number; rtol: number; passed: boolean }[]
   }
   performance?: PerfSummary
-  tools: { modelforge: string; node: string; onnxruntime: string; trtexec: string }
+  /** onnxruntime only when it made the validation's reference. */
+  tools: { modelforge: string; node: string; onnxruntime?: string; trtexec: string }
 }
 
 /** Where a reader is now: the TensorRT it links and the GPU it would run the engine on. */

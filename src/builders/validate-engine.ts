@@ -9,11 +9,11 @@ import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ExternalError, UsageError } from '../lib/errors.js'
 import { ensureDir } from '../lib/fs.js'
-import { DEFAULT_TOLERANCES, type Precision, type Tolerance } from '../validate/compare.js'
+import { compareOutputs, DEFAULT_TOLERANCES, type Precision, type Tolerance } from '../validate/compare.js'
 import { generateInputs, resolveShape, type ModelHints } from '../validate/inputs.js'
-import { closeModel, loadModel, runModel, type ValueInfo } from '../validate/runtime.js'
+import type { ValueInfo } from '../validate/runtime.js'
 import type { Dtype, HostTensor, TensorMap } from '../validate/tensors.js'
-import { compareOutputs, type ValidateResult } from '../validate/validate.js'
+import type { ValidateResult } from '../validate/report.js'
 import { validateArgv } from './argv.js'
 import { runTrtexec, type Deadline, type TrtexecRun } from './run-trtexec.js'
 import { readExportedOutputs } from './trtexec-output.js'
@@ -139,12 +139,16 @@ export interface EngineValidation {
   run: TrtexecRun
   /** The onnxruntime reference run, in milliseconds. */
   referenceMs: number
+  /** The onnxruntime-node version that made the reference. */
+  onnxruntime: string
 }
 
 /** Validates the engine; the result says whether it passed (the caller decides what a failure does). */
 export async function validateEngine(o: EngineValidationOptions): Promise<EngineValidation> {
   const precision = tolerancePrecision(o.precision, o.typedModel)
   const refStarted = performance.now()
+  // onnxruntime is loaded here, not with this module: a build without validation never pays its start-up.
+  const [{ closeModel, loadModel, runModel }, { runtimeInfo }] = await Promise.all([import('../validate/runtime.js'), import('../validate/backends.js')])
   const model = await loadModel(o.onnx)
   let inputs: TensorMap
   let expected: TensorMap
@@ -189,5 +193,5 @@ export async function validateEngine(o: EngineValidationOptions): Promise<Engine
     passed: failed.length === 0,
     failed,
   }
-  return { result, run, referenceMs }
+  return { result, run, referenceMs, onnxruntime: runtimeInfo().version }
 }

@@ -5,7 +5,7 @@ import { formatBytes } from '../lib/progress.js'
 import { parseDuration } from '../publish/options.js'
 import { buildEngine, parseDimFlags, type BuildResult } from '../builders/build.js'
 import { BUILD_PRECISIONS, type BuildPrecision, type PerfStat } from '../builders/types.js'
-import { formatValidation, type ValidateResult } from '../validate/validate.js'
+import { formatValidation, type ValidateResult } from '../validate/report.js'
 
 export default class Build extends BaseCommand {
   static summary = 'Build a TensorRT engine from an ONNX model with trtexec, benchmark it and validate it against onnxruntime'
