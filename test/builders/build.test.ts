@@ -125,6 +125,18 @@ describe('buildEngine with the trtexec double', () => {
     expect(statSync(join(out, 'validation', 'input-0-input_ids.bin')).size).toBe(8 * 64 * 4)
   })
 
+  it('builds fp32 on TensorRT 11 and refuses what 11 cannot build from this model before any build run (exit 2)', async () => {
+    const { home, out } = await place()
+    const env = doubleEnv(home, { TRTEXEC_DOUBLE_VERSION: '11.1.0' })
+    const r = await buildEngine({ onnx: TINY_BERT, out, env })
+    expect(r).toMatchObject({ tool: { version: { text: '11.1.0' } }, validation: { passed: true } })
+    expect(r.argv.build).not.toContain('--separateProfileRun')
+    expect(existsSync(join(out, 'perf.json'))).toBe(true)
+    expect(await failure({ onnx: TINY_BERT, out: join(home, 'fp16'), env, precision: 'fp16' })).toMatchObject({ code: 'PRECISION_NEEDS_TRANSFORM', exitCode: 2 })
+    expect(await failure({ onnx: models.fp32, out: join(home, 'int8'), env: doubleEnv(home), precision: 'int8' })).toMatchObject({ code: 'PRECISION_NEEDS_TRANSFORM', exitCode: 2 })
+    expect(doubleRuns(home).filter((x) => x.argv.some((a) => a.startsWith('--onnx=')))).toHaveLength(1)
+  })
+
   it('reuses the timing cache: the second build names the keyed file, and trtexec loads it', async () => {
     const { home } = await place()
     const env = doubleEnv(home)
