@@ -14,6 +14,7 @@ const MEANING: Record<number, string> = {
   5: 'conflict: the version exists, a lock is held, a path exists',
   6: 'not found',
   7: 'refused: by policy (allowed sources, approval) or by the operating system (permissions, read-only)',
+  130: 'interrupted: stopped by Ctrl-C (SIGINT) or SIGTERM',
 }
 
 export function renderErrorsDoc(): string {
@@ -30,7 +31,7 @@ export function renderErrorsDoc(): string {
     '`DEBUG=modelforge*`.',
     '',
   ]
-  for (const exit of [1, 2, 3, 4, 5, 6, 7]) {
+  for (const exit of [1, 2, 3, 4, 5, 6, 7, 130]) {
     lines.push(`## Exit ${exit}: ${MEANING[exit]}`, '', '| code | meaning | what to do |', '|---|---|---|')
     for (const [code, info] of Object.entries(ERROR_CODES)) {
       if (info.exit === exit) lines.push(`| \`${code}\` | ${info.summary} | ${info.hint.replaceAll('|', '\\|')} |`)

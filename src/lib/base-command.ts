@@ -8,6 +8,7 @@
 import { Command, Flags, Interfaces } from '@oclif/core'
 import { errorEnvelope, jsonText, renderError, successEnvelope } from './render.js'
 import { restoreShell, storeRoot } from './env.js'
+import { ExitCode } from './errors.js'
 import type { Progress } from './progress.js'
 import { withTaskList } from './tasks.js'
 
@@ -43,8 +44,29 @@ export abstract class BaseCommand extends Command {
   }
 
   /** Runs a library call under the command's one task list on stderr (nothing under --json). */
-  protected withProgress<T>(fn: (progress: Progress) => Promise<T>): Promise<T> {
-    return withTaskList(fn, { quiet: this.jsonEnabled() })
+  protected withProgress<T>(fn: (progress: Progress) => Promise<T>, options: { callerHandlesSigint?: boolean } = {}): Promise<T> {
+    return withTaskList(fn, { quiet: this.jsonEnabled(), ...options })
+  }
+
+  /**
+   * Runs a library call that stops cleanly when aborted (trtexec killed, staging removed): SIGINT (Ctrl-C)
+   * and SIGTERM abort its signal, and the call's InterruptedError ends the command with exit 130. A second
+   * signal while it winds down exits at once.
+   */
+  protected async withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController()
+    const onSignal = (): void => {
+      if (controller.signal.aborted) process.exit(ExitCode.interrupted)
+      controller.abort()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    try {
+      return await fn(controller.signal)
+    } finally {
+      process.removeListener('SIGINT', onSignal)
+      process.removeListener('SIGTERM', onSignal)
+    }
   }
 
   /**

@@ -42,6 +42,25 @@ export function hubCacheDirOrigin(flag?: string, env: Env = process.env): string
   return env.XDG_CACHE_HOME ? 'from XDG_CACHE_HOME' : 'the default'
 }
 
+/**
+ * modelforge's own cache (the probe of a trtexec, TensorRT timing caches): $MODELFORGE_CACHE, else
+ * $XDG_CACHE_HOME/modelforge, else ~/.cache/modelforge. Everything in it can be deleted; it is rebuilt.
+ */
+export function modelforgeCacheDir(env: Env = process.env): string {
+  const path = (p: string): string => resolve(p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p)
+  if (env.MODELFORGE_CACHE) return path(env.MODELFORGE_CACHE)
+  return join(path(env.XDG_CACHE_HOME || '~/.cache'), 'modelforge')
+}
+
+/**
+ * Where TensorRT timing caches live (one file per GPU and TensorRT version, reused by every build on this
+ * machine): an explicit flag, else timing-cache/ in modelforgeCacheDir().
+ */
+export function timingCacheDir(flag?: string, env: Env = process.env): string {
+  if (flag) return resolve(flag === '~' || flag.startsWith('~/') ? join(homedir(), flag.slice(1)) : flag)
+  return join(modelforgeCacheDir(env), 'timing-cache')
+}
+
 /** As huggingface_hub reads it: HF_HUB_OFFLINE, else TRANSFORMERS_OFFLINE, true for 1/ON/YES/TRUE only. */
 export function hubOffline(env: Env = process.env): boolean {
   return ['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_OFFLINE || env.TRANSFORMERS_OFFLINE || '').trim().toUpperCase())

@@ -12,7 +12,7 @@
  */
 
 export interface ErrorCodeInfo {
-  exit: 1 | 2 | 3 | 4 | 5 | 6 | 7
+  exit: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 130
   /** What happened, in a line. */
   summary: string
   /** What to do; a throw site gives a more precise hint when it knows more. */
@@ -48,7 +48,7 @@ export const ERROR_CODES = {
   NO_SAFETENSORS: { exit: 2, summary: 'The model directory holds no safetensors weights (only pytorch_model.bin, or none)', hint: 'Convert the checkpoint to safetensors, or use --exporter optimum.' },
   ONNX_NOT_FILE: { exit: 2, summary: 'The ONNX path is not a file', hint: 'Give the path of a .onnx file.' },
   OPSET_MISMATCH: { exit: 2, summary: 'The repo exporter copies models as they are, and this one has another opset than --opset', hint: 'Drop --opset, or use --exporter native / optimum.' },
-  OUT_NOT_DIRECTORY: { exit: 2, summary: 'export --out is a file, or a path through one', hint: 'Point --out at a directory (export creates it when missing), or move the file out of the way.' },
+  OUT_NOT_DIRECTORY: { exit: 2, summary: 'An --out (export, build) that is a file, or a path through one', hint: 'Point --out at a directory (the command creates it when missing), or move the file out of the way.' },
   OUT_IS_SOURCE: { exit: 2, summary: '--out is the model directory itself', hint: 'Export into a separate directory.' },
   OUTPUT_UNKNOWN: { exit: 2, summary: 'An output name that the model or reference does not have', hint: 'Name one of the outputs listed in the message.' },
   REVISION_WITH_DIRECTORY: { exit: 2, summary: '--revision given with a local directory', hint: 'Drop --revision, or give the repo id.' },
@@ -80,6 +80,15 @@ export const ERROR_CODES = {
   GROUP_NOT_FOUND: { exit: 2, summary: '`store init --group` names a group the system does not know', hint: 'Create the group first (groupadd), or name an existing one (`getent group` lists them).' },
   DTYPE_UNSUPPORTED: { exit: 2, summary: 'A tensor element type modelforge cannot read or run', hint: 'Use one of the dtypes listed in the message.' },
 
+  // builders (trtexec)
+  INVALID_SHAPE_RANGE: { exit: 2, summary: 'A --batch, --seq or --dim range that is not min:opt:max of positive integers in order, or beyond what the model takes', hint: 'For example --batch 1:8:32 or --seq 1:128:512 (the sequence maximum at most max_position_embeddings).' },
+  SHAPE_RANGE_REQUIRED: { exit: 2, summary: 'A dynamic input dimension whose range modelforge cannot choose by itself', hint: 'Give its range (the message says which flag), or export the model with that dimension fixed.' },
+  PRECISION_NEEDS_TRANSFORM: { exit: 2, summary: 'The precision needs a model whose own types carry it (an fp16 model, or a Q/DQ model for int8)', hint: 'Make one with `modelforge quantize --precision fp16` or `modelforge quantize --precision int8`, then build that model.' },
+  PRECISION_UNSUPPORTED: { exit: 2, summary: 'This TensorRT version cannot build that precision (no such trtexec flag, or not with this model)', hint: 'Pick another --precision; the message names the ones this TensorRT builds.' },
+  TRTEXEC_OPTION_UNSUPPORTED: { exit: 2, summary: 'An option or value that this version of trtexec does not have', hint: 'Drop the option, or use a TensorRT version that has it (the message says which).' },
+  TRTEXEC_NAME_UNSUPPORTED: { exit: 2, summary: "An input name or file path that trtexec's list syntax cannot carry (a comma, a single quote, a '*')", hint: 'Rename the input (re-export the model), or use a path without those characters.' },
+  TRTEXEC_NOT_EXECUTABLE: { exit: 2, summary: '--trtexec or TRTEXEC names a directory, or a file that is not executable', hint: 'Point it at the trtexec program itself (chmod +x if it lost its mode).' },
+
   // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
   NOT_A_DIRECTORY: { exit: 2, summary: 'A path that must be a directory is a file (or runs through one)', hint: 'Point the flag at a directory, or move the file out of the way.' },
   IS_A_DIRECTORY: { exit: 2, summary: 'A path that must be a file is a directory', hint: 'Point the flag at a file, or move the directory out of the way.' },
@@ -100,6 +109,14 @@ export const ERROR_CODES = {
   DISK_FULL: { exit: 3, summary: 'No space left on the device (or the quota is used up)', hint: 'Free space on that filesystem (`store prune`, `store gc` in a store) and rerun.' },
   IO_ERROR: { exit: 3, summary: 'The device failed to read or write', hint: 'Check the disk (dmesg); rerun.' },
   TOO_MANY_OPEN_FILES: { exit: 3, summary: 'The process or the system ran out of file descriptors', hint: 'Raise the limit (ulimit -n) and rerun.' },
+
+  // builders (trtexec)
+  TRTEXEC_NOT_FOUND: { exit: 3, summary: 'trtexec is not installed where modelforge looks (--trtexec, TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)', hint: 'Install TensorRT (its packages put trtexec in /usr/src/tensorrt/bin; NGC TensorRT containers have it), or point TRTEXEC at trtexec.' },
+  TRTEXEC_NOT_TRTEXEC: { exit: 3, summary: "The program given as trtexec did not print trtexec's `&&&& RUNNING TensorRT.trtexec` banner for --help", hint: 'Check that the path is trtexec; if it is, its TensorRT libraries may be missing (see the output in the message; LD_LIBRARY_PATH).' },
+  TRTEXEC_FAILED: { exit: 3, summary: 'trtexec failed to build or run the engine (details.failure.class says why: unsupported operator, out of memory, no GPU, a crash...)', hint: 'Read the cause and the [E] lines in the message; the whole log is in the file it names.' },
+  TRTEXEC_TIMEOUT: { exit: 3, summary: 'trtexec ran longer than --timeout and was stopped', hint: 'Raise --timeout, or lower --builder-optimization-level to build faster; the timing cache makes the next build of this model faster too.' },
+  TRTEXEC_BAD_OUTPUT: { exit: 3, summary: 'trtexec reported success but did not write a file it was asked for, or wrote one that is not in its format', hint: 'Rerun the trtexec command (build --dry-run prints it) by hand and look at the file; report it with the trtexec version.' },
+  TRTEXEC_UNSUPPORTED: { exit: 3, summary: 'The trtexec found is of a TensorRT version modelforge does not drive', hint: 'Install TensorRT 8.6 or later (10.x recommended), or point TRTEXEC at a newer trtexec.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity
   CACHE_CORRUPT: { exit: 4, summary: 'A file in the Hugging Face cache no longer matches the size or hash its listing gives', hint: 'Remove the blobs named in the message and fetch again with network access.' },
@@ -171,11 +188,17 @@ export const ERROR_CODES = {
   JSON_NOT_FOUND: { exit: 6, summary: 'A JSON file that must be there is not', hint: 'Check the path named in the message.' },
   PATH_NOT_FOUND: { exit: 6, summary: 'A path modelforge had to read does not exist', hint: 'Check the path named in the message.' },
 
+  // builders (trtexec)
+  TRTEXEC_PATH_NOT_FOUND: { exit: 6, summary: '--trtexec or TRTEXEC names a path that does not exist', hint: 'Fix the path, or unset TRTEXEC to search PATH and /usr/src/tensorrt/bin.' },
+
   // ---------------------------------------------------------------- 7: refused
   SOURCE_NOT_ALLOWED: { exit: 7, summary: 'The repository is not among download.allowedSources', hint: 'Add it to download.allowedSources in MODELFORGE_CONFIG, or fetch an allowed model.' },
   APPROVAL_REQUIRED: { exit: 7, summary: 'The policy requires approval for downloads', hint: 'Rerun with --yes to approve.' },
   PERMISSION_DENIED: { exit: 7, summary: 'The operating system refused access to a path (file modes, ownership, an immutable file)', hint: 'Run as a user who may write there (check ls -l and lsattr), or choose another path.' },
   READ_ONLY_FILESYSTEM: { exit: 7, summary: 'The path is on a read-only filesystem', hint: 'Write somewhere writable, or remount the filesystem read-write.' },
+
+  // ---------------------------------------------------------------- 130: interrupted
+  INTERRUPTED: { exit: 130, summary: 'Stopped by Ctrl-C (SIGINT) or SIGTERM; what the command ran was stopped and what it had started to write removed', hint: 'Rerun the command when it may run to the end.' },
 } as const satisfies Record<string, ErrorCodeInfo>
 
 export type ErrorCode = keyof typeof ERROR_CODES

@@ -20,6 +20,8 @@ export const ExitCode = {
   conflict: 5,
   notFound: 6,
   policy: 7,
+  /** Stopped by SIGINT (Ctrl-C) or SIGTERM, as shells report a command a signal ended: 128 + SIGINT's 2. */
+  interrupted: 130,
 } as const
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 
@@ -91,6 +93,16 @@ export class PolicyError extends ModelforgeError {
   }
 }
 
+/**
+ * The user or the system stopped the command (Ctrl-C, SIGTERM): exit 130. Thrown by a library call whose
+ * AbortSignal fired, after it stopped what it ran and removed what it had started to write.
+ */
+export class InterruptedError extends ModelforgeError {
+  constructor(message: string, options: ErrorOptions<CodeWithExit<130>> & { code: CodeWithExit<130> }) {
+    super(message, ExitCode.interrupted, 'INTERRUPTED', options)
+  }
+}
+
 /** A bug: exit 1. Thrown where an invariant of our own code does not hold. */
 export class InternalError extends ModelforgeError {
   constructor(message: string, options: ErrorOptions<CodeWithExit<1>> & { code: CodeWithExit<1> }) {
@@ -98,7 +110,7 @@ export class InternalError extends ModelforgeError {
   }
 }
 
-const CLASS_BY_EXIT = { 1: InternalError, 2: UsageError, 3: ExternalError, 4: IntegrityError, 5: ConflictError, 6: NotFoundError, 7: PolicyError }
+const CLASS_BY_EXIT = { 1: InternalError, 2: UsageError, 3: ExternalError, 4: IntegrityError, 5: ConflictError, 6: NotFoundError, 7: PolicyError, 130: InterruptedError }
 
 /**
  * An error of ours rebuilt from its code (sent back by a worker thread, or carried over from a cause): the

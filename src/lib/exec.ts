@@ -11,7 +11,7 @@ import { ExternalError } from './errors.js'
 export interface RunOptions {
   cwd?: string
   env?: Record<string, string | undefined>
-  /** Milliseconds before the child is killed. */
+  /** Milliseconds before the child is stopped (SIGTERM, then SIGKILL after killGraceMs). */
   timeout?: number
   input?: string
   /** Called with each line of stdout/stderr as it arrives (progress, log parsing). */
@@ -20,7 +20,13 @@ export interface RunOptions {
   reject?: boolean
   /** A hint shown when the tool is missing, e.g. how to install it. */
   missingHint?: string
+  /** Aborting it stops the child as a timeout does (SIGTERM, then SIGKILL after killGraceMs). */
   signal?: AbortSignal
+  /**
+   * Milliseconds a stopped child gets between SIGTERM and SIGKILL (default 5000, execa's). A program that
+   * ignores or traps SIGTERM is still gone after it, so a timeout or an abort never leaves an orphan.
+   */
+  killGraceMs?: number
 }
 
 export interface RunResult {
@@ -32,6 +38,8 @@ export interface RunResult {
   /** stdout and stderr interleaved in the order they were written. */
   all: string
   durationMs: number
+  /** The signal that ended the child (exitCode is then -1), e.g. SIGSEGV. */
+  signal?: string
 }
 
 /** The last lines of the output, for an error message. */
@@ -51,6 +59,8 @@ export async function run(file: string, args: string[], options: RunOptions = {}
     input: options.input,
     reject: false,
     cancelSignal: options.signal,
+    killSignal: 'SIGTERM',
+    forceKillAfterDelay: options.killGraceMs ?? 5000,
     stripFinalNewline: false,
     // stdout and stderr interleaved as the tool wrote them: trtexec logs [I] lines to stdout and [E] lines
     // to stderr, and a failure is only readable with both in their order.
@@ -75,6 +85,7 @@ export async function run(file: string, args: string[], options: RunOptions = {}
     stderr: String(result.stderr ?? ''),
     all: String(result.all ?? ''),
     durationMs: performance.now() - started,
+    ...(result.signal ? { signal: result.signal } : {}),
   }
   log('exit %s code=%d signal=%s %dms', file, out.exitCode, result.signal ?? '-', Math.round(out.durationMs))
   const code = (result as { code?: string }).code
@@ -85,11 +96,14 @@ export async function run(file: string, args: string[], options: RunOptions = {}
       details: { tool: file },
     })
   }
+  // Stopped by us: whatever the caller said about rejecting, the output is cut short. The tail rides along
+  // so the caller can say what the tool was doing when it was stopped.
+  const stopped = { tool: file, argv: args, durationMs: Math.round(out.durationMs), output: tail(out.all), signal: result.signal }
   if (result.timedOut) {
-    throw new ExternalError(`${file} timed out after ${options.timeout} ms`, { code: 'TOOL_TIMEOUT', details: { tool: file } })
+    throw new ExternalError(`${file} timed out after ${options.timeout} ms`, { code: 'TOOL_TIMEOUT', details: { ...stopped, timeoutMs: options.timeout } })
   }
   if (result.isCanceled) {
-    throw new ExternalError(`${file} was cancelled`, { code: 'TOOL_CANCELLED', details: { tool: file } })
+    throw new ExternalError(`${file} was cancelled`, { code: 'TOOL_CANCELLED', details: stopped })
   }
   if (options.reject !== false && (out.exitCode !== 0 || result.signal)) {
     const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${out.exitCode}`

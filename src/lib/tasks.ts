@@ -18,6 +18,11 @@ import { formatBytes, type Progress, type ProgressEvent, type StepInfo } from '.
 export interface TaskListOptions {
   /** --json: no progress output at all. */
   quiet?: boolean
+  /**
+   * The caller stops its work itself on SIGINT (BaseCommand.withInterrupt): listr2's own handler, which
+   * exits 127 at once, stays off so that the work can end cleanly and exit 130.
+   */
+  callerHandlesSigint?: boolean
 }
 
 type Wrapper = ListrTaskWrapper<object, ListrDefaultRenderer, ListrSimpleRenderer>
@@ -54,12 +59,12 @@ class AlreadyShown extends Error {
   }
 }
 
-function rootOptions() {
+function rootOptions(options: TaskListOptions) {
   const output = new ProcessOutput(process.stderr, process.stderr)
   return {
     concurrent: false,
     exitOnError: true,
-    registerSignalListeners: true,
+    registerSignalListeners: !options.callerHandlesSigint,
     fallbackRendererCondition: () => plainOutput(),
     rendererOptions: { formatOutput: 'wrap' as const, removeEmptyLines: true, logger: new ListrLogger({ processOutput: output }) },
     fallbackRendererOptions: { logger: new ListrLogger({ useIcons: false, processOutput: output }) },
@@ -137,7 +142,7 @@ export async function withTaskList<T>(fn: (progress: Progress) => Promise<T>, op
       if (e.parent === undefined) {
         // Top-level plans of successive library calls render one after the other, never at once.
         const list = new Listr<object, 'default', 'simple'>(e.steps.map((s) => makeTask(state(s.id)!)), {
-          ...rootOptions(),
+          ...rootOptions(options),
           concurrent: (e.concurrency ?? 1) > 1 ? e.concurrency : false,
         })
         rendering = rendering.then(() => list.run().catch(() => undefined))

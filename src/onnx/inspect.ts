@@ -78,6 +78,8 @@ export interface ModelInspection {
     /** Storage bytes (embedded plus external). */
     bytes: number
     externalTensors: number
+    /** Elements per dtype (float32, float16, int8, ...): an fp16 model holds its weights as float16. */
+    dtypes: Record<string, number>
   }
   externalData: ExternalDataFile[]
   problems: Problem[]
@@ -286,6 +288,7 @@ export async function inspectModel(path: string): Promise<ModelInspection> {
   let storage = 0
   let externalTensors = 0
   let initializerTensors = 0
+  const dtypes: Record<string, number> = {}
   for (const { tensor, where, initializer: isInitializer } of w.tensors) {
     const n = elements(tensor)
     const size = DataTypeSize[tensor.dataType ?? 0]
@@ -293,6 +296,8 @@ export async function inspectModel(path: string): Promise<ModelInspection> {
     if (isInitializer) {
       initializerTensors++
       count += n
+      const dtype = dtypeName(tensor.dataType)
+      dtypes[dtype] = (dtypes[dtype] ?? 0) + n
     }
     if (ref) {
       externalTensors++
@@ -352,7 +357,7 @@ export async function inspectModel(path: string): Promise<ModelInspection> {
     subgraphs: w.subgraphs,
     functions: (model.functions ?? []).length,
     ops: [...w.ops.values()].sort((a, b) => b.count - a.count || a.op.localeCompare(b.op)),
-    parameters: { tensors: initializerTensors, count, bytes: storage, externalTensors },
+    parameters: { tensors: initializerTensors, count, bytes: storage, externalTensors, dtypes },
     externalData: [...external.values()].map(({ maxEnd: _maxEnd, ...e }) => e),
     problems: w.problems,
     passed: passes(w.problems),

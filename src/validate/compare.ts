@@ -6,7 +6,7 @@
  * Metrics (max/mean abs error, max rel error, cosine) are taken over the elements where both sides are finite.
  */
 import { UsageError } from '../lib/errors.js'
-import { toFloat64, type HostTensor } from './tensors.js'
+import { toFloat64, type HostTensor, type TensorMap } from './tensors.js'
 
 export type Precision = 'fp32' | 'fp16' | 'int8'
 export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8']
@@ -247,4 +247,46 @@ export function fmt(x: number | null | undefined): string {
   if (x === 0) return '0'
   const a = Math.abs(x)
   return a >= 1e-3 && a < 1e4 ? String(Number(x.toPrecision(4))) : x.toExponential(2)
+}
+
+/**
+ * Per-output tolerances must name outputs that are compared: a misspelt name in --atol logits:1e-3 would
+ * otherwise be ignored silently and the default applied.
+ */
+export function checkToleranceNames(tol: { atol: Tolerance; rtol: Tolerance }, available: readonly string[]): void {
+  for (const [flag, t] of [['atol', tol.atol], ['rtol', tol.rtol]] as const) {
+    const unknown = Object.keys(t.perOutput).filter((n) => !available.includes(n))
+    if (unknown.length) {
+      throw new UsageError(`--${flag} ${unknown.map((n) => `${n}:${t.perOutput[n]}`).join(', ')}: no compared output is named ${unknown.join(', ')} (outputs: ${available.join(', ')})`, {
+        code: 'OUTPUT_UNKNOWN',
+        hint: `Per-output tolerances take an output name from that list, e.g. --${flag} ${available[0] ?? 'output'}:1e-3.`,
+      })
+    }
+  }
+}
+
+export interface CompareRules {
+  precision: Precision
+  atol: Tolerance
+  rtol: Tolerance
+  /** The precision's defaults for outputs the tolerances do not name. */
+  fallback: { atol: number; rtol: number }
+  minCosine?: number
+}
+
+/**
+ * Compares the named outputs of a candidate with the expected ones, each by the rule of the precision
+ * (validate's, and build's for an engine against onnxruntime).
+ */
+export function compareOutputs(actual: TensorMap, expected: TensorMap, names: readonly string[], dataset: string, rules: CompareRules): OutputMetrics[] {
+  const { atol, rtol, fallback } = rules
+  return names.map((name) => compareOutput(name, dataset, actual[name]!, expected[name]!, {
+    atol: toleranceFor(atol, name, fallback.atol),
+    rtol: toleranceFor(rtol, name, fallback.rtol),
+    precision: rules.precision,
+    // int8 adds the elementwise rule only for outputs given a tolerance: --atol logits:0.5 says nothing
+    // about the other outputs, which stay judged by cosine.
+    elementwiseForInt8: atol.default !== undefined || rtol.default !== undefined || name in atol.perOutput || name in rtol.perOutput,
+    minCosine: rules.minCosine,
+  }))
 }

@@ -2,16 +2,19 @@
  * validate: run a candidate ONNX model and compare its outputs with a reference (another ONNX model run on
  * the same inputs, ONNX test data, or a reference JSON), output by output.
  */
-import { IntegrityError, UsageError } from '../lib/errors.js'
+import { UsageError } from '../lib/errors.js'
 import { planSteps, runStep, type Progress } from '../lib/progress.js'
 import {
-  compareOutput, DEFAULT_TOLERANCES, fmt, parseTolerance, PRECISIONS, toleranceFor,
+  checkToleranceNames, compareOutputs, DEFAULT_TOLERANCES, parseTolerance, PRECISIONS,
   type OutputMetrics, type Precision, type Tolerance,
 } from './compare.js'
+import type { ValidateResult } from './report.js'
 import { generateInputs, modelHints, type GenerateOptions } from './inputs.js'
 import { bindByName, classifyPath, readDataSets, type DataSet, type ReferenceKind } from './reference.js'
 import { closeModel, loadModel, runModel, type LoadedModel } from './runtime.js'
 import type { TensorMap } from './tensors.js'
+
+export { assertValidated, formatValidation, validationError, type ValidateResult, type ValidationErrorOptions } from './report.js'
 
 export interface ValidateOptions {
   /** Path to the candidate .onnx. */
@@ -34,20 +37,6 @@ export interface ValidateOptions {
   progress?: Progress
 }
 
-export interface ValidateResult {
-  candidate: string
-  reference: string
-  referenceKind: ReferenceKind
-  precision: Precision
-  inputsFrom: 'inputs' | 'reference' | 'generated'
-  /** Generated input shapes and seed, when inputs were generated. */
-  generated?: { seed: number; shapes: Record<string, number[]> }
-  datasets: number
-  outputs: OutputMetrics[]
-  passed: boolean
-  /** "dataset/output" of every failing comparison. */
-  failed: string[]
-}
 
 function asTolerance(v: ValidateOptions['atol'], flag: string): Tolerance {
   if (v && !Array.isArray(v) && typeof v === 'object' && 'perOutput' in v) return v as Tolerance
@@ -205,82 +194,9 @@ async function compareSet(
       })
     }
   }
-  // A misspelt name in --atol logits:1e-3 would otherwise be ignored silently and the default applied.
-  for (const [flag, t] of [['atol', tol.atol], ['rtol', tol.rtol]] as const) {
-    const unknown = Object.keys(t.perOutput).filter((n) => !available.includes(n))
-    if (unknown.length) {
-      throw new UsageError(`--${flag} ${unknown.map((n) => `${n}:${t.perOutput[n]}`).join(', ')}: no compared output is named ${unknown.join(', ')} (outputs: ${available.join(', ')})`, {
-        code: 'OUTPUT_UNKNOWN',
-        hint: `Per-output tolerances take an output name from that list, e.g. --${flag} ${available[0] ?? 'output'}:1e-3.`,
-      })
-    }
-  }
+  checkToleranceNames(tol, available)
   const wanted = available.filter((n) => !options.outputs || options.outputs.includes(n))
   const actual = await runModel(candidate, set.inputs, wanted)
-  return wanted.map((name) => compareOutput(name, set.label, actual[name], expected![name], {
-    atol: toleranceFor(tol.atol, name, tol.fallback.atol),
-    rtol: toleranceFor(tol.rtol, name, tol.fallback.rtol),
-    precision,
-    // int8 adds the elementwise rule only for outputs given a tolerance: --atol logits:0.5 says nothing
-    // about the other outputs, which stay judged by cosine.
-    elementwiseForInt8: tol.atol.default !== undefined || tol.rtol.default !== undefined
-      || name in tol.atol.perOutput || name in tol.rtol.perOutput,
-    minCosine: options.minCosine,
-  }))
+  return compareOutputs(actual, expected!, wanted, set.label, { precision, ...tol, minCosine: options.minCosine })
 }
 
-/** The exit-4 error for a failed validation; the whole result rides along in details for --json. */
-export function validationError(result: ValidateResult): IntegrityError {
-  const bad = result.outputs.filter((o) => !o.passed)
-  const first = bad[0]
-  const summary = bad.slice(0, 3).map((o) => `${o.name}${result.datasets > 1 ? ` (${o.dataset})` : ''}: ${o.reason}`).join('; ')
-  return new IntegrityError(`validation failed for ${bad.length} of ${result.outputs.length} outputs: ${summary}${bad.length > 3 ? '; ...' : ''}`, {
-    code: 'VALIDATION_FAILED',
-    hint: validationHint(result, first),
-    details: { result },
-  })
-}
-
-function validationHint(result: ValidateResult, first: OutputMetrics | undefined): string {
-  if (!first) return 'See the table for each output.'
-  if (first.reason?.startsWith('shape')) return 'The candidate produces a different shape: check the export (dynamic axes, pooling) and the inputs.'
-  if (first.cosine < 0.9) {
-    return `The outputs disagree far beyond precision effects (cosine ${first.cosine.toFixed(3)}): check that the candidate comes from the same weights and that the reference belongs to these inputs.`
-  }
-  if (result.precision === 'fp32') {
-    return `If reduced precision explains it, pass --precision fp16|int8, or loosen the tolerance for this output (e.g. --atol ${first.name}:${fmt(first.maxAbsErr * 1.5)}).`
-  }
-  return `Loosen the tolerance for this output if the error is acceptable (e.g. --atol ${first.name}:${fmt(first.maxAbsErr * 1.5)}).`
-}
-
-/** Throws validationError when the result did not pass. */
-export function assertValidated(result: ValidateResult): ValidateResult {
-  if (!result.passed) throw validationError(result)
-  return result
-}
-
-/** The human table: one row per output (and data set). */
-export function formatValidation(result: ValidateResult): string {
-  const header = ['output', 'dataset', 'shape', 'max abs', 'max rel', 'mean abs', 'cosine', 'atol', 'rtol', 'nan/inf', 'result']
-  const rows = result.outputs.map((o) => [
-    o.name, o.dataset, `[${o.dims.join(',')}]`, fmt(o.maxAbsErr), fmt(o.maxRelErr), fmt(o.meanAbsErr),
-    o.cosine.toFixed(6), fmt(o.atol), fmt(o.rtol), `${o.nan.candidate + o.inf.candidate}/${o.nan.reference + o.inf.reference}`,
-    o.passed ? 'PASS' : `FAIL: ${o.reason}`,
-  ])
-  if (result.datasets === 1) {
-    header.splice(1, 1)
-    for (const r of rows) r.splice(1, 1)
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (i === r.length - 1 ? 0 : r[i].length))))
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ')
-  const lines = [
-    `candidate: ${result.candidate}`,
-    `reference: ${result.reference} (${result.referenceKind}); inputs: ${result.inputsFrom}${result.generated ? ` (seed ${result.generated.seed}, ${Object.entries(result.generated.shapes).map(([k, d]) => `${k} [${d.join(',')}]`).join(', ')})` : ''}; precision ${result.precision}`,
-    '',
-    line(header),
-    ...rows.map(line),
-    '',
-    result.passed ? `PASSED: ${result.outputs.length} of ${result.outputs.length} outputs within tolerance` : `FAILED: ${result.failed.join(', ')}`,
-  ]
-  return lines.join('\n')
-}

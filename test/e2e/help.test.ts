@@ -67,4 +67,6 @@ describe('--help and docs/ match the flags', () => {
 const FOREIGN: Record<string, string[]> = {
   'export.md': ['--model', '--library-name'], // optimum-cli export onnx
   'store.md': ['--exclude', '--links', '--perms', '--times'], // rsync, in the backup recipe
+  // trtexec's own flags (camelCase, so only their lower-case start matches), and --flag=value as a pattern.
+  'build.md': ['--best', '--bf16', '--builder', '--export', '--flag', '--fp16', '--hardware', '--int8', '--load', '--max', '--mem', '--min', '--onnx', '--opt', '--profiling', '--save', '--separate', '--shapes', '--skip', '--strongly', '--timing'],
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir, homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, plainOutput, storeRoot, strictStore } from '../../src/lib/env.js'
+import { hubCacheDir, hubEndpoint, hubOffline, hubToken, loadConfig, modelforgeCacheDir, plainOutput, storeRoot, strictStore, timingCacheDir } from '../../src/lib/env.js'
 
 describe('env', () => {
   it('resolves the store root: flag, then MODEL_STORE_ROOT, then ./model-store', () => {
@@ -24,6 +24,19 @@ describe('env', () => {
     expect(hubCacheDir(undefined, { HF_HUB_CACHE: '/y', HF_HOME: '/z' })).toBe('/y')
     expect(hubCacheDir(undefined, { HF_HOME: '/z' })).toBe('/z/hub')
     expect(hubCacheDir(undefined, {})).toBe(join(homedir(), '.cache', 'huggingface', 'hub'))
+  })
+
+  it("finds modelforge's cache and the timing caches in it: MODELFORGE_CACHE, else XDG_CACHE_HOME/modelforge, else ~/.cache/modelforge", () => {
+    expect(modelforgeCacheDir({ MODELFORGE_CACHE: '/c', XDG_CACHE_HOME: '/x' })).toBe('/c')
+    expect(modelforgeCacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/modelforge')
+    expect(modelforgeCacheDir({})).toBe(join(homedir(), '.cache', 'modelforge'))
+    expect(timingCacheDir(undefined, { MODELFORGE_CACHE: '/c' })).toBe('/c/timing-cache')
+    expect(timingCacheDir(undefined, { XDG_CACHE_HOME: '/x' })).toBe('/x/modelforge/timing-cache')
+    expect(timingCacheDir(undefined, {})).toBe(join(homedir(), '.cache', 'modelforge', 'timing-cache'))
+    // A flag wins, "~" is the home directory and a relative path is taken from the working directory.
+    expect(timingCacheDir('~/tc', { MODELFORGE_CACHE: '/c' })).toBe(join(homedir(), 'tc'))
+    expect(timingCacheDir('tc', {})).toBe(resolve('tc'))
+    expect(modelforgeCacheDir({ MODELFORGE_CACHE: '~/mf' })).toBe(join(homedir(), 'mf'))
   })
 
   it('reads the endpoint and the token', () => {

@@ -9,7 +9,7 @@ import { ERROR_CODES, isErrorCode } from '../../src/lib/error-codes.js'
 import { renderErrorsDoc } from '../../scripts/errors-doc.js'
 import { repoRoot } from '../helpers/store-helpers.js'
 
-const CLASS_EXIT: Record<string, number> = { InternalError: 1, UsageError: 2, ExternalError: 3, IntegrityError: 4, ConflictError: 5, NotFoundError: 6, PolicyError: 7 }
+const CLASS_EXIT: Record<string, number> = { InternalError: 1, UsageError: 2, ExternalError: 3, IntegrityError: 4, ConflictError: 5, NotFoundError: 6, PolicyError: 7, InterruptedError: 130 }
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {

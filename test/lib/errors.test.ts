@@ -5,7 +5,9 @@ import {
   ExitCode,
   ExternalError,
   IntegrityError,
+  errorFromCode,
   InternalError,
+  InterruptedError,
   NotFoundError,
   PolicyError,
   UsageError,
@@ -20,6 +22,13 @@ describe('errors', () => {
     expect(new NotFoundError('x', { code: 'VERSION_NOT_FOUND' }).exitCode).toBe(6)
     expect(new PolicyError('x', { code: 'SOURCE_NOT_ALLOWED' }).exitCode).toBe(7)
     expect(new InternalError('x', { code: 'INTERNAL' }).exitCode).toBe(1)
+    expect(new InterruptedError('x', { code: 'INTERRUPTED' }).exitCode).toBe(130)
+  })
+
+  it('an interrupted command exits 130, as shells report one that SIGINT ended, also when rebuilt from its code', () => {
+    const err = new InterruptedError('build interrupted', { code: 'INTERRUPTED' })
+    expect(describeError(err)).toMatchObject({ exitCode: 130, error: { code: 'INTERRUPTED', hint: expect.stringMatching(/Rerun/) } })
+    expect(errorFromCode('INTERRUPTED', 'again')).toBeInstanceOf(InterruptedError)
   })
 
   it('describe our errors with code, message, hint and details for --json', () => {

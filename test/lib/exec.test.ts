@@ -63,6 +63,43 @@ describe('exec', () => {
     expect(err.code).toBe('TOOL_TIMEOUT')
   })
 
+  it('a timeout error carries what the program printed before it was stopped', async () => {
+    const err = await run(process.execPath, ['-e', 'console.log("[I] Start parsing network model."); setTimeout(() => {}, 10000)'], { timeout: 500 }).catch((e) => e)
+    expect(err.code).toBe('TOOL_TIMEOUT')
+    expect(err.details).toMatchObject({ timeoutMs: 500, signal: 'SIGTERM' })
+    expect(err.details.output).toContain('[I] Start parsing network model.')
+  })
+
+  it('an abort stops the program: SIGTERM, then SIGKILL after the grace period for one that traps SIGTERM', async () => {
+    const controller = new AbortController()
+    let pid = 0
+    // The child ignores SIGTERM, as a program busy in a native call may; only SIGKILL ends it.
+    const script = 'process.on("SIGTERM", () => console.log("ignored")); console.log("pid " + process.pid); setInterval(() => {}, 1000)'
+    const started = performance.now()
+    const err = await run(process.execPath, ['-e', script], {
+      signal: controller.signal,
+      killGraceMs: 300,
+      onLine: (line) => {
+        const m = /^pid (\d+)$/.exec(line)
+        if (m) {
+          pid = Number(m[1])
+          controller.abort()
+        }
+      },
+    }).catch((e) => e)
+    expect(err).toBeInstanceOf(ExternalError)
+    expect(err.code).toBe('TOOL_CANCELLED')
+    expect(err.details.signal).toBe('SIGKILL')
+    expect(performance.now() - started).toBeGreaterThanOrEqual(300)
+    expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }))
+  })
+
+  it('reports the signal that ended a program', async () => {
+    const r = await run(process.execPath, ['-e', 'process.kill(process.pid, "SIGSEGV")'], { reject: false })
+    expect(r.signal).toBe('SIGSEGV')
+    expect(r.exitCode).toBe(-1)
+  })
+
   it('canRun answers without throwing', async () => {
     expect(await canRun(process.execPath, ['--version'])).toBe(true)
     expect(await canRun('/nonexistent/tool')).toBe(false)

@@ -146,7 +146,7 @@ describe('Polygraphy test models', () => {
     expect(ifModel.subgraphs).toBe(2)
     const ext = await inspectModel(join(ROOT, 'ext_weights_same_dir', 'ext_weights.onnx'))
     expect(ext.externalData).toEqual([{ location: 'ext_weights.data', tensors: 3, bytes: 36, exists: true, size: expect.any(Number) }])
-    expect(ext.parameters).toEqual({ tensors: 3, count: 9, bytes: 36, externalTensors: 3 })
+    expect(ext.parameters).toEqual({ tensors: 3, count: 9, bytes: 36, externalTensors: 3, dtypes: { float32: 9 } })
   })
 
   it('a conditionally invalid graph fails at run time with exit 4', async () => {

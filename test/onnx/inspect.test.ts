@@ -72,7 +72,7 @@ describe('inspectModel', () => {
       nodes: 3,
       subgraphs: 2,
       ops: [{ op: 'Add', count: 1 }, { op: 'If', count: 1 }, { op: 'Sub', count: 1 }],
-      parameters: { tensors: 1, count: 4, bytes: 16, externalTensors: 1 },
+      parameters: { tensors: 1, count: 4, bytes: 16, externalTensors: 1, dtypes: { float32: 4 } },
       externalData: [{ location: 'weights.bin', tensors: 1, bytes: 16, exists: true, size: 32 }],
       problems: [],
       passed: true,
@@ -144,6 +144,20 @@ describe('inspectModel', () => {
       'graph initializer "b": holds 3 values for 2 elements',
     ])
     expect(info.parameters).toMatchObject({ tensors: 3, count: 6 })
+  })
+
+  it('counts parameters per dtype, which tells an fp16 model from an fp32 one', async () => {
+    const g = new GraphBuilder()
+    g.input('x', DataType.FLOAT, [2])
+    const w = g.initializer('w', [3], new Uint16Array([0x3c00, 0x4000, 0x4200]))
+    const scale = g.initializer('scale', [], new Float32Array([0.5]))
+    const half = g.op('Cast', ['x'], { to: DataType.FLOAT16 })
+    const y = g.op('Mul', [half, g.op('Cast', [scale], { to: DataType.FLOAT16 })])
+    g.node('Concat', [y, w], ['y'], { axis: 0 })
+    g.output('y', DataType.FLOAT16, [5])
+    const path = join(dir, 'fp16-weights.onnx')
+    await writeModel(path, g.toModel())
+    expect((await inspectModel(path)).parameters.dtypes).toEqual({ float16: 3, float32: 1 })
   })
 
   it('counts ops by domain and warns about unsorted nodes', async () => {
