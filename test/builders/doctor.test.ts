@@ -33,7 +33,7 @@ describe('doctor', () => {
     // Directories that do not exist yet but can be made are fine, and say where they would be made.
     expect(r.store).toEqual({ path: paths.storeRoot, exists: false, checked: root, writable: true })
     expect(r.timingCache).toMatchObject({ exists: false, checked: root, writable: true })
-    expect(r.missing.map((m) => m.what)).toEqual(['trtexec', 'an NVIDIA GPU', 'optimum-cli (optional, for `export --exporter optimum`)'])
+    expect(r.missing.map((m) => m.what)).toEqual(['trtexec', 'an NVIDIA GPU', 'optimum-cli (optional, for `modelforge export --exporter optimum`)'])
     expect(r.missing[1]!.how).toMatch(/^nvidia-smi not found: TensorRT builds need an NVIDIA GPU/)
     const text = formatDoctor(r)
     expect(text).toMatch(/^trtexec +missing: trtexec was not found/m)
