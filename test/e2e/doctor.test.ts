@@ -49,11 +49,12 @@ describe('modelforge doctor', () => {
     expect(result.missing.map((m: { what: string }) => m.what)).toContain('trtexec')
   })
 
+  // The double is a script that runs node from PATH, so these runs keep the test's PATH.
   it.skipIf(!existsSync(DOUBLE))('with the trtexec double in TRTEXEC: its path and version', () => {
-    const r = cli(['doctor', '--json', '--store', join(root, 'store')], { env: { ...env, TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '10.16.1' } })
+    const r = cli(['doctor', '--json', '--store', join(root, 'store')], { env: { ...env, PATH: process.env.PATH, TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '10.16.1' } })
     expect(r.code).toBe(0)
     expect(envelope(r).result.trtexec).toMatchObject({ found: true, path: DOUBLE, source: 'TRTEXEC', version: '10.16.1' })
-    const text = cli(['doctor'], { env: { ...env, TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '8.6.1' } })
+    const text = cli(['doctor'], { env: { ...env, PATH: process.env.PATH, TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '8.6.1' } })
     expect(text.stdout).toMatch(new RegExp(`^trtexec +${DOUBLE} \\(from TRTEXEC\\): TensorRT 8\\.6\\.1$`, 'm'))
   })
 })
