@@ -7,6 +7,25 @@
  */
 import { writeSync } from 'node:fs'
 
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * Writes all of `text` to fd. A pipe node made non-blocking answers EAGAIN when the reader is slow; the
+ * double then waits a millisecond and goes on, as a blocking write would, rather than lose lines.
+ */
+export function writeAll(fd: number, text: string): void {
+  let buf = Buffer.from(text, 'utf8')
+  while (buf.length > 0) {
+    try {
+      const n = writeSync(fd, buf)
+      buf = buf.subarray(n)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
+      Atomics.wait(pause, 0, 0, 1)
+    }
+  }
+}
+
 export type Severity = 'I' | 'W' | 'E' | 'V'
 
 function stamp(d = new Date()): string {
@@ -24,7 +43,7 @@ export class Log {
     if (severity === 'V' && !this.verbose) return
     const fd = severity === 'I' || severity === 'V' ? 1 : 2
     const text = message.split('\n').map((m) => `${stamp()} [${severity}] ${trt ? '[TRT] ' : ''}${m}\n`).join('')
-    writeSync(fd, text)
+    writeAll(fd, text)
   }
 
   info(message = ''): void { this.line('I', message) }
@@ -36,10 +55,10 @@ export class Log {
 
   /** Text with no prefix (the help, layer information bodies, the TensorRT builder's verbose tables). */
   raw(text: string, fd: 1 | 2 = 1): void {
-    writeSync(fd, text)
+    writeAll(fd, text)
   }
 
   banner(kind: 'RUNNING' | 'PASSED' | 'FAILED'): void {
-    writeSync(1, `&&&& ${kind} ${this.tag} # ${this.commandLine}\n`)
+    writeAll(1, `&&&& ${kind} ${this.tag} # ${this.commandLine}\n`)
   }
 }
