@@ -106,7 +106,11 @@ function requireVersion(v: TrtVersion, major: number, minor: number, option: str
   })
 }
 
-const TRANSFORM = { fp16: 'modelforge quantize --precision fp16', int8: 'modelforge quantize --precision int8' } as const
+// The issue after this one brings these transforms; until then the hints also name a tool that does it today.
+const TRANSFORM = {
+  fp16: '`modelforge quantize --precision fp16` (coming in a later release; until then onnxconverter-common\'s convert_float_to_float16 with keep_io_types)',
+  int8: '`modelforge quantize --precision int8` (coming in a later release; until then onnxruntime\'s quantize_static with QuantFormat.QDQ)',
+} as const
 
 function precisionFlags(o: BuildArgvOptions): string[] {
   const v = o.version
@@ -115,7 +119,7 @@ function precisionFlags(o: BuildArgvOptions): string[] {
   if (p === 'int8' && o.typedModel !== 'qdq') {
     throw new UsageError(`An int8 build needs a Q/DQ model (QuantizeLinear/DequantizeLinear nodes holding calibrated scales): ${o.onnx} has none${v.major >= 11 ? `, and TensorRT ${v.text} takes int8 only from them` : ', and trtexec\'s --int8 on such a model uses placeholder ranges that make its outputs meaningless'}`, {
       code: 'PRECISION_NEEDS_TRANSFORM',
-      hint: `Make a Q/DQ model with \`${TRANSFORM.int8}\` (calibrated with onnxruntime), then build that model.`,
+      hint: `Make a Q/DQ model calibrated on real inputs with ${TRANSFORM.int8}, then build that model.`,
       details: { precision: p, version: v.text },
     })
   }
@@ -123,14 +127,14 @@ function precisionFlags(o: BuildArgvOptions): string[] {
     if (p === 'fp16' && !typed) {
       throw new UsageError(`TensorRT ${v.text} builds every network strongly typed, so the model's own types decide the precision, and ${o.onnx} is not an fp16 model (trtexec 11 has no --fp16)`, {
         code: 'PRECISION_NEEDS_TRANSFORM',
-        hint: `Make an fp16 model with \`${TRANSFORM.fp16}\`, then build that model.`,
+        hint: `Make an fp16 model with ${TRANSFORM.fp16}, then build that model.`,
         details: { precision: p, version: v.text },
       })
     }
     if (p === 'bf16' || p === 'best') {
       throw new UsageError(`TensorRT ${v.text} has no --${p}: every network is strongly typed, so the precision comes from the model's own types${p === 'bf16' ? ', and modelforge has no bf16 transform' : ''}`, {
         code: 'PRECISION_UNSUPPORTED',
-        hint: `Build --precision fp16 or int8 from a model made by \`${TRANSFORM.fp16}\` or \`${TRANSFORM.int8}\`, or fp32 from the model as it is.`,
+        hint: `Build --precision fp16 from a model made by ${TRANSFORM.fp16}, or int8 from one made by ${TRANSFORM.int8}, or fp32 from the model as it is.`,
         details: { precision: p, version: v.text },
       })
     }

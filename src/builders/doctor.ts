@@ -93,7 +93,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
   for (const [what, p] of [['the store', store], ['the Hugging Face cache', hubCache], ['the timing-cache directory', timingCache]] as const) {
     if (!p.writable) missing.push({ what: `a writable ${what.replace(/^the /, '')}`, how: `${p.path}: ${p.problem ?? `${p.checked} is not writable by this user`}. Choose another path, or fix its permissions.` })
   }
-  if (!optimumCli.found) missing.push({ what: 'optimum-cli (optional, for `export --exporter optimum`)', how: 'pip install "optimum[exporters]"' })
+  if (!optimumCli.found) missing.push({ what: 'optimum-cli (optional, for `modelforge export --exporter optimum`)', how: 'pip install "optimum[exporters]"' })
   return { trtexec, gpus, onnxruntime, store, hubCache, timingCache, optimumCli, missing }
 }
 

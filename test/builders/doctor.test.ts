@@ -33,7 +33,7 @@ describe('doctor', () => {
     // Directories that do not exist yet but can be made are fine, and say where they would be made.
     expect(r.store).toEqual({ path: paths.storeRoot, exists: false, checked: root, writable: true })
     expect(r.timingCache).toMatchObject({ exists: false, checked: root, writable: true })
-    expect(r.missing.map((m) => m.what)).toEqual(['trtexec', 'an NVIDIA GPU', 'optimum-cli (optional, for `export --exporter optimum`)'])
+    expect(r.missing.map((m) => m.what)).toEqual(['trtexec', 'an NVIDIA GPU', 'optimum-cli (optional, for `modelforge export --exporter optimum`)'])
     expect(r.missing[1]!.how).toMatch(/^nvidia-smi not found: TensorRT builds need an NVIDIA GPU/)
     const text = formatDoctor(r)
     expect(text).toMatch(/^trtexec +missing: trtexec was not found/m)
@@ -58,12 +58,13 @@ describe('doctor', () => {
     expect(formatDoctor(r)).toMatch(new RegExp(`^trtexec +${process.execPath} \\(from TRTEXEC\\) cannot be used: `, 'm'))
   })
 
+  // The double is a script that runs node from PATH, so these runs keep the test's PATH.
   it.skipIf(!existsSync(DOUBLE))('with the trtexec double in TRTEXEC: its path, where it came from and its version', async () => {
-    const r = await doctor({ ...paths, env: { TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '10.16.1', PATH: emptyPath } })
+    const r = await doctor({ ...paths, env: { TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '10.16.1', PATH: process.env.PATH } })
     expect(r.trtexec).toMatchObject({ found: true, path: DOUBLE, source: 'TRTEXEC', version: '10.16.1' })
     expect(r.missing.map((m) => m.what)).not.toContain('trtexec')
     expect(formatDoctor(r)).toMatch(new RegExp(`^trtexec +${DOUBLE} \\(from TRTEXEC\\): TensorRT 10\\.16\\.1`, 'm'))
-    const old = await doctor({ ...paths, env: { TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '8.2.3', PATH: emptyPath } })
+    const old = await doctor({ ...paths, env: { TRTEXEC: DOUBLE, TRTEXEC_DOUBLE_VERSION: '8.2.3', PATH: process.env.PATH } })
     expect(old.trtexec).toMatchObject({ found: false, version: '8.2.3', problem: expect.stringMatching(/older than modelforge drives/) })
   })
 })

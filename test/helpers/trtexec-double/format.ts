@@ -9,6 +9,7 @@ export function cpp(x: number, precision = 6): string {
   if (Number.isNaN(x)) return 'nan'
   if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf'
   if (x === 0) return Object.is(x, -0) ? '-0' : '0'
+  x = tieToEven(x, precision)
   const exp = Number(x.toExponential(precision - 1).split('e')[1])
   if (exp < -4 || exp >= precision) {
     const [mantissa, e] = x.toExponential(precision - 1).split('e')
@@ -18,6 +19,21 @@ export function cpp(x: number, precision = 6): string {
   }
   const fixed = x.toFixed(Math.max(0, precision - 1 - exp))
   return fixed.includes('.') ? fixed.replace(/0+$/, '').replace(/\.$/, '') : fixed
+}
+
+/**
+ * printf rounds a value exactly halfway between two outputs to the even one (1024 bytes in MiB,
+ * 0.0009765625, prints 0.000976562); JavaScript rounds such ties up. A tie is moved just below the
+ * midpoint when the even neighbour is the lower one, so toExponential then lands on it.
+ */
+function tieToEven(x: number, precision: number): number {
+  const digits = Math.abs(x).toExponential(60)
+  const [mantissa] = digits.split('e')
+  const sig = mantissa!.replace('.', '')
+  if (sig[precision] !== '5' || /[^0]/.test(sig.slice(precision + 1))) return x
+  if (Number(sig[precision - 1]) % 2 === 1) return x
+  const lower = Number(`${sig.slice(0, precision)}e${Number(digits.split('e')[1]) - precision + 1}`)
+  return x < 0 ? -lower : lower
 }
 
 /** A float32 value printed as trtexec prints a float (it is rounded to float32 first). */

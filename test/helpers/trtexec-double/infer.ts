@@ -300,7 +300,7 @@ export async function infer(run: Run, engine: Engine): Promise<void> {
       log.info(`Output binding for ${out.name} with dimensions ${dimsText(out.dims)} and type ${bindingTypeName(out.elemType)} is created.`)
     }
   }
-  layerInfo(run, r, shapes, outputs)
+  await layerInfo(run, r, shapes)
   log.info('Starting inference')
   if (env.fault === 'crash' || env.fault === 'abort') crash(run, env.fault)
   if (env.fault === 'cuda') {
@@ -372,16 +372,59 @@ async function computeOutputs(run: Run, r: PlanRecord, feeds: TensorMap, randomI
   }
 }
 
-/** --dumpLayerInfo and --exportLayerInfo (after the inference context exists, or before skipping inference). */
-export function layerInfo(run: Run, r: PlanRecord, shapes?: Map<string, number[]>, outputs?: OutputValues[]): void {
-  const { log, o, env } = run
-  if (!o.dumpLayerInfo && !o.exportLayerInfo) return
+/**
+ * Every tensor's shape and type at the given input shapes: onnxruntime runs the model with each node output
+ * made a graph output. The detailed layer information needs them; without them its Dimensions stay empty.
+ */
+async function tensorFacts(r: PlanRecord, shapes: Map<string, number[]>): Promise<Map<string, TensorFacts>> {
   const facts = new Map<string, TensorFacts>()
-  for (const b of r.inputs) facts.set(b.name, { dims: shapes?.get(b.name) ?? b.dims, elemType: b.elemType })
-  for (const b of r.outputs) facts.set(b.name, { dims: outputs?.find((x) => x.name === b.name)?.dims ?? b.dims, elemType: b.elemType })
   let model
   try {
-    model = r.profilingVerbosity === 2 ? recordedModel(r) : undefined
+    model = recordedModel(r)
+  } catch {
+    return facts
+  }
+  const proto = structuredClone(model.proto)
+  const graph = proto.graph!
+  const seen = new Set((graph.output ?? []).map((o) => o.name))
+  for (const n of graph.node ?? []) for (const out of n.output ?? []) if (out && !seen.has(out)) { graph.output!.push({ name: out }); seen.add(out) }
+  const { loadModel, runModel, closeModel } = await import('../../../src/validate/runtime.js')
+  const { encodeModel } = await import('../../../src/onnx/proto.js')
+  const onnxType = new Map(Object.entries(dtypeFromOnnx).map(([k, v]) => [v, Number(k)]))
+  try {
+    const session = await loadModel(encodeModel(proto), { label: model.path })
+    try {
+      const feeds: TensorMap = {}
+      for (const b of r.inputs) {
+        const dims = shapes.get(b.name) ?? b.dims.map((d) => (d < 0 ? 1 : d))
+        // Zeros are valid indices for every gather; floats are random, as trtexec's are.
+        const data = randomData(b, volume(dims))
+        const zeroed = data instanceof Float32Array || data instanceof Uint16Array ? data : data instanceof BigInt64Array ? data.fill(0n) : (data as Int32Array).fill(0)
+        feeds[b.name] = toOnnx(b, dims, zeroed)
+      }
+      const results = await runModel(session, feeds)
+      for (const [name, t] of Object.entries(results)) facts.set(name, { dims: t.dims, elemType: onnxType.get(t.dtype) ?? DataType.FLOAT })
+    } finally {
+      await closeModel(session)
+    }
+  } catch {
+    // A model onnxruntime cannot run this way (a sequence output, say) keeps the dims it declares.
+  }
+  return facts
+}
+
+/** --dumpLayerInfo and --exportLayerInfo (after the inference context exists, or before skipping inference). */
+export async function layerInfo(run: Run, r: PlanRecord, shapes?: Map<string, number[]>): Promise<void> {
+  const { log, o, env } = run
+  if (!o.dumpLayerInfo && !o.exportLayerInfo) return
+  // Without an execution context the engine's shapes are the profile's opt shapes.
+  const at = shapes ?? new Map(r.inputs.map((b) => [b.name, r.profile[b.name]?.opt ?? b.dims] as [string, number[]]))
+  const detailed = r.profilingVerbosity === 2
+  const facts = detailed ? await tensorFacts(r, at) : new Map<string, TensorFacts>()
+  for (const b of r.inputs) facts.set(b.name, { dims: at.get(b.name) ?? b.dims, elemType: b.elemType })
+  let model
+  try {
+    model = detailed ? recordedModel(r) : undefined
   } catch {
     model = undefined
   }

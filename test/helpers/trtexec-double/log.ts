@@ -7,6 +7,25 @@
  */
 import { writeSync } from 'node:fs'
 
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
+/**
+ * Writes all of `text` to fd. A pipe node made non-blocking answers EAGAIN when the reader is slow; the
+ * double then waits a millisecond and goes on, as a blocking write would, rather than lose lines.
+ */
+export function writeAll(fd: number, text: string): void {
+  let buf = Buffer.from(text, 'utf8')
+  while (buf.length > 0) {
+    try {
+      const n = writeSync(fd, buf)
+      buf = buf.subarray(n)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
+      Atomics.wait(pause, 0, 0, 1)
+    }
+  }
+}
+
 export type Severity = 'I' | 'W' | 'E' | 'V'
 
 const pause = new Int32Array(new SharedArrayBuffer(4))

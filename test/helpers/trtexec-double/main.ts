@@ -5,13 +5,12 @@
  * loaded), then inference unless --skipInference, and the PASSED or FAILED line. What it models and where
  * each behaviour comes from is in README.md next to this file.
  */
-import { writeSync } from 'node:fs'
 import { DoubleError, type Run } from './context.js'
 import { deviceBlock } from './device.js'
 import { dumpOptions } from './dump.js'
 import { readEnv, type DoubleEnv } from './env.js'
 import { Exit, failed } from './exit.js'
-import { Log } from './log.js'
+import { Log, writeAll } from './log.js'
 import { InvalidArgument, parseOptions, UncaughtException } from './options.js'
 import { recordEnd, startRecord } from './record.js'
 import { bannerTag } from './version.js'
@@ -80,7 +79,7 @@ async function play(env: DoubleEnv, log: Log): Promise<never> {
   const { loadEngine, infer, layerInfo } = await import('./infer.js')
   const engine = o.loadEngine !== undefined ? loadEngine(run) : await (await import('./build.js')).buildEngine(run)
   if (o.skipInference) {
-    layerInfo(run, engine.record)
+    await layerInfo(run, engine.record)
     log.info('Skipped inference phase since --skipInference is added.')
     throw new Exit(0, 'PASSED')
   }
@@ -93,7 +92,7 @@ async function main(): Promise<void> {
   try {
     env = readEnv(process.env)
   } catch (err) {
-    writeSync(2, `trtexec double: ${(err as Error).message}\n`)
+    writeAll(2, `trtexec double: ${(err as Error).message}\n`)
     finish(70)
   }
   const log = new Log(bannerTag(env.version), [argv0, ...args].join(' '))
@@ -106,7 +105,7 @@ async function main(): Promise<void> {
       finish(err.code)
     }
     // Not a trtexec outcome: the double could not play the run (a bug, or a plan whose ONNX file is gone).
-    writeSync(2, `trtexec double: ${err instanceof DoubleError ? err.message : (err as Error).stack}\n`)
+    writeAll(2, `trtexec double: ${err instanceof DoubleError ? err.message : (err as Error).stack}\n`)
     finish(70)
   }
 }

@@ -44,7 +44,7 @@ export function simulate(o: Options, c: Costs, seed: number): { trace: Query[]; 
   const rand = prng(seed)
   const jitter = (mean: number, spread: number) => {
     // Mostly steady, with the occasional slow query real GPUs show (clock changes, other work).
-    const slow = rand() < 0.01 ? 1.5 + rand() * 2 : 1
+    const slow = rand() < 0.005 ? 1.2 + rand() * 0.8 : 1
     return Math.max(mean * 0.5, mean * (1 + spread * gauss(rand)) * slow)
   }
   const trace: Query[] = []
