@@ -266,6 +266,14 @@ describe('builds', () => {
     expect(await order('8.6.1')).toEqual(['Engine built'])
   })
 
+  it('8.x: --buildOnly is the deprecated --skipInference', async () => {
+    const r = await runDouble([`--onnx=${CONV}`, '--buildOnly'], { env: { TRTEXEC_DOUBLE_VERSION: '8.6.1' } })
+    expect(r.code).toBe(0)
+    expect(messages(r.stderr, 'W')).toContain('--buildOnly flag has been deprecated by --skipInference flag.')
+    expect(messages(r.stdout).slice(-1)).toEqual(['Skipped inference phase since --skipInference is added.'])
+    expect(messages((await runDouble([`--onnx=${CONV}`, '--buildOnly'])).stderr, 'E')).toEqual(['Unknown option: --buildOnly '])
+  })
+
   it('a dynamic input without shapes is built at 1 with trtexec\'s warning; shapes for a static model fail', async () => {
     const r = await runDouble([`--onnx=${BERT}`, '--skipInference'])
     expect(messages(r.stderr, 'W')).toContain('Dynamic dimensions required for input: input_ids, but no shapes were provided. Automatically overriding shape to: 1x1')
@@ -465,6 +473,24 @@ describe('--loadEngine', () => {
     const missing = await runDouble([`--loadEngine=${fp32}`])
     expect(messages(missing.stderr, 'W')).toContain('Shape missing for input with dynamic shape: input_idsAutomatically setting shape to: 1x1')
     expect(missing.code).toBe(0)
+  })
+
+  it('--dumpOutput prints each output\'s dims and values; a plan whose ONNX file is gone is the double\'s error (70)', async () => {
+    const { files } = await bertInputs(1, 4)
+    const r = await runDouble([`--loadEngine=${fp32}`, `--shapes=${shapeSpec('1x4')}`, `--loadInputs=${files}`, '--dumpOutput', '--duration=0.2'])
+    expect(r.code, r.stderr).toBe(0)
+    const m = messages(r.stdout)
+    const i = m.indexOf('pooler_output: (1x32)')
+    expect(i).toBeGreaterThan(0)
+    expect(m[i + 1]!.split(' ')).toHaveLength(32)
+    const copy = join(dir, 'gone.onnx')
+    await writeFile(copy, await readFile(BERT))
+    const plan = join(dir, 'gone.plan')
+    expect((await runDouble([`--onnx=${copy}`, `--saveEngine=${plan}`, '--skipInference'])).code).toBe(0)
+    await rm(copy)
+    const gone = await runDouble([`--loadEngine=${plan}`, '--exportOutput=' + join(dir, 'gone.json')])
+    expect(gone.code).toBe(70)
+    expect(gone.stderr).toContain(`trtexec double: the plan records ${copy}, which no longer exists`)
   })
 
   it('refuses a plan from another TensorRT version or another GPU as TensorRT does', async () => {
