@@ -125,7 +125,8 @@ export async function runModel(model: LoadedModel, inputs: TensorMap, outputName
     checkInput(model.source, info, t)
     feeds[info.name] = toOrt(t)
   }
-  const fetches = outputNames ?? model.outputs.map((o) => o.name)
+  // Each name once: onnxruntime hands a repeated fetch back as one tensor, which would be read after release.
+  const fetches = [...new Set(outputNames ?? model.outputs.map((o) => o.name))]
   for (const name of fetches) {
     if (!model.outputs.some((o) => o.name === name)) {
       throw new UsageError(`${model.source} has no output "${name}"`, {
