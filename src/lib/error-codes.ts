@@ -26,6 +26,11 @@ export const ERROR_CODES = {
   INTERNAL: { exit: 1, summary: 'A bug in modelforge: an invariant of its own code did not hold', hint: `This is a bug in modelforge. ${DEBUG_HINT}` },
   DOWNLOAD_THREAD: { exit: 1, summary: 'A download thread failed in a way modelforge did not classify', hint: `Rerun to resume the download. ${DEBUG_HINT}` },
 
+  // quantize: Q/DQ placement (src/onnx/qdq.ts)
+  QDQ_PLAN_MISMATCH: { exit: 1, summary: 'A Q/DQ plan was applied to a model it was not made for', hint: `planQdq and applyQdq must be given the same model. ${DEBUG_HINT}` },
+  QDQ_RANGE_MISSING: { exit: 1, summary: 'A tensor the Q/DQ plan quantizes has no calibrated range', hint: `The caller must calibrate every tensor of plan.activations. ${DEBUG_HINT}` },
+  QDQ_WEIGHT_EXTERNAL: { exit: 1, summary: 'A weight to quantize still lives in external data', hint: `The caller must inline external data before applyQdq. ${DEBUG_HINT}` },
+
   // ---------------------------------------------------------------- 2: usage
   USAGE: { exit: 2, summary: 'Bad flags or arguments', hint: "See the command's --help for its flags and examples." },
   COMMAND_UNKNOWN: { exit: 2, summary: 'No command of that name', hint: '`modelforge --help` lists every command.' },
@@ -88,6 +93,11 @@ export const ERROR_CODES = {
   TRTEXEC_OPTION_UNSUPPORTED: { exit: 2, summary: 'An option or value that this version of trtexec does not have', hint: 'Drop the option, or use a TensorRT version that has it (the message says which).' },
   TRTEXEC_NAME_UNSUPPORTED: { exit: 2, summary: "An input name or file path that trtexec's list syntax cannot carry (a comma, a single quote, a '*')", hint: 'Rename the input (re-export the model), or use a path without those characters.' },
   TRTEXEC_NOT_EXECUTABLE: { exit: 2, summary: '--trtexec or TRTEXEC names a directory, or a file that is not executable', hint: 'Point it at the trtexec program itself (chmod +x if it lost its mode).' },
+
+  // quantize: Q/DQ placement (src/onnx/qdq.ts)
+  NOTHING_TO_QUANTIZE: { exit: 2, summary: 'int8 was asked of a model without a MatMul, Gemm or Conv carrying a float32 weight', hint: 'int8 needs a model with dense or convolution layers; build this one in fp16 or fp32 instead.' },
+  ALREADY_QUANTIZED: { exit: 2, summary: 'The model holds QuantizeLinear/DequantizeLinear or quantized operators (QLinear*, MatMulInteger) already', hint: 'Give the fp32 model it came from.' },
+  QDQ_OPSET_TOO_LOW: { exit: 2, summary: 'The model\'s default-domain opset is below 13, which per-channel DequantizeLinear needs', hint: 'Re-export the model with opset 13 or later (modelforge export --opset 17).' },
 
   // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
   NOT_A_DIRECTORY: { exit: 2, summary: 'A path that must be a directory is a file (or runs through one)', hint: 'Point the flag at a directory, or move the file out of the way.' },
@@ -155,6 +165,10 @@ export const ERROR_CODES = {
   WEIGHTS_SHAPE_MISMATCH: { exit: 4, summary: 'A checkpoint tensor whose shape disagrees with config.json', hint: 'Check that config.json belongs to these weights.' },
   WEIGHTS_DTYPE: { exit: 4, summary: 'A checkpoint tensor of a type the exporter cannot convert', hint: 'Convert the checkpoint to float32, float16 or bfloat16.' },
   TOY_MODEL_CHECK_FAILED: { exit: 4, summary: 'A toy model failed its onnxruntime check', hint: `This is a bug in the toy model builder. ${DEBUG_HINT}` },
+
+  // quantize: Q/DQ placement (src/onnx/qdq.ts)
+  QDQ_RANGE_INVALID: { exit: 4, summary: 'A calibrated activation range that is not a finite number >= 0', hint: 'The model produced non-finite values on the calibration data, or the calibration cache is damaged: check the data and calibrate again without --calib-cache.' },
+  QDQ_WEIGHT_NON_FINITE: { exit: 4, summary: 'A weight to quantize holds NaN or Infinity', hint: 'Check the checkpoint the model was exported from.' },
 
   // ---------------------------------------------------------------- 5: conflicts
   VERSION_EXISTS: { exit: 5, summary: 'That version exists already; finalized versions are immutable', hint: 'Choose a new version name.' },
