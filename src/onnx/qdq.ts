@@ -350,10 +350,11 @@ const singleUse = (ix: GraphIndex, value: string): boolean => (ix.consumers.get(
 /**
  * The weighted op (Conv, MatMul, Gemm) whose output reaches `value` through the layers TensorRT fuses into
  * it: optional MaxPool, Relu or SiLU (x * Sigmoid(x)), BatchNormalization, bias Add, constant Mul, in that
- * order backwards, as get_fusible_backbone's path types list them. Every value on the way must have this
- * one use: a Conv whose output is read elsewhere cannot take the Add into its kernel.
+ * order backwards, as get_fusible_backbone's path types list them. Every value on the way, `value` included,
+ * must have this one use: a Conv whose output is read elsewhere cannot take the Add into its kernel.
  */
 function fusibleBackbone(ix: GraphIndex, value: string): number | undefined {
+  if (!singleUse(ix, value)) return undefined
   const stages = ['MaxPool', 'Act', 'BatchNormalization', 'BiasAdd', 'ConstMul']
   let v = value
   let stage = 0
@@ -434,38 +435,34 @@ function lowestCommonAncestor(ix: GraphIndex, a: number, b: number): { node: num
 /**
  * An Add of two activations, one of them coming out of a weighted op: the residual input it should
  * quantize (0 or 1), or a skip when TensorRT cannot fuse it; undefined when it is no residual Add at all
- * (embeddings, the attention mask). build_non_residual_input_map's rule: the input on the longer path to the
- * lowest common ancestor is the fused (non-residual) one; an Add whose other input also descends from the
- * same Conv (ConvNeXt) is no residual Add.
+ * (embeddings, the attention mask). build_non_residual_input_map's rules: an Add reading a graph input is
+ * left alone; when both inputs come out of Convs, the one on the longer path to their lowest common
+ * ancestor is the block (fused, non-residual) and the other the shortcut. Its ConvNeXt rule (the other
+ * input descends from the same Conv) cannot arise here: the chain from the Conv has one use per value.
  */
 function planResidualAdd(ix: GraphIndex, i: number, quantizedConvs: Set<number>, weighted: Set<number>): Decision | undefined {
-  const node = ix.nodes[i]!
-  const inputs = node.input ?? []
+  const inputs = ix.nodes[i]!.input ?? []
   if (inputs.length !== 2) return undefined
   const [x0, x1] = inputs as [string, string]
   if (isConstant(ix, x0) || isConstant(ix, x1)) return undefined
-  const p0 = ix.producer.get(x0)
-  const p1 = ix.producer.get(x1)
-  if (p0 === undefined || p1 === undefined) return undefined
-  const b0 = fusibleBackbone(ix, x0)
-  const b1 = fusibleBackbone(ix, x1)
-  const w0 = b0 !== undefined && weighted.has(b0) ? b0 : undefined
-  const w1 = b1 !== undefined && weighted.has(b1) ? b1 : undefined
+  const backbone = (x: string) => {
+    const b = fusibleBackbone(ix, x)
+    return b !== undefined && weighted.has(b) ? b : undefined
+  }
+  const w0 = backbone(x0)
+  const w1 = backbone(x1)
   if (w0 === undefined && w1 === undefined) return undefined
   const skip: Decision = { kind: 'skipped', reason: 'residual-not-fusible' }
-  const c0 = w0 !== undefined && quantizedConvs.has(w0) ? w0 : undefined
-  const c1 = w1 !== undefined && quantizedConvs.has(w1) ? w1 : undefined
-  if (c0 === undefined && c1 === undefined) return skip
-  const lca = lowestCommonAncestor(ix, p0, p1)
-  if (c0 !== undefined && c1 !== undefined) {
-    if (c0 === c1) return skip
-    // Both inputs come out of Convs: the one on the longer path is the block, the other the shortcut.
-    const residual = lca && lca.da > lca.db ? 1 : 0
-    return { kind: 'quantized', sites: [residual] }
+  const p0 = ix.producer.get(x0)
+  const p1 = ix.producer.get(x1)
+  const c0 = w0 !== undefined && quantizedConvs.has(w0)
+  const c1 = w1 !== undefined && quantizedConvs.has(w1)
+  if ((!c0 && !c1) || p0 === undefined || p1 === undefined) return skip
+  if (c0 && c1) {
+    const lca = lowestCommonAncestor(ix, p0, p1)
+    return { kind: 'quantized', sites: [lca && lca.da > lca.db ? 1 : 0] }
   }
-  const backbone = (c0 ?? c1)!
-  if (lca && lca.node === backbone) return skip
-  return { kind: 'quantized', sites: [c0 !== undefined ? 1 : 0] }
+  return { kind: 'quantized', sites: [c0 ? 1 : 0] }
 }
 
 /**
