@@ -474,6 +474,7 @@ export function planQdq(model: ModelProto, options: QdqOptions = {}): QdqPlan {
   checkQuantizable(model, label)
   const ix = indexGraph(model.graph ?? {})
   const decisions = new Map<number, Decision>()
+  // Ops that carry a weight, quantized or not: an Add fed by one is a residual Add (listed either way).
   const weighted = new Set<number>()
   const quantizedConvs = new Set<number>()
   ix.nodes.forEach((node, i) => {
