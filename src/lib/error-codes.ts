@@ -88,7 +88,18 @@ export const ERROR_CODES = {
   // builders (trtexec)
   INVALID_SHAPE_RANGE: { exit: 2, summary: 'A --batch, --seq or --dim range that is not min:opt:max of positive integers in order, or beyond what the model takes', hint: 'For example --batch 1:8:32 or --seq 1:128:512 (the sequence maximum at most max_position_embeddings).' },
   SHAPE_RANGE_REQUIRED: { exit: 2, summary: 'A dynamic input dimension whose range modelforge cannot choose by itself', hint: 'Give its range (the message says which flag), or export the model with that dimension fixed.' },
-  PRECISION_NEEDS_TRANSFORM: { exit: 2, summary: 'The precision needs a model whose own types carry it (an fp16 model, or a Q/DQ model for int8)', hint: 'Make one with `modelforge quantize --precision fp16` or `--precision int8` (coming in a later release; until then onnxconverter-common for fp16, onnxruntime quantize_static in QDQ format for int8), then build that model.' },
+  PRECISION_NEEDS_TRANSFORM: { exit: 2, summary: 'The precision needs a model whose own types carry it (an fp16 model, or a Q/DQ model for int8)', hint: 'Make one with `modelforge quantize --precision fp16` or `--precision int8 --calib-data <file>` and build that model, or let build make it (build --precision int8 --calib-data <file>; fp16 on TensorRT 11).' },
+  // quantize: calibration data and ranges (src/validate/calib-data.ts, calibrate.ts)
+  CALIB_DATA_EMPTY: { exit: 2, summary: 'The calibration data holds no sample', hint: 'Give a file with one text sample per line (or JSONL with "text"), or a directory of test_data_set_N/input_M.pb.' },
+  CALIB_DATA_INVALID: { exit: 2, summary: 'Calibration data that does not fit the model or its format (a JSONL line without "text", a data set lacking an input, a wrong dtype)', hint: 'The message names the line or file; fix it, or give data sets written for this model.' },
+  TOKENIZER_REQUIRED: { exit: 2, summary: 'Text calibration data for a model with no tokenizer.json beside it', hint: 'Pass --tokenizer <tokenizer.json or the model directory>, or give ONNX test-data inputs.' },
+  CALIB_TENSOR_INVALID: { exit: 2, summary: 'A tensor asked to be calibrated is not a float32 value of the model', hint: 'Only float32 activations take a calibrated range; give the fp32 model.' },
+  // quantize: fp16 (src/validate/fp16-model.ts)
+  ALREADY_FP16: { exit: 2, summary: 'fp16 was asked of a model that is fp16 already', hint: 'Give the fp32 model it was made from; converting twice only loses precision.' },
+  NOTHING_TO_CONVERT: { exit: 2, summary: 'fp16 was asked of a model that computes nothing in float32', hint: 'fp16 applies to models with float32 weights or activations; build this one as it is.' },
+  // quantize: the orchestration (src/validate/quantize.ts)
+  CALIB_DATA_REQUIRED: { exit: 2, summary: 'An int8 model was asked for without calibration data', hint: 'Pass --calib-data <file|dir> (text, JSONL with a "text" field, or ONNX test-data inputs), or --calib-cache <file> from an earlier run.' },
+  MODEL_TOO_LARGE: { exit: 2, summary: 'The transformed model would exceed protobuf\'s 2 GiB limit for a single file', hint: 'quantize writes single-file models; models this large need external data, which it does not write yet.' },
   PRECISION_UNSUPPORTED: { exit: 2, summary: 'This TensorRT version cannot build that precision (no such trtexec flag, or not with this model)', hint: 'Pick another --precision; the message names the ones this TensorRT builds.' },
   TRTEXEC_OPTION_UNSUPPORTED: { exit: 2, summary: 'An option or value that this version of trtexec does not have', hint: 'Drop the option, or use a TensorRT version that has it (the message says which).' },
   TRTEXEC_NAME_UNSUPPORTED: { exit: 2, summary: "An input name or file path that trtexec's list syntax cannot carry (a comma, a single quote, a '*')", hint: 'Rename the input (re-export the model), or use a path without those characters.' },
@@ -169,6 +180,12 @@ export const ERROR_CODES = {
   // quantize: Q/DQ placement (src/onnx/qdq.ts)
   QDQ_RANGE_INVALID: { exit: 4, summary: 'A calibrated activation range that is not a finite number >= 0', hint: 'The model produced non-finite values on the calibration data, or the calibration cache is damaged: check the data and calibrate again without --calib-cache.' },
   QDQ_WEIGHT_NON_FINITE: { exit: 4, summary: 'A weight to quantize holds NaN or Infinity', hint: 'Check the checkpoint the model was exported from.' },
+  // quantize: calibration data and ranges (src/validate/calib-data.ts, calibrate.ts)
+  TOKENIZER_INVALID: { exit: 4, summary: 'A tokenizer.json the tokenizer library cannot load', hint: 'Give the model\'s own tokenizer.json (Hugging Face tokenizers format), with --tokenizer if it is elsewhere.' },
+  CALIB_NON_FINITE: { exit: 4, summary: 'An activation held no finite value on the calibration data', hint: 'The model overflows on these inputs: check the calibration data and the model.' },
+  // quantize: the calibration cache (src/validate/quantize.ts)
+  CALIB_CACHE_INVALID: { exit: 4, summary: 'The --calib-cache file is not a modelforge calibration cache', hint: 'Give the .calib.json an earlier `quantize --precision int8` wrote next to its model, or calibrate again with --calib-data.' },
+  CALIB_CACHE_MISMATCH: { exit: 4, summary: 'The --calib-cache ranges belong to another model or another Q/DQ placement', hint: 'Calibrate this model with --calib-data (it writes a new cache), or use the placement flags the cache was made with.' },
 
   // ---------------------------------------------------------------- 5: conflicts
   VERSION_EXISTS: { exit: 5, summary: 'That version exists already; finalized versions are immutable', hint: 'Choose a new version name.' },
@@ -204,6 +221,10 @@ export const ERROR_CODES = {
 
   // builders (trtexec)
   TRTEXEC_PATH_NOT_FOUND: { exit: 6, summary: '--trtexec or TRTEXEC names a path that does not exist', hint: 'Fix the path, or unset TRTEXEC to search PATH and /usr/src/tensorrt/bin.' },
+
+  // quantize: calibration data (src/validate/calib-data.ts)
+  CALIB_DATA_NOT_FOUND: { exit: 6, summary: 'The --calib-data path does not exist', hint: 'Check --calib-data: a text file, a .jsonl file, or a directory of ONNX test-data inputs.' },
+  TOKENIZER_NOT_FOUND: { exit: 6, summary: 'The --tokenizer path does not exist', hint: 'Give a tokenizer.json, or the model directory holding one.' },
 
   // ---------------------------------------------------------------- 7: refused
   SOURCE_NOT_ALLOWED: { exit: 7, summary: 'The repository is not among download.allowedSources', hint: 'Add it to download.allowedSources in MODELFORGE_CONFIG, or fetch an allowed model.' },

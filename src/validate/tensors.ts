@@ -92,6 +92,33 @@ export function allocate(dtype: Dtype, n: number): TensorData {
   }
 }
 
+/**
+ * Tensors of the same dtype and trailing dims joined along axis 0 (batches of one run's outputs into one
+ * tensor, so that metrics such as cosine and argmax agreement cover every row at once).
+ */
+export function concatRows(parts: readonly HostTensor[]): HostTensor {
+  const first = parts[0]
+  if (!first) throw new RangeError('concatRows needs at least one tensor')
+  const tail = first.dims.slice(1)
+  let rows = 0
+  for (const p of parts) {
+    if (p.dtype !== first.dtype || p.dims.length !== first.dims.length || p.dims.slice(1).some((d, i) => d !== tail[i])) {
+      throw new RangeError(`concatRows: [${p.dims.join(', ')}] ${p.dtype} does not stack on [${first.dims.join(', ')}] ${first.dtype}`)
+    }
+    rows += p.dims[0] ?? 1
+  }
+  if (parts.length === 1) return first
+  const dims = [rows, ...tail]
+  if (first.dtype === 'string') return { dtype: 'string', dims, data: parts.flatMap((p) => p.data as string[]) }
+  const data = allocate(first.dtype, elementCount(dims)) as Float32Array
+  let at = 0
+  for (const p of parts) {
+    data.set(p.data as Float32Array, at)
+    at += p.data.length
+  }
+  return { dtype: first.dtype, dims, data }
+}
+
 /** Element i as a JS number (int64 beyond 2^53 loses precision, which metrics tolerate). */
 export function valueAt(t: HostTensor, i: number): number {
   const v = t.data[i]
