@@ -106,10 +106,10 @@ function requireVersion(v: TrtVersion, major: number, minor: number, option: str
   })
 }
 
-// The issue after this one brings these transforms; until then the hints also name a tool that does it today.
+// buildEngine makes these models itself from an fp32 one; argv refuses anything else, as a library guard.
 const TRANSFORM = {
-  fp16: '`modelforge quantize --precision fp16` (coming in a later release; until then onnxconverter-common\'s convert_float_to_float16 with keep_io_types)',
-  int8: '`modelforge quantize --precision int8` (coming in a later release; until then onnxruntime\'s quantize_static with QuantFormat.QDQ)',
+  fp16: '`modelforge quantize --precision fp16` (or let `build --precision fp16` make it)',
+  int8: '`modelforge quantize --precision int8 --calib-data <file>` (or `build --precision int8 --calib-data <file>`)',
 } as const
 
 function precisionFlags(o: BuildArgvOptions): string[] {

@@ -20,13 +20,14 @@ import { join, resolve } from 'node:path'
 import { ExternalError, InterruptedError, UsageError } from '../lib/errors.js'
 import { modelforgeCacheDir, timingCacheDir } from '../lib/env.js'
 import { sha256File } from '../lib/hash.js'
-import { planSteps, runStep, skipStep, type Progress } from '../lib/progress.js'
+import { nestProgress, planSteps, runStep, skipStep, type Progress } from '../lib/progress.js'
 import { listFiles } from '../lib/tree.js'
 import { modelforgeVersion } from '../lib/version.js'
 import { assertWellFormed, inspectModel, type ModelInspection } from '../onnx/inspect.js'
 import { checkToleranceNames, parseTolerance, type Tolerance } from '../validate/compare.js'
 import { modelHints } from '../validate/inputs.js'
 import { validationError, type ValidateResult } from '../validate/report.js'
+import { quantizeModel, type QuantizeOptions, type QuantizeResult } from '../validate/quantize.js'
 import { buildArgv, shellCommand } from './argv.js'
 import { ENGINE_SCHEMA, type EngineRecord } from './engine-record.js'
 import { gpuBeforeBuild, gpuSlug, rememberDevice, rememberedDevice } from './gpu.js'
@@ -83,8 +84,16 @@ export interface BuildOptions {
   /** --atol / --rtol values ("1e-3", "logits:0.05") over the precision's defaults. */
   atol?: readonly (string | number)[]
   rtol?: readonly (string | number)[]
+  /**
+   * How to make the model of an int8 build (any TensorRT) or an fp16 build on TensorRT 11 from an fp32 one:
+   * quantize's calibration and fp16 options. The transformed model is written into --out and built from.
+   */
+  transform?: BuildTransformOptions
   progress?: Progress
 }
+
+export type BuildTransformOptions = Pick<QuantizeOptions,
+  'calibData' | 'tokenizer' | 'calibBatches' | 'batchSize' | 'seqLen' | 'method' | 'percentile' | 'calibCache' | 'quantizeAttention' | 'keepFp32' | 'fp16MaxAbs'>
 
 export interface BuildTimings {
   /** Finding and probing trtexec (near 0 when the probe is cached). */
@@ -129,6 +138,8 @@ export interface BuildResult {
   /** Files not written and why. */
   skipped: { files: string[]; reason: string }[]
   validation?: ValidateResult
+  /** The model made from --onnx for this precision (in --out), when the build made one. */
+  transform?: { file: string; precision: 'int8' | 'fp16'; bytes?: number; sha256?: string; quantize?: QuantizeResult }
   /** trtexec's own [W] lines of the build. */
   trtexecWarnings: string[]
   /** Ours: what the caller should know although the build succeeded. */
@@ -139,6 +150,7 @@ const STEPS = [
   { id: 'locate', title: 'Finding trtexec' },
   { id: 'model', title: 'Reading the model' },
   { id: 'plan', title: 'Planning the build' },
+  { id: 'transform', title: 'Making the model of this precision' },
   { id: 'build', title: 'Building the engine' },
   { id: 'validate', title: 'Validating the engine against onnxruntime' },
   { id: 'write', title: 'Writing the output directory' },
@@ -170,6 +182,36 @@ export function parseDimFlags(values: readonly string[] = []): Record<string, st
     dims[v.slice(0, eq)] = v.slice(eq + 1)
   }
   return dims
+}
+
+/** The transform a build of this precision needs first, if any (see buildEngine). */
+export function transformFor(precision: BuildPrecision, typedModel: 'fp16' | 'qdq' | undefined, version: TrtVersion): 'int8' | 'fp16' | undefined {
+  if (precision === 'int8' && typedModel === undefined) return 'int8'
+  if (precision === 'fp16' && typedModel === undefined && version.major >= 11) return 'fp16'
+  return undefined
+}
+
+const INT8_TRANSFORM_KEYS = ['calibData', 'tokenizer', 'calibBatches', 'batchSize', 'seqLen', 'method', 'percentile', 'calibCache', 'quantizeAttention'] as const
+const FP16_TRANSFORM_KEYS = ['keepFp32', 'fp16MaxAbs'] as const
+
+/** Transform options must be used: a --calib-data ignored would let a user believe the engine was calibrated on it. */
+function checkTransformOptions(o: BuildOptions, transform: 'int8' | 'fp16' | undefined, typedModel: 'fp16' | 'qdq' | undefined): void {
+  const t = o.transform ?? {}
+  const given = (keys: readonly string[]) => keys.filter((k) => (t as Record<string, unknown>)[k] !== undefined && (t as Record<string, unknown>)[k] !== false)
+  const unused = [...(transform === 'int8' ? [] : given(INT8_TRANSFORM_KEYS)), ...(transform === 'fp16' ? [] : given(FP16_TRANSFORM_KEYS))]
+  if (unused.length) {
+    const why = typedModel ? `the model is already ${typedModel === 'qdq' ? 'a Q/DQ' : 'an fp16'} model and is built as it is` : transform ? `this build makes an ${transform} model` : `a ${o.precision ?? 'fp32'} build does not transform the model${o.precision === 'fp16' ? ' before TensorRT 11 (trtexec --fp16 chooses fp16 layers itself)' : ''}`
+    throw new UsageError(`${unused.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: not used, because ${why}`, {
+      code: 'INVALID_OPTION',
+      hint: 'Drop them, or give the fp32 model and the precision they apply to (calibration flags: int8; --keep-fp32, --fp16-max-abs: fp16 on TensorRT 11).',
+    })
+  }
+  if (transform === 'int8' && t.calibData === undefined && t.calibCache === undefined) {
+    throw new UsageError(`An int8 build calibrates a Q/DQ model from ${o.onnx} first, and that needs calibration data`, {
+      code: 'CALIB_DATA_REQUIRED',
+      hint: 'Pass --calib-data <file|dir> (text, JSONL with a "text" field, or ONNX test-data inputs) or --calib-cache <file>; or build a Q/DQ model made by `modelforge quantize --precision int8`.',
+    })
+  }
 }
 
 /** The model's own types say the precision: Q/DQ nodes (int8), or weights held as float16. */
@@ -230,7 +272,13 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
     return { info, digest, hints, smi, typedModel: typedModelOf(info) }
   }, { title: (m) => `${onnx}: ${m.info.inputs.length} input${m.info.inputs.length === 1 ? '' : 's'}, ${m.info.nodes} nodes${m.typedModel ? `, ${m.typedModel === 'qdq' ? 'Q/DQ' : 'fp16'} model` : ''}` })
   checkAbort()
-  const { info, hints, typedModel } = model
+  const { info, hints } = model
+  // int8 always builds from a Q/DQ model; fp16 on TensorRT 11 from an fp16 one (it has no --fp16): when the
+  // model is neither, quantize makes it into --out and trtexec builds from that file.
+  const transform = transformFor(precision, model.typedModel, version)
+  checkTransformOptions(o, transform, model.typedModel)
+  const typedModel = transform ? (transform === 'int8' ? 'qdq' as const : 'fp16' as const) : model.typedModel
+  const transformFile = transform ? `model.${transform}.onnx` : undefined
 
   const plan = await runStep(progress, 'plan', async () => {
     checkToleranceNames({ atol, rtol }, info.outputs.map((x) => x.name))
@@ -240,7 +288,7 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
     const before: DeviceInfo | undefined = model.smi ?? remembered
     const cache = planTimingCache(cacheRoot, version, before)
     const build = buildArgv({
-      version, onnx, engine: OUTPUT_FILES.engine, precision, ...(typedModel ? { typedModel } : {}), profile: shapes.profile,
+      version, onnx: transformFile ?? onnx, engine: OUTPUT_FILES.engine, precision, ...(typedModel ? { typedModel } : {}), profile: shapes.profile,
       workspaceMiB: o.workspaceMiB, builderOptimizationLevel: o.builderOptimizationLevel, hardwareCompatibilityLevel: o.hardwareCompatibilityLevel,
       timingCacheFile: cache.argvFile, layerInfo: OUTPUT_FILES.layers,
       ...(o.skipBenchmark ? { skipBenchmark: true } : { times: OUTPUT_FILES.times, profileJson: OUTPUT_FILES.profile }),
@@ -272,11 +320,13 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
     trtexecWarnings: [],
     warnings,
   }
+  if (transform) result.transform = { file: transformFile!, precision: transform }
   if (o.skipBenchmark) result.skipped.push({ files: [OUTPUT_FILES.times, OUTPUT_FILES.profile, OUTPUT_FILES.perf], reason: '--skip-benchmark: trtexec ran no inference' })
   if (o.skipValidation) result.skipped.push({ files: ['validation/'], reason: '--skip-validation: the engine was not compared with onnxruntime' })
 
   if (o.dryRun) {
-    for (const id of ['build', 'validate', 'write']) skipStep(progress, id, 'dry run')
+    if (transform) warnings.push(`the build first writes ${transformFile} into ${out} (modelforge quantize --precision ${transform}); the command lines read it from there`)
+    for (const id of ['transform', 'build', 'validate', 'write']) skipStep(progress, id, 'dry run')
     result.timings.totalMs = performance.now() - started
     return result
   }
@@ -286,6 +336,20 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
   try {
     staging = await openStaging(out)
     const dir = staging.dir
+    if (transform) {
+      const made = await runStep(progress, 'transform', async () => quantizeModel({
+        ...o.transform,
+        model: onnx,
+        precision: transform,
+        out: join(dir, transformFile!),
+        progress: nestProgress(progress, 'transform'),
+      }), { title: (q) => `${transformFile}: ${q.precision} model of ${(q.out.bytes / 2 ** 20).toFixed(1)} MiB, ${q.accuracy.outputs.map((m) => `${m.name} cosine ${m.cosine.toFixed(4)}`).join(', ')} against fp32` })
+      result.transform = { file: transformFile!, precision: transform, bytes: made.out.bytes, sha256: made.out.sha256, quantize: made }
+      warnings.push(...made.warnings)
+      checkAbort()
+    } else {
+      skipStep(progress, 'transform', typedModel ? `the model is already ${typedModel === 'qdq' ? 'Q/DQ' : 'fp16'}` : `${precision} builds from the model as it is`)
+    }
     const built = await runStep(progress, 'build', async (step) => {
       step.title(`Building the engine (${precision}${typedModel ? `, ${typedModel === 'qdq' ? 'Q/DQ' : 'fp16'} model` : ''}) with TensorRT ${version.text}`)
       await prepareTimingCache(plan.cache, dir)
@@ -381,6 +445,7 @@ function engineRecord(r: BuildResult, o: BuildOptions, x: { device?: DeviceInfo;
     onnx: r.onnx,
     precision: r.precision,
     ...(r.typedModel ? { typedModel: r.typedModel } : {}),
+    ...(r.transform?.sha256 ? { builtFrom: { file: r.transform.file, bytes: r.transform.bytes!, sha256: r.transform.sha256, precision: r.transform.precision } } : {}),
     tensorrt: { version: r.tool.version.text, ...(r.tool.version.build !== undefined ? { build: r.tool.version.build } : {}), encoded: r.tool.version.encoded },
     ...(x.device ? { gpu: x.device } : {}),
     ...(r.gpu.nvidiaSmi ? { nvidiaSmi: r.gpu.nvidiaSmi } : {}),

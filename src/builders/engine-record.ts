@@ -17,6 +17,8 @@ export interface EngineRecord {
   precision: BuildPrecision
   /** The model's own types (an fp16 or a Q/DQ model), when they say the precision. */
   typedModel?: 'fp16' | 'qdq'
+  /** The model trtexec built from when the build made it from `onnx` (quantize's int8 or fp16 model, in the engine's directory). */
+  builtFrom?: { file: string; bytes: number; sha256: string; precision: 'int8' | 'fp16' }
   tensorrt: { version: string; build?: number; encoded: number }
   /** The device trtexec built on (its log's device block; nvidia-smi's when the log names none). */
   gpu?: DeviceInfo
