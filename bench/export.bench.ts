@@ -7,56 +7,10 @@
  * node process that reads the weights file and writes it back out (the least any exporter must do).
  * For scale, the issue quotes transformers + torch.onnx.export at about 9 s and 745 MB on this machine.
  */
-import { rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
+import { rmSync, statSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeSafetensors, type TensorToWrite } from '../src/export/safetensors.js'
-import { prng, uniform } from '../src/lib/random.js'
+import { makeMiniLmCheckpoint as makeCheckpoint } from './minilm.js'
 import { measure, median, repoRoot, report, scratch } from './util.js'
-
-const H = 384
-const LAYERS = 6
-const HEADS = 12
-const FF = 1536
-const VOCAB = 30522
-const POSITIONS = 512
-
-
-async function makeCheckpoint(dir: string): Promise<number> {
-  let seed = 1
-  const t = (shape: number[]): TensorToWrite => ({ dtype: 'F32', shape, data: uniform(prng(seed++), shape.reduce((a, b) => a * b, 1), 0.05) })
-  const ones = (n: number): TensorToWrite => ({ dtype: 'F32', shape: [n], data: new Float32Array(n).fill(1) })
-  const tensors: Record<string, TensorToWrite> = {
-    'embeddings.word_embeddings.weight': t([VOCAB, H]),
-    'embeddings.position_embeddings.weight': t([POSITIONS, H]),
-    'embeddings.token_type_embeddings.weight': t([2, H]),
-    'embeddings.LayerNorm.weight': ones(H),
-    'embeddings.LayerNorm.bias': t([H]),
-    'pooler.dense.weight': t([H, H]),
-    'pooler.dense.bias': t([H]),
-  }
-  for (let i = 0; i < LAYERS; i++) {
-    const l = `encoder.layer.${i}`
-    for (const p of ['attention.self.query', 'attention.self.key', 'attention.self.value', 'attention.output.dense']) {
-      tensors[`${l}.${p}.weight`] = t([H, H])
-      tensors[`${l}.${p}.bias`] = t([H])
-    }
-    tensors[`${l}.intermediate.dense.weight`] = t([FF, H])
-    tensors[`${l}.intermediate.dense.bias`] = t([FF])
-    tensors[`${l}.output.dense.weight`] = t([H, FF])
-    tensors[`${l}.output.dense.bias`] = t([H])
-    for (const ln of ['attention.output.LayerNorm', 'output.LayerNorm']) {
-      tensors[`${l}.${ln}.weight`] = ones(H)
-      tensors[`${l}.${ln}.bias`] = t([H])
-    }
-  }
-  const config = {
-    architectures: ['BertModel'], model_type: 'bert', hidden_size: H, num_hidden_layers: LAYERS, num_attention_heads: HEADS,
-    intermediate_size: FF, vocab_size: VOCAB, max_position_embeddings: POSITIONS, type_vocab_size: 2, hidden_act: 'gelu',
-    layer_norm_eps: 1e-12, pad_token_id: 0,
-  }
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2))
-  return writeSafetensors(join(dir, 'model.safetensors'), tensors)
-}
 
 const work = scratch('export')
 const model = join(work, 'minilm-l6')
