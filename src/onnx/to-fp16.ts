@@ -41,13 +41,13 @@ export const DEFAULT_KEEP_FP32_OPS: readonly string[] = [
   'Einsum',
 ]
 
-export type KeepReason = 'block-list' | 'magnitude' | 'underflow' | 'subgraph'
+export type KeepReason = 'block-list' | 'magnitude' | 'underflow' | 'subgraph' | 'no-fp16-kernel'
 
 export interface Fp16Options {
   /** Ops kept in fp32 (default DEFAULT_KEEP_FP32_OPS; `--keep-fp32` replaces the list). */
   keepFp32Ops?: readonly string[]
-  /** Nodes kept by measurement, by nodeKey(). */
-  keepFp32Nodes?: ReadonlyMap<string, 'magnitude' | 'underflow'>
+  /** Nodes kept by measurement or because onnxruntime has no fp16 kernel for them, by nodeKey(). */
+  keepFp32Nodes?: ReadonlyMap<string, KeepReason>
   /** onnxruntime's dtype of every value ('float32', 'int64', ...), from src/validate/intermediates valueTypes. */
   valueTypes?: ReadonlyMap<string, string>
 }

@@ -10,10 +10,11 @@
  * It also stays fp32 when fp16 would flush what it makes: when most of its nonzero output values (more than
  * half) lie below fp16's smallest subnormal, 2^-24, so that in fp16 they would read as zeros.
  */
-import { UsageError } from '../lib/errors.js'
+import { InternalError, UsageError } from '../lib/errors.js'
 import type { ModelProto } from '../onnx/proto.js'
-import { DataType } from '../onnx/proto.js'
-import { convertToFp16, floatsOf, isFp16Model, nodeKey, type Fp16Report } from '../onnx/to-fp16.js'
+import { DataType, encodeModel } from '../onnx/proto.js'
+import { convertToFp16, floatsOf, isFp16Model, nodeKey, type Fp16Report, type KeepReason } from '../onnx/to-fp16.js'
+import { closeModel, loadModel } from './runtime.js'
 import { exposeValues } from './intermediates.js'
 import type { TensorMap } from './tensors.js'
 
@@ -96,10 +97,46 @@ export async function makeFp16Model(o: Fp16ModelOptions): Promise<{ model: Model
       hint: 'fp16 applies to models with float32 weights or activations; build this one as it is.',
     })
   }
-  const keepFp32Nodes = await measureMagnitudes(o.model, o.path, o.samples, o.valueTypes, o.maxAbs)
-  return convertToFp16(o.model, {
-    ...(o.keepFp32Ops ? { keepFp32Ops: o.keepFp32Ops } : {}),
-    keepFp32Nodes,
-    valueTypes: o.valueTypes,
-  })
+  const keepFp32Nodes: Map<string, KeepReason> = await measureMagnitudes(o.model, o.path, o.samples, o.valueTypes, o.maxAbs)
+  const keys = new Set((o.model.graph?.node ?? []).map((n, i) => nodeKey(n, i)))
+  // onnxruntime's CPU build lacks fp16 kernels for some ops (and ONNX gives some no float16 type at all,
+  // Range): load the result, and keep in fp32 each node it refuses, by the name it gives, until it loads.
+  for (let attempt = 0; ; attempt++) {
+    const made = convertToFp16(o.model, {
+      ...(o.keepFp32Ops ? { keepFp32Ops: o.keepFp32Ops } : {}),
+      keepFp32Nodes,
+      valueTypes: o.valueTypes,
+    })
+    const refused = await refusedNode(made.model)
+    if (refused === undefined) return made
+    if (!keys.has(refused) || keepFp32Nodes.has(refused) || attempt >= 64) {
+      throw new InternalError(`the fp16 model of ${o.path} does not load in onnxruntime, and keeping node ${refused} in fp32 did not help`, {
+        code: 'INTERNAL',
+        details: { node: refused },
+      })
+    }
+    keepFp32Nodes.set(refused, 'no-fp16-kernel')
+  }
+}
+
+const REFUSED = [
+  /of operator \(\w+\) in node \(([^)]+)\) is invalid/,
+  /Could not find an implementation for \w+\(\d+\) node with name '([^']+)'/,
+]
+
+/** The node onnxruntime refuses to load in this model, or undefined when it loads. */
+async function refusedNode(model: ModelProto): Promise<string | undefined> {
+  let loaded
+  try {
+    loaded = await loadModel(encodeModel(model), { label: 'the fp16 model' })
+  } catch (err) {
+    const raw = String((err as { details?: { onnxruntime?: unknown } }).details?.onnxruntime ?? '')
+    for (const re of REFUSED) {
+      const m = re.exec(raw)
+      if (m) return m[1]
+    }
+    throw err
+  }
+  await closeModel(loaded)
+  return undefined
 }

@@ -133,7 +133,7 @@ describe('buildEngine with the trtexec double', () => {
     expect(r.argv.build).not.toContain('--separateProfileRun')
     expect(existsSync(join(out, 'perf.json'))).toBe(true)
     // 11 has no --best or --bf16; fp16 and int8 from this model make their model first (build-transform.test.ts).
-    expect(await failure({ onnx: TINY_BERT, out: join(home, 'best'), env, precision: 'best' })).toMatchObject({ code: 'PRECISION_NEEDS_TRANSFORM', exitCode: 2 })
+    expect(await failure({ onnx: TINY_BERT, out: join(home, 'best'), env, precision: 'best' })).toMatchObject({ code: 'PRECISION_UNSUPPORTED', exitCode: 2 })
     expect(await failure({ onnx: models.fp32, out: join(home, 'int8'), env: doubleEnv(home), precision: 'int8' })).toMatchObject({ code: 'CALIB_DATA_REQUIRED', exitCode: 2 })
     expect(doubleRuns(home).filter((x) => x.argv.some((a) => a.startsWith('--onnx=')))).toHaveLength(1)
   })
