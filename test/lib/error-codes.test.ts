@@ -104,11 +104,7 @@ describe('error codes', () => {
     const hints = [...Object.values(ERROR_CODES).map((i) => i.hint), ...files.map((f) => readFileSync(f, 'utf8'))].join('\n')
     const named = [...hints.matchAll(/`(?:modelforge )?((?:store )?[a-z][a-z-]+)[ `]/g)].map((m) => m[1]!)
     const cliWords = named.filter((w) => /^(store [a-z-]+|fetch|export|validate|inspect|toy-store|doctor|build|build-engine|quantize|registry [a-z]+)$/.test(w))
-    // A command an issue has announced may be named while the hint says it is coming (issue 10 refuses
-    // fp16/int8 builds on TensorRT 11 naming `quantize`, the next issue's command).
-    const coming = new Set(['quantize'])
-    expect(cliWords.filter((w) => !commands.includes(w) && !coming.has(w))).toEqual([])
-    for (const m of hints.matchAll(/`modelforge quantize[^`]*`([^\n]{0,60})/g)) expect(m[1], m[0]).toMatch(/\(coming in a later release/)
+    expect(cliWords.filter((w) => !commands.includes(w))).toEqual([])
   })
 
   it('hints name only docs pages that exist, and one way to a stack trace: DEBUG=modelforge*', () => {
