@@ -66,10 +66,41 @@ export function f16ToF32(bits: Uint16Array): Float32Array {
   return out
 }
 
-/** float32 -> IEEE half bits, round to nearest even. */
+/**
+ * float32 -> IEEE half bits, round to nearest even, straight from the float32 bits (one rounding, as
+ * floatToHalf; some 20 times faster, which the fp16 transform of a whole model's weights needs).
+ */
 export function f32ToF16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
   const out = new Uint16Array(values.length)
-  for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]!)
+  for (let i = 0; i < bits.length; i++) {
+    const f = bits[i]!
+    const sign = (f >>> 16) & 0x8000
+    const e = (f >>> 23) & 0xff
+    const sig = f & 0x7fffff
+    if (e === 0xff) {
+      out[i] = sign | 0x7c00 | (sig ? 0x200 : 0)
+    } else if (e >= 143) {
+      out[i] = sign | 0x7c00
+    } else if (e >= 113) {
+      // Normal in half: 10 mantissa bits kept, the 13 below round (a carry may move into the exponent).
+      let h = sign | ((e - 112) << 10) | (sig >>> 13)
+      const rest = sig & 0x1fff
+      if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++
+      out[i] = h
+    } else if (e >= 102) {
+      // Subnormal in half: units of 2^-24.
+      const full = sig | 0x800000
+      const shift = 126 - e
+      let h = full >>> shift
+      const rest = full & ((1 << shift) - 1)
+      const half = 1 << (shift - 1)
+      if (rest > half || (rest === half && (h & 1))) h++
+      out[i] = sign | h
+    } else {
+      out[i] = sign
+    }
+  }
   return out
 }
 

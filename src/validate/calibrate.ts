@@ -21,7 +21,7 @@
  */
 import { IntegrityError, UsageError } from '../lib/errors.js'
 import type { ModelProto } from '../onnx/proto.js'
-import { exposeValues } from './intermediates.js'
+import { exposeValues, type ExposedModel } from './intermediates.js'
 import type { TensorMap } from './tensors.js'
 
 export type CalibMethod = 'minmax' | 'percentile' | 'entropy'
@@ -127,7 +127,12 @@ export class AbsHistogram {
     return this.range
   }
 
-  /** TensorRT's entropy threshold (see the module comment). */
+  /**
+   * TensorRT's entropy threshold (see the module comment). For each candidate i, the reference is
+   * bins[0..i) with the tail folded into its last bin, the candidate spreads each of 128 levels' count over
+   * its nonzero bins, and KL(p || q) over the normalized pair is summed level by level from prefix sums
+   * (counts, nonzero bins, c ln c), so a candidate costs 128 steps instead of i: O(128 n), not O(n^2).
+   */
   entropy(): number {
     if (this.width === 0) return 0
     // As Model Optimizer: the zero bin (exact zeros, padding) counts as much as its neighbour, so that a
@@ -137,50 +142,48 @@ export class AbsHistogram {
     const width = this.width
     const n = bins.length
     if (n <= ENTROPY_START_BIN) return this.range
-    const suffix = new Float64Array(n + 1)
-    for (let i = n - 1; i >= 0; i--) suffix[i] = suffix[i + 1]! + bins[i]!
-    const groupSum = new Float64Array(INT8_LEVELS)
-    const groupNonZero = new Float64Array(INT8_LEVELS)
+    const C = new Float64Array(n + 1)
+    const NZ = new Float64Array(n + 1)
+    const A = new Float64Array(n + 1)
+    for (let j = 0; j < n; j++) {
+      const c = bins[j]!
+      C[j + 1] = C[j]! + c
+      NZ[j + 1] = NZ[j]! + (c > 0 ? 1 : 0)
+      A[j + 1] = A[j]! + (c > 0 ? c * Math.log(c) : 0)
+    }
+    const P = C[n]!
+    const lnP = Math.log(P)
     let best = Infinity
     let bestI = n
     for (let i = ENTROPY_START_BIN; i <= n; i++) {
-      groupSum.fill(0)
-      groupNonZero.fill(0)
-      // numpy: digitize(range(i), linspace(0, i, 129)) - 1, i.e. bin j goes to level floor(j * 128 / i).
-      for (let j = 0; j < i; j++) {
-        const c = bins[j]!
-        if (c === 0) continue
-        const g = Math.floor((j * INT8_LEVELS) / i)
-        groupSum[g]! += c
-        groupNonZero[g]!++
-      }
-      // Reference p: bins[0..i) with everything beyond folded into the last; candidate q: each level's count
-      // spread evenly over its nonzero bins.
-      let pTotal = 0
-      let qTotal = 0
-      for (let j = 0; j < i; j++) {
-        pTotal += j === i - 1 ? bins[j]! + suffix[i]! : bins[j]!
-        if (bins[j]! !== 0) {
-          const g = Math.floor((j * INT8_LEVELS) / i)
-          qTotal += groupSum[g]! / groupNonZero[g]!
-        }
-      }
+      const Q = C[i]!
+      const lnQ = Math.log(Q)
+      const tail = P - Q
       let kl = 0
-      for (let j = 0; j < i; j++) {
-        const p = j === i - 1 ? bins[j]! + suffix[i]! : bins[j]!
-        if (p === 0) continue
-        let q = 0
-        if (bins[j]! !== 0) {
-          const g = Math.floor((j * INT8_LEVELS) / i)
-          q = groupSum[g]! / groupNonZero[g]!
+      // Level g holds bins j with floor(j * 128 / i) = g, i.e. ceil(g i / 128) <= j < ceil((g + 1) i / 128).
+      let lo = 0
+      let lastQ = 0
+      for (let g = 0; g < INT8_LEVELS; g++) {
+        const hi = Math.ceil(((g + 1) * i) / INT8_LEVELS)
+        const S = C[hi]! - C[lo]!
+        const N = NZ[hi]! - NZ[lo]!
+        if (S > 0) {
+          const lnq = Math.log(S / N)
+          kl += (A[hi]! - A[lo]!) - S * lnP - S * lnq + S * lnQ
+          if (hi === i) lastQ = lnq
         }
-        if (q === 0) {
-          kl = Infinity
-          break
-        }
-        const pn = p / pTotal
-        kl += pn * Math.log(pn / (q / qTotal))
+        lo = hi
       }
+      if (tail > 0) {
+        // The last bin of the reference also holds everything beyond i.
+        const c = bins[i - 1]!
+        if (c === 0) kl = Infinity
+        else {
+          const p = c + tail
+          kl += (p * Math.log(p) - c * Math.log(c)) - tail * lnP - tail * lastQ + tail * lnQ
+        }
+      }
+      kl /= P
       // The last i of minimal divergence (Model Optimizer takes the last argmin).
       if (kl <= best) {
         best = kl
@@ -259,6 +262,22 @@ export async function calibrate(
   const names = [...new Set(tensors)]
   const exposed = await exposeValues(model, path, names)
   try {
+    return await calibrateExposed(exposed, path, names, batches, o)
+  } finally {
+    await exposed.close()
+  }
+}
+
+/** calibrate() on a session that exposes (at least) the tensors already. */
+export async function calibrateExposed(
+  exposed: ExposedModel, path: string, tensors: readonly string[],
+  batches: AsyncIterable<TensorMap> | Iterable<TensorMap>, o: CalibrateOptions,
+): Promise<Record<string, TensorRange>> {
+  if (!CALIB_METHODS.includes(o.method)) {
+    throw new UsageError(`unknown calibration method ${o.method}`, { code: 'INVALID_OPTION', hint: `Use one of ${CALIB_METHODS.join(', ')}.` })
+  }
+  const names = [...new Set(tensors)]
+  {
     const types = new Map(exposed.loaded.outputs.map((v) => [v.name, v.dtype]))
     const notFloat = names.filter((n) => types.get(n) !== 'float32')
     if (notFloat.length) {
@@ -287,7 +306,5 @@ export async function calibrate(
       ranges[n] = c.range(o)
     }
     return ranges
-  } finally {
-    await exposed.close()
   }
 }

@@ -15,7 +15,7 @@ import type { ModelProto } from '../onnx/proto.js'
 import { DataType, encodeModel } from '../onnx/proto.js'
 import { convertToFp16, floatsOf, isFp16Model, nodeKey, type Fp16Report, type KeepReason } from '../onnx/to-fp16.js'
 import { closeModel, loadModel } from './runtime.js'
-import { exposeValues } from './intermediates.js'
+import { exposeValues, type ExposedModel } from './intermediates.js'
 import type { TensorMap } from './tensors.js'
 
 export const DEFAULT_FP16_MAX_ABS = 512
@@ -31,6 +31,10 @@ export interface Fp16ModelOptions {
   valueTypes: ReadonlyMap<string, string>
   keepFp32Ops?: readonly string[]
   maxAbs?: number
+  /** A session of the model exposing every float value already (quantize's), reused for the magnitude run. */
+  session?: ExposedModel
+  /** The magnitude run's verdict, when the caller made it already (then samples are not run again). */
+  measured?: ReadonlyMap<string, KeepReason>
 }
 
 interface ValueStats { maxAbs: number; nonZero: number; tiny: number }
@@ -38,12 +42,13 @@ interface ValueStats { maxAbs: number; nonZero: number; tiny: number }
 /** Nodes to keep in fp32 by what the fp32 model's values do on the samples. */
 export async function measureMagnitudes(
   model: ModelProto, path: string, samples: readonly TensorMap[], types: ReadonlyMap<string, string>, maxAbs = DEFAULT_FP16_MAX_ABS,
+  session?: ExposedModel,
 ): Promise<Map<string, 'magnitude' | 'underflow'>> {
   const nodes = model.graph?.node ?? []
   const floats = [...new Set(nodes.flatMap((n) => n.output ?? []).filter((v) => v && types.get(v) === 'float32'))]
   const graphInputs = (model.graph?.input ?? []).filter((v) => v.type?.tensorType?.elemType === DataType.FLOAT).map((v) => v.name)
   const stats = new Map<string, ValueStats>()
-  const exposed = await exposeValues(model, path, floats)
+  const exposed = session ?? await exposeValues(model, path, floats)
   try {
     for (const feeds of samples) {
       const out = await exposed.run(feeds, floats)
@@ -51,7 +56,7 @@ export async function measureMagnitudes(
       for (const name of graphInputs) if (feeds[name]) fold(stats, name, feeds[name]!.data as Float32Array)
     }
   } finally {
-    await exposed.close()
+    if (!session) await exposed.close()
   }
   // Initializers count as inputs too: a weight beyond fp16's range would be clamped.
   for (const t of model.graph?.initializer ?? []) {
@@ -82,22 +87,27 @@ function fold(stats: Map<string, ValueStats>, name: string, data: Float32Array):
   stats.set(name, { maxAbs, nonZero, tiny })
 }
 
-/** Measures, then converts; refuses a model that is fp16 already or computes nothing in float32. */
-export async function makeFp16Model(o: Fp16ModelOptions): Promise<{ model: ModelProto; report: Fp16Report }> {
-  if (isFp16Model(o.model)) {
-    throw new UsageError(`${o.path} is an fp16 model already`, {
+/** Refuses a model that is fp16 already or computes nothing in float32 (before any work is done). */
+export function assertConvertible(model: ModelProto, path: string, types: ReadonlyMap<string, string>): void {
+  if (isFp16Model(model)) {
+    throw new UsageError(`${path} is an fp16 model already`, {
       code: 'ALREADY_FP16',
       hint: 'Give the fp32 model it was made from; converting twice only loses precision.',
     })
   }
-  const hasFloat = [...o.valueTypes.values()].includes('float32') || (o.model.graph?.initializer ?? []).some((t) => t.dataType === DataType.FLOAT)
+  const hasFloat = [...types.values()].includes('float32') || (model.graph?.initializer ?? []).some((t) => t.dataType === DataType.FLOAT)
   if (!hasFloat) {
-    throw new UsageError(`${o.path} computes nothing in float32: there is nothing to convert to fp16`, {
+    throw new UsageError(`${path} computes nothing in float32: there is nothing to convert to fp16`, {
       code: 'NOTHING_TO_CONVERT',
       hint: 'fp16 applies to models with float32 weights or activations; build this one as it is.',
     })
   }
-  const keepFp32Nodes: Map<string, KeepReason> = await measureMagnitudes(o.model, o.path, o.samples, o.valueTypes, o.maxAbs)
+}
+
+/** Measures, then converts; refuses a model that is fp16 already or computes nothing in float32. */
+export async function makeFp16Model(o: Fp16ModelOptions): Promise<{ model: ModelProto; report: Fp16Report }> {
+  assertConvertible(o.model, o.path, o.valueTypes)
+  const keepFp32Nodes: Map<string, KeepReason> = new Map(o.measured ?? await measureMagnitudes(o.model, o.path, o.samples, o.valueTypes, o.maxAbs, o.session))
   const keys = new Set((o.model.graph?.node ?? []).map((n, i) => nodeKey(n, i)))
   // onnxruntime's CPU build lacks fp16 kernels for some ops (and ONNX gives some no float16 type at all,
   // Range): load the result, and keep in fp32 each node it refuses, by the name it gives, until it loads.

@@ -82,14 +82,18 @@ export function nodeOutputs(model: ModelProto): string[] {
   return (model.graph?.node ?? []).flatMap((n) => (n.output ?? []).filter((o) => o !== ''))
 }
 
+/** onnxruntime's type ('float32', 'int64', ...) of each input and output of an exposed model. */
+export function typesOf(m: ExposedModel): Map<string, string> {
+  const types = new Map<string, string>()
+  for (const v of [...m.loaded.inputs, ...m.loaded.outputs]) types.set(v.name, v.dtype)
+  return types
+}
+
 /**
- * onnxruntime's type ('float32', 'int64', ...) of every node output, graph input and output, as it infers
- * them: the model is loaded once with all node outputs exposed and not run.
+ * onnxruntime's type of every node output, graph input and output, as it infers them: the model is loaded
+ * once with all node outputs exposed and not run. (quantize keeps such a session open instead and runs it:
+ * one session gives the types, the calibration runs and the fp32 reference.)
  */
 export async function valueTypes(model: ModelProto, path: string): Promise<Map<string, string>> {
-  return withExposedValues(model, path, nodeOutputs(model), async (m) => {
-    const types = new Map<string, string>()
-    for (const v of [...m.loaded.inputs, ...m.loaded.outputs]) types.set(v.name, v.dtype)
-    return types
-  })
+  return withExposedValues(model, path, nodeOutputs(model), async (m) => typesOf(m))
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, floatToHalf, halfToFloat } from '../../src/onnx/float16.js'
+import { prng } from '../../src/lib/random.js'
 
 const bf16 = (f32Bits: number): number => f32ToBf16(new Float32Array(Uint32Array.of(f32Bits).buffer))[0]!
 const hex = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`
@@ -109,5 +110,24 @@ describe('bfloat16', () => {
     const back = bf16ToF32(f32ToBf16(values))
     expect(back[3]).toBe(3.140625)
     expect(Math.abs(back[4]! - 0.1) / 0.1).toBeLessThan(2 ** -8)
+  })
+})
+
+describe('f32ToF16 from float32 bits', () => {
+  it('agrees with floatToHalf on every class of float32: normal, subnormal, ties, overflow, NaN, signed zero', () => {
+    const r = prng(77)
+    const bits = new Uint32Array(200_000)
+    for (let i = 0; i < bits.length; i++) bits[i] = Math.floor(r() * 2 ** 32) >>> 0
+    // Exponents around fp16's range, where all the cases are, and exact ties of both parities.
+    for (let i = 0; i < 50_000; i++) bits[i] = ((Math.floor(r() * 2) << 31) | ((95 + Math.floor(r() * 55)) << 23) | Math.floor(r() * 2 ** 23)) >>> 0
+    for (let i = 50_000; i < 60_000; i++) bits[i] = ((110 + (i % 30)) << 23 | ((i % 1024) << 13) | 0x1000) >>> 0
+    const values = new Float32Array(bits.buffer)
+    const fast = f32ToF16(values)
+    for (let i = 0; i < values.length; i++) {
+      const want = floatToHalf(values[i]!)
+      if (Number.isNaN(values[i]!)) expect(Number.isNaN(halfToFloat(fast[i]!))).toBe(true)
+      else if (fast[i] !== want) expect.fail(`${values[i]} (0x${bits[i]!.toString(16)}): 0x${fast[i]!.toString(16)} vs 0x${want.toString(16)}`)
+    }
+    expect([...f32ToF16(Float32Array.of(-0, 65520, 65519, 2 ** -25, 2 ** -25 * 1.0001))]).toEqual([0x8000, 0x7c00, 0x7bff, 0, 1])
   })
 })
