@@ -89,6 +89,13 @@ export const ERROR_CODES = {
   TRTEXEC_NAME_UNSUPPORTED: { exit: 2, summary: "An input name or file path that trtexec's list syntax cannot carry (a comma, a single quote, a '*')", hint: 'Rename the input (re-export the model), or use a path without those characters.' },
   TRTEXEC_NOT_EXECUTABLE: { exit: 2, summary: '--trtexec or TRTEXEC names a directory, or a file that is not executable', hint: 'Point it at the trtexec program itself (chmod +x if it lost its mode).' },
 
+  // quantize --precision fp16 (src/onnx/to-fp16.ts, src/validate/fp16-model.ts)
+  ALREADY_FP16: { exit: 2, summary: 'An fp16 model was given to the fp16 transform (its weights are stored in float16 already)', hint: 'Give the float32 model it was converted from.' },
+  NO_FLOAT32_COMPUTE: { exit: 2, summary: 'The fp16 transform found no float32 node to convert (the model computes in other types, or every float32 node is kept in float32)', hint: 'Give a float32 model; shorten --keep-fp32 or raise --fp16-max-abs if they keep every node.' },
+  FP16_TYPES_UNKNOWN: { exit: 2, summary: 'The fp16 transform was not told the element type of some values and cannot infer it from the graph', hint: "Pass onnxruntime's inferred types (valueTypes), or declare the values in the graph's value_info." },
+  FP16_EXTERNAL_DATA: { exit: 2, summary: 'The fp16 transform was given a model whose float32 tensors are still in external data files', hint: 'Load the external data into the model first (inlineExternalData), as makeFp16Model does.' },
+  FP16_NO_SAMPLES: { exit: 2, summary: 'The fp16 magnitude check was given no sample inputs to run', hint: 'Give at least one batch of sample inputs (calibration data or generated inputs).' },
+
   // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
   NOT_A_DIRECTORY: { exit: 2, summary: 'A path that must be a directory is a file (or runs through one)', hint: 'Point the flag at a directory, or move the file out of the way.' },
   IS_A_DIRECTORY: { exit: 2, summary: 'A path that must be a file is a directory', hint: 'Point the flag at a file, or move the directory out of the way.' },
