@@ -77,7 +77,8 @@ async function measure(model: ModelProto, path: string, samples: readonly Tensor
     const floats = [...new Set(computed.filter((n) => types.get(n) === 'float32'))]
     const floatInputs = m.loaded.inputs.filter((v) => v.dtype === 'float32').map((v) => v.name)
     const stats = new Map<string, Stats>()
-    for (const feeds of samples) {
+    // onnxruntime refuses a run that fetches nothing; a model without float values has nothing to measure.
+    for (const feeds of floats.length > 0 ? samples : []) {
       // Statistics only, batch by batch: no activation outlives its batch.
       const out = await m.run(feeds, floats)
       for (const [name, t] of Object.entries(out)) accumulate(stats, name, t.data as Float32Array)
