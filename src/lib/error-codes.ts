@@ -94,9 +94,6 @@ export const ERROR_CODES = {
   CALIB_DATA_INVALID: { exit: 2, summary: 'Calibration data that does not fit the model or its format (a JSONL line without "text", a data set lacking an input, a wrong dtype)', hint: 'The message names the line or file; fix it, or give data sets written for this model.' },
   TOKENIZER_REQUIRED: { exit: 2, summary: 'Text calibration data for a model with no tokenizer.json beside it', hint: 'Pass --tokenizer <tokenizer.json or the model directory>, or give ONNX test-data inputs.' },
   CALIB_TENSOR_INVALID: { exit: 2, summary: 'A tensor asked to be calibrated is not a float32 value of the model', hint: 'Only float32 activations take a calibrated range; give the fp32 model.' },
-  // quantize: fp16 (src/validate/fp16-model.ts)
-  ALREADY_FP16: { exit: 2, summary: 'fp16 was asked of a model that is fp16 already', hint: 'Give the fp32 model it was made from; converting twice only loses precision.' },
-  NOTHING_TO_CONVERT: { exit: 2, summary: 'fp16 was asked of a model that computes nothing in float32', hint: 'fp16 applies to models with float32 weights or activations; build this one as it is.' },
   // quantize: the orchestration (src/validate/quantize.ts)
   CALIB_DATA_REQUIRED: { exit: 2, summary: 'An int8 model was asked for without calibration data', hint: 'Pass --calib-data <file|dir> (text, JSONL with a "text" field, or ONNX test-data inputs), or --calib-cache <file> from an earlier run.' },
   MODEL_TOO_LARGE: { exit: 2, summary: 'The transformed model would exceed protobuf\'s 2 GiB limit for a single file', hint: 'quantize writes single-file models; models this large need external data, which it does not write yet.' },
@@ -109,6 +106,12 @@ export const ERROR_CODES = {
   NOTHING_TO_QUANTIZE: { exit: 2, summary: 'int8 was asked of a model without a MatMul, Gemm or Conv carrying a float32 weight', hint: 'int8 needs a model with dense or convolution layers; build this one in fp16 or fp32 instead.' },
   ALREADY_QUANTIZED: { exit: 2, summary: 'The model holds QuantizeLinear/DequantizeLinear or quantized operators (QLinear*, MatMulInteger) already', hint: 'Give the fp32 model it came from.' },
   QDQ_OPSET_TOO_LOW: { exit: 2, summary: 'The model\'s default-domain opset is below 13, which per-channel DequantizeLinear needs', hint: 'Re-export the model with opset 13 or later (modelforge export --opset 17).' },
+  // quantize --precision fp16 (src/onnx/to-fp16.ts, src/validate/fp16-model.ts)
+  ALREADY_FP16: { exit: 2, summary: 'An fp16 model was given to the fp16 transform (its weights are stored in float16 already)', hint: 'Give the float32 model it was converted from.' },
+  NO_FLOAT32_COMPUTE: { exit: 2, summary: 'The fp16 transform found no float32 node to convert (the model computes in other types, or every float32 node is kept in float32)', hint: 'Give a float32 model; shorten --keep-fp32 or raise --fp16-max-abs if they keep every node.' },
+  FP16_TYPES_UNKNOWN: { exit: 2, summary: 'The fp16 transform was not told the element type of some values and cannot infer it from the graph', hint: "Pass onnxruntime's inferred types (valueTypes), or declare the values in the graph's value_info." },
+  FP16_EXTERNAL_DATA: { exit: 2, summary: 'The fp16 transform was given a model whose float32 tensors are still in external data files', hint: 'Load the external data into the model first (inlineExternalData), as makeFp16Model does.' },
+  FP16_NO_SAMPLES: { exit: 2, summary: 'The fp16 magnitude check was given no sample inputs to run', hint: 'Give at least one batch of sample inputs (calibration data or generated inputs).' },
 
   // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
   NOT_A_DIRECTORY: { exit: 2, summary: 'A path that must be a directory is a file (or runs through one)', hint: 'Point the flag at a directory, or move the file out of the way.' },

@@ -1,152 +1,127 @@
 /**
- * The fp16 model: one reference run of the fp32 model on sample inputs with every float value exposed
- * (intermediates.ts, batch by batch) picks the nodes fp16 cannot carry, then src/onnx/to-fp16.ts converts
- * the rest.
+ * The fp16 model: one reference run to find the nodes fp16 would break, then the rewrite of onnx/to-fp16.
  *
- * A node stays fp32 by measured magnitude, beyond the fixed op lists of other converters, as NVIDIA's
- * AutoCast does (Model Optimizer, modelopt/onnx/autocast: nodes whose inputs or outputs exceed data_max,
- * default 512, stay in high precision): fp16 tops out at 65504 and loses integer precision past 2048, so a
- * value of magnitude 512 leaves it a factor of 128 of headroom for what a later input may bring.
- * It also stays fp32 when fp16 would flush what it makes: when most of its nonzero output values (more than
- * half) lie below fp16's smallest subnormal, 2^-24, so that in fp16 they would read as zeros.
+ * The measurement follows NVIDIA Model Optimizer's AutoCast (modelopt/onnx/autocast/nodeclassifier.py,
+ * IORangeRule and InitializerRangeRule): a node is kept in float32 when any of its computed inputs or
+ * outputs reaches beyond `maxAbs` in magnitude (default 512, AutoCast's DEFAULT_DATA_MAX: fp16's ulp is 0.5
+ * there and grows to 32 at 65504), or when a stored value it reads (an initializer or a Constant) is beyond
+ * fp16's largest finite value, 65504 (AutoCast's init_max). Constant nodes themselves are not judged: they
+ * compute nothing, and their values are stored exactly for every float32 consumer.
+ *
+ * AutoCast has no check for values too small for fp16. Here a node is kept for underflow when, over all
+ * samples, at least UNDERFLOW_SHARE of the nonzero values of one of its computed inputs or outputs lie below
+ * fp16's smallest subnormal, 2^-24, where fp16 stores them as 0: a tensor whose values are mostly that small
+ * (a scale applied before a normalization, a tiny-variance activation) loses them all. A few tiny values
+ * among ordinary ones, such as the tail of a softmax, flush to zero without consequence and do not count.
  */
-import { InternalError, UsageError } from '../lib/errors.js'
-import type { ModelProto } from '../onnx/proto.js'
-import { DataType, encodeModel } from '../onnx/proto.js'
-import { convertToFp16, floatsOf, isFp16Model, nodeKey, type Fp16Report, type KeepReason } from '../onnx/to-fp16.js'
-import { closeModel, loadModel } from './runtime.js'
-import { exposeValues, type ExposedModel } from './intermediates.js'
+import { dirname } from 'node:path'
+import { UsageError } from '../lib/errors.js'
+import { externalDataRefs, inlineExternalData } from '../onnx/external-data.js'
+import { alreadyFp16Error, convertToFp16, FP16_MAX, FP16_MIN_SUBNORMAL, isFp16Model, nameNodes, storedMaxAbs, type Fp16Report } from '../onnx/to-fp16.js'
+import type { ModelProto, NodeProto } from '../onnx/proto.js'
+import { typesOf, withExposedValues, type ExposedModel } from './intermediates.js'
 import type { TensorMap } from './tensors.js'
 
+/** NVIDIA AutoCast's default data_max. */
 export const DEFAULT_FP16_MAX_ABS = 512
-const FP16_MIN_SUBNORMAL = 2 ** -24
+/** Share of a value's nonzero elements below 2^-24 from which its nodes are kept for underflow. */
+export const UNDERFLOW_SHARE = 0.1
 
 export interface Fp16ModelOptions {
   model: ModelProto
-  /** The model's path (its directory holds any external data). */
+  /** Where the model was read from (its directory holds any external data; messages name it). */
   path: string
-  /** Sample inputs for the magnitude run. */
+  /** Batches of sample inputs for the reference run (at least one). */
   samples: readonly TensorMap[]
-  /** onnxruntime's dtype of every value (valueTypes() of intermediates.ts). */
-  valueTypes: ReadonlyMap<string, string>
   keepFp32Ops?: readonly string[]
   maxAbs?: number
-  /** A session of the model exposing every float value already (quantize's), reused for the magnitude run. */
+  /** A session of the model exposing every node output (quantize's), used for the reference run. */
   session?: ExposedModel
-  /** The magnitude run's verdict, when the caller made it already (then samples are not run again). */
-  measured?: ReadonlyMap<string, KeepReason>
+  /** The reference run's verdict and the value types, when the caller measured already (nodes by name). */
+  measured?: ReadonlyMap<string, 'magnitude' | 'underflow'>
+  valueTypes?: ReadonlyMap<string, string>
 }
 
-interface ValueStats { maxAbs: number; nonZero: number; tiny: number }
+interface Stats { maxAbs: number; nonzero: number; tiny: number }
 
-/** Nodes to keep in fp32 by what the fp32 model's values do on the samples. */
-export async function measureMagnitudes(
-  model: ModelProto, path: string, samples: readonly TensorMap[], types: ReadonlyMap<string, string>, maxAbs = DEFAULT_FP16_MAX_ABS,
-  session?: ExposedModel,
-): Promise<Map<string, 'magnitude' | 'underflow'>> {
-  const nodes = model.graph?.node ?? []
-  const floats = [...new Set(nodes.flatMap((n) => n.output ?? []).filter((v) => v && types.get(v) === 'float32'))]
-  const graphInputs = (model.graph?.input ?? []).filter((v) => v.type?.tensorType?.elemType === DataType.FLOAT).map((v) => v.name)
-  const stats = new Map<string, ValueStats>()
-  const exposed = session ?? await exposeValues(model, path, floats)
-  try {
-    for (const feeds of samples) {
-      const out = await exposed.run(feeds, floats)
-      for (const name of floats) fold(stats, name, out[name]!.data as Float32Array)
-      for (const name of graphInputs) if (feeds[name]) fold(stats, name, feeds[name]!.data as Float32Array)
-    }
-  } finally {
-    if (!session) await exposed.close()
-  }
-  // Initializers count as inputs too: a weight beyond fp16's range would be clamped.
-  for (const t of model.graph?.initializer ?? []) {
-    if (t.dataType !== DataType.FLOAT || !t.name) continue
-    fold(stats, t.name, floatsOf(t))
-  }
-  const keep = new Map<string, 'magnitude' | 'underflow'>()
-  nodes.forEach((n, i) => {
-    const ins = (n.input ?? []).map((v) => stats.get(v)).filter((s): s is ValueStats => s !== undefined)
-    const outs = (n.output ?? []).map((v) => stats.get(v)).filter((s): s is ValueStats => s !== undefined)
-    if ([...ins, ...outs].some((s) => s.maxAbs > maxAbs)) keep.set(nodeKey(n, i), 'magnitude')
-    else if (outs.some((s) => s.nonZero > 0 && s.tiny * 2 > s.nonZero)) keep.set(nodeKey(n, i), 'underflow')
-  })
-  return keep
-}
-
-function fold(stats: Map<string, ValueStats>, name: string, data: Float32Array): void {
-  const s = stats.get(name) ?? { maxAbs: 0, nonZero: 0, tiny: 0 }
-  let { maxAbs, nonZero, tiny } = s
+function accumulate(stats: Map<string, Stats>, name: string, data: Float32Array): void {
+  const s = stats.get(name) ?? { maxAbs: 0, nonzero: 0, tiny: 0 }
   for (let i = 0; i < data.length; i++) {
-    const v = data[i]!
-    const a = v < 0 ? -v : v
-    if (a === 0 || a !== a) continue
-    nonZero++
-    if (a > maxAbs) maxAbs = a
-    if (a < FP16_MIN_SUBNORMAL) tiny++
+    const m = Math.abs(data[i]!)
+    // NaN compares false everywhere and is left out; an infinity counts as beyond any maxAbs.
+    if (m > s.maxAbs) s.maxAbs = m
+    if (m > 0) {
+      s.nonzero++
+      if (m < FP16_MIN_SUBNORMAL) s.tiny++
+    }
   }
-  stats.set(name, { maxAbs, nonZero, tiny })
+  stats.set(name, s)
 }
 
-/** Refuses a model that is fp16 already or computes nothing in float32 (before any work is done). */
-export function assertConvertible(model: ModelProto, path: string, types: ReadonlyMap<string, string>): void {
-  if (isFp16Model(model)) {
-    throw new UsageError(`${path} is an fp16 model already`, {
-      code: 'ALREADY_FP16',
-      hint: 'Give the fp32 model it was made from; converting twice only loses precision.',
+const isConstantNode = (n: NodeProto): boolean => n.opType === 'Constant' && (!n.domain || n.domain === 'ai.onnx')
+
+/** The measurement, with onnxruntime's types of every value (convertToFp16 needs them too). */
+async function measure(model: ModelProto, path: string, samples: readonly TensorMap[], maxAbs: number, session?: ExposedModel): Promise<{ keep: Map<string, 'magnitude' | 'underflow'>; types: Map<string, string> }> {
+  if (samples.length === 0) {
+    throw new UsageError(`the fp16 magnitude check of ${path} was given no sample inputs`, {
+      code: 'FP16_NO_SAMPLES',
+      hint: 'Give at least one batch of sample inputs (calibration data or generated inputs).',
     })
   }
-  const hasFloat = [...types.values()].includes('float32') || (model.graph?.initializer ?? []).some((t) => t.dataType === DataType.FLOAT)
-  if (!hasFloat) {
-    throw new UsageError(`${path} computes nothing in float32: there is nothing to convert to fp16`, {
-      code: 'NOTHING_TO_CONVERT',
-      hint: 'fp16 applies to models with float32 weights or activations; build this one as it is.',
-    })
+  const nodes = model.graph?.node ?? []
+  const stored = new Map<string, number>()
+  for (const t of model.graph?.initializer ?? []) if (t.name) stored.set(t.name, storedMaxAbs(t))
+  for (const n of nodes) {
+    const value = isConstantNode(n) ? (n.attribute ?? []).find((a) => a.name === 'value')?.t : undefined
+    if (value && n.output?.[0]) stored.set(n.output[0], storedMaxAbs(value))
   }
+  const computed = nodes.filter((n) => !isConstantNode(n)).flatMap((n) => (n.output ?? []).filter(Boolean))
+  const run = async (m: ExposedModel) => {
+    const types = typesOf(m)
+    const floats = [...new Set(computed.filter((n) => types.get(n) === 'float32'))]
+    const floatInputs = m.loaded.inputs.filter((v) => v.dtype === 'float32').map((v) => v.name)
+    const stats = new Map<string, Stats>()
+    // onnxruntime refuses a run that fetches nothing; a model without float values has nothing to measure.
+    for (const feeds of floats.length > 0 ? samples : []) {
+      // Statistics only, batch by batch: no activation outlives its batch.
+      const out = await m.run(feeds, floats)
+      for (const [name, t] of Object.entries(out)) accumulate(stats, name, t.data as Float32Array)
+      for (const name of floatInputs) if (feeds[name]) accumulate(stats, name, feeds[name].data as Float32Array)
+    }
+    const keep = new Map<string, 'magnitude' | 'underflow'>()
+    for (const node of nodes) {
+      if (isConstantNode(node) || !node.name) continue
+      const values = [...(node.input ?? []), ...(node.output ?? [])].filter(Boolean)
+      const measured = values.map((v) => stats.get(v)).filter((s): s is Stats => s !== undefined)
+      if (measured.some((s) => s.maxAbs > maxAbs) || values.some((v) => (stored.get(v) ?? 0) > FP16_MAX)) keep.set(node.name, 'magnitude')
+      else if (measured.some((s) => s.nonzero > 0 && s.tiny / s.nonzero >= UNDERFLOW_SHARE)) keep.set(node.name, 'underflow')
+    }
+    return { keep, types }
+  }
+  // quantize hands in its session of the model, which exposes every node output already.
+  return session ? run(session) : withExposedValues(model, path, computed, run)
 }
 
-/** Measures, then converts; refuses a model that is fp16 already or computes nothing in float32. */
+/**
+ * Names of the nodes to keep in float32 by one reference run over `samples`, with why. Nodes are known by
+ * name: give a model whose nodes all have one (to-fp16 nameNodes); unnamed nodes are not judged.
+ */
+export async function measureMagnitudes(
+  model: ModelProto, path: string, samples: readonly TensorMap[], options: { maxAbs?: number; session?: ExposedModel } = {},
+): Promise<Map<string, 'magnitude' | 'underflow'>> {
+  return (await measure(model, path, samples, options.maxAbs ?? DEFAULT_FP16_MAX_ABS, options.session)).keep
+}
+
+/** The fp16 model of `o.model`: measured, then converted with the block list and the measured nodes kept. */
 export async function makeFp16Model(o: Fp16ModelOptions): Promise<{ model: ModelProto; report: Fp16Report }> {
-  assertConvertible(o.model, o.path, o.valueTypes)
-  const keepFp32Nodes: Map<string, KeepReason> = new Map(o.measured ?? await measureMagnitudes(o.model, o.path, o.samples, o.valueTypes, o.maxAbs, o.session))
-  const keys = new Set((o.model.graph?.node ?? []).map((n, i) => nodeKey(n, i)))
-  // onnxruntime's CPU build lacks fp16 kernels for some ops (and ONNX gives some no float16 type at all,
-  // Range): load the result, and keep in fp32 each node it refuses, by the name it gives, until it loads.
-  for (let attempt = 0; ; attempt++) {
-    const made = convertToFp16(o.model, {
-      ...(o.keepFp32Ops ? { keepFp32Ops: o.keepFp32Ops } : {}),
-      keepFp32Nodes,
-      valueTypes: o.valueTypes,
-    })
-    const refused = await refusedNode(made.model)
-    if (refused === undefined) return made
-    if (!keys.has(refused) || keepFp32Nodes.has(refused) || attempt >= 64) {
-      throw new InternalError(`the fp16 model of ${o.path} does not load in onnxruntime, and keeping node ${refused} in fp32 did not help`, {
-        code: 'INTERNAL',
-        details: { node: refused },
-      })
-    }
-    keepFp32Nodes.set(refused, 'no-fp16-kernel')
+  if (isFp16Model(o.model)) throw alreadyFp16Error(o.path)
+  let model = nameNodes(o.model)
+  if (externalDataRefs(model).length > 0) {
+    // In memory from here on (the rewrite reads every weight); copies, so the caller's tensors stay as read.
+    model = { ...model, graph: { ...model.graph, initializer: (model.graph?.initializer ?? []).map((t) => ({ ...t })) } }
+    await inlineExternalData(model, dirname(o.path))
   }
-}
-
-const REFUSED = [
-  /of operator \(\w+\) in node \(([^)]+)\) is invalid/,
-  /Could not find an implementation for \w+\(\d+\) node with name '([^']+)'/,
-]
-
-/** The node onnxruntime refuses to load in this model, or undefined when it loads. */
-async function refusedNode(model: ModelProto): Promise<string | undefined> {
-  let loaded
-  try {
-    loaded = await loadModel(encodeModel(model), { label: 'the fp16 model' })
-  } catch (err) {
-    const raw = String((err as { details?: { onnxruntime?: unknown } }).details?.onnxruntime ?? '')
-    for (const re of REFUSED) {
-      const m = re.exec(raw)
-      if (m) return m[1]
-    }
-    throw err
-  }
-  await closeModel(loaded)
-  return undefined
+  if (o.measured && o.valueTypes) return convertToFp16(model, { keepFp32Ops: o.keepFp32Ops, keepFp32Nodes: o.measured, valueTypes: o.valueTypes })
+  const { keep, types } = await measure(model, o.path, o.samples, o.maxAbs ?? DEFAULT_FP16_MAX_ABS, o.session)
+  return convertToFp16(model, { keepFp32Ops: o.keepFp32Ops, keepFp32Nodes: keep, valueTypes: types })
 }

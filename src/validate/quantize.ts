@@ -25,11 +25,11 @@ import { modelforgeVersion } from '../lib/version.js'
 import { inlineExternalData } from '../onnx/external-data.js'
 import { encodeModel, readModel, type ModelProto } from '../onnx/proto.js'
 import { applyQdq, planQdq, type QdqPlan } from '../onnx/qdq.js'
-import type { Fp16Report } from '../onnx/to-fp16.js'
+import { alreadyFp16Error, isFp16Model, nameNodes, type Fp16Report } from '../onnx/to-fp16.js'
 import { loadCalibData, type CalibData } from './calib-data.js'
 import { calibrateExposed, CALIB_METHODS, type CalibMethod, type TensorRange } from './calibrate.js'
 import { compareOutputs, DEFAULT_TOLERANCES, INT8_MIN_COSINE, parseTolerance, type OutputMetrics } from './compare.js'
-import { assertConvertible, makeFp16Model, measureMagnitudes } from './fp16-model.js'
+import { makeFp16Model, measureMagnitudes } from './fp16-model.js'
 import { generateInputs, modelHints, type ModelHints } from './inputs.js'
 import { exposeValues, nodeOutputs, typesOf, type ExposedModel } from './intermediates.js'
 import type { ValidateResult } from './report.js'
@@ -463,7 +463,9 @@ async function fp16(c: Ctx, types: Map<string, string>): Promise<Made> {
   const data = await openData(c)
   const batches = data ? new BatchSource(data) : undefined
   try {
-    assertConvertible(c.model, c.source, types)
+    if (isFp16Model(c.model)) throw alreadyFp16Error(c.source)
+    // Measurement and rewrite know nodes by name.
+    const named = nameNodes(c.model)
     // The magnitude run needs inputs like the real ones: the first batch of --calib-data, else generated.
     const samples: TensorMap[] = []
     const sampleBatches = 1
@@ -473,10 +475,10 @@ async function fp16(c: Ctx, types: Map<string, string>): Promise<Made> {
     const t1 = performance.now()
     const made = await runStep(o.progress, 'transform', async () => {
       const maxAbs = o.fp16MaxAbs ?? QUANTIZE_DEFAULTS.fp16MaxAbs
-      const measured = await measureMagnitudes(c.model, c.source, samples, types, maxAbs, c.session)
+      const measured = await measureMagnitudes(named, c.source, samples, { maxAbs, session: c.session })
       heldOut = await heldOutFrom(c, batches)
       return makeFp16Model({
-        model: c.model, path: c.source, samples, valueTypes: types, measured,
+        model: named, path: c.source, samples, valueTypes: types, measured,
         ...(o.keepFp32 !== undefined ? { keepFp32Ops: o.keepFp32 } : {}),
         maxAbs,
       })
