@@ -34,7 +34,7 @@ export function halfToFloat(bits: number): number {
 const bitsView = new DataView(new ArrayBuffer(8))
 
 /** x >= 0 rounded to an integer, ties to even (x < 2^31, so the subtraction below is exact). */
-export function roundHalfEven(x: number): number {
+function roundHalfEven(x: number): number {
   const n = Math.floor(x)
   const rest = x - n
   return rest > 0.5 || (rest === 0.5 && (n & 1) === 1) ? n + 1 : n
