@@ -21,7 +21,7 @@
  */
 import { IntegrityError, UsageError } from '../lib/errors.js'
 import type { ModelProto } from '../onnx/proto.js'
-import { exposeValues, type ExposedModel } from './intermediates.js'
+import { exposeValues, typesOf, type ExposedModel } from './intermediates.js'
 import type { TensorMap } from './tensors.js'
 
 export type CalibMethod = 'minmax' | 'percentile' | 'entropy'
@@ -278,7 +278,7 @@ export async function calibrateExposed(
   }
   const names = [...new Set(tensors)]
   {
-    const types = new Map(exposed.loaded.outputs.map((v) => [v.name, v.dtype]))
+    const types = typesOf(exposed)
     const notFloat = names.filter((n) => types.get(n) !== 'float32')
     if (notFloat.length) {
       throw new UsageError(`cannot calibrate ${notFloat.slice(0, 3).join(', ')}${notFloat.length > 3 ? ', ...' : ''}: ${notFloat.length === 1 ? 'it is' : 'they are'} not float32 tensors of ${path}`, {
@@ -288,9 +288,12 @@ export async function calibrateExposed(
     }
     const collectors = new Map(names.map((n) => [n, new Collector(o.method, o.bins ?? DEFAULT_BINS)]))
     let done = 0
+    // A graph input that needs a range (the first MatMul's input) is read from the feeds, not fetched.
+    const inputs = new Set(exposed.loaded.inputs.map((v) => v.name))
+    const fetched = names.filter((n) => !inputs.has(n))
     for await (const feeds of batches) {
-      const out = await exposed.run(feeds, names)
-      for (const n of names) collectors.get(n)!.add(out[n]!.data as Float32Array)
+      const out = fetched.length ? await exposed.run(feeds, fetched) : {}
+      for (const n of names) collectors.get(n)!.add((inputs.has(n) ? feeds[n]! : out[n]!).data as Float32Array)
       done++
       o.onBatch?.(done)
     }

@@ -125,9 +125,9 @@ describe('buildArgv: precision x shapes x TensorRT version', () => {
   })
 
   it('the refusals say what to do: `modelforge quantize` for a model whose types must carry the precision', () => {
-    expect(thrown(() => buildArgv(options('11.1.0', 'fp16', undefined, {}))).hint).toBe("Make an fp16 model with `modelforge quantize --precision fp16` (coming in a later release; until then onnxconverter-common's convert_float_to_float16 with keep_io_types), then build that model.")
-    expect(thrown(() => buildArgv(options('10.16.1', 'int8', undefined, {}))).hint).toBe("Make a Q/DQ model calibrated on real inputs with `modelforge quantize --precision int8` (coming in a later release; until then onnxruntime's quantize_static with QuantFormat.QDQ), then build that model.")
-    expect(thrown(() => buildArgv(options('11.1.0', 'best', undefined, {}))).hint).toMatch(/^Build --precision fp16 from a model made by `modelforge quantize --precision fp16` .*, or int8 from one made by `modelforge quantize --precision int8` .*, or fp32 from the model as it is\.$/)
+    expect(thrown(() => buildArgv(options('11.1.0', 'fp16', undefined, {}))).hint).toBe('Make an fp16 model with `modelforge quantize --precision fp16` (or let `build --precision fp16` make it), then build that model.')
+    expect(thrown(() => buildArgv(options('10.16.1', 'int8', undefined, {}))).hint).toBe('Make a Q/DQ model calibrated on real inputs with `modelforge quantize --precision int8 --calib-data <file>` (or `build --precision int8 --calib-data <file>`), then build that model.')
+    expect(thrown(() => buildArgv(options('11.1.0', 'best', undefined, {}))).hint).toMatch(/^Build --precision fp16 from a model made by `modelforge quantize --precision fp16`.*, or int8 from one made by `modelforge quantize --precision int8.*, or fp32 from the model as it is\.$/)
   })
 })
 
