@@ -1,7 +1,7 @@
 /**
  * quantize on the MiniLM-L6-sized BERT of the export bench (random weights, exported natively): 16
  * calibration batches of 4x32 random tokens and 8 held-out batches, as ONNX test-data sets. Per int8
- * method: wall time and peak RSS of the whole `quantize` command, and the lowest cosine against fp32 over
+ * method: wall time (median of 3) and peak RSS (largest of 3) of the whole `quantize` command, and the lowest cosine against fp32 over
  * the outputs on the held-out batches; fp16: wall time, peak RSS, max abs error.
  *
  * Baseline, measured in the same run when a Python with onnxruntime is at hand ($MODELFORGE_BENCH_PYTHON,
@@ -17,10 +17,12 @@ import { join } from 'node:path'
 import { encodeTensor, DataType } from '../src/onnx/proto.js'
 import { prng } from '../src/lib/random.js'
 import { makeMiniLmCheckpoint, MINILM } from './minilm.js'
-import { measure, repoRoot, scratch } from './util.js'
+import { measure, median, repoRoot, scratch, type Measured } from './util.js'
 
 const CALIB = 16
 const HELD_OUT = 8
+/** Each command runs this often; the median wall time and the largest peak RSS are reported. */
+const RUNS = 3
 const BATCH = 4
 const SEQ = 32
 
@@ -52,6 +54,17 @@ function writeDataSets(dir: string): void {
   }
 }
 
+/** RUNS runs of one command: the median wall time, the largest peak RSS, the last run's output. */
+function repeat(run: () => Measured, what: string): Measured {
+  const all: Measured[] = []
+  for (let i = 0; i < RUNS; i++) {
+    const m = run()
+    if (m.status !== 0) throw new Error(`${what} failed (exit ${m.status}): ${m.stdout}`)
+    all.push(m)
+  }
+  return { ...all[all.length - 1]!, seconds: median(all.map((m) => m.seconds)), peakRssMb: Math.max(...all.map((m) => m.peakRssMb)) }
+}
+
 function python(): string | undefined {
   for (const py of [process.env.MODELFORGE_BENCH_PYTHON, 'python3'].filter(Boolean) as string[]) {
     const r = spawnSync(py, ['-c', 'import onnxruntime, onnx'], { stdio: 'ignore' })
@@ -78,9 +91,8 @@ for (const method of ['minmax', 'percentile', 'entropy', 'fp16']) {
   const args = method === 'fp16'
     ? ['--precision', 'fp16']
     : ['--precision', 'int8', '--method', method, '--calib-batches', String(CALIB)]
-  const m = measure(process.execPath, [join(repoRoot, 'bin', 'run.js'), 'quantize', model, ...args, '--calib-data', data, '--eval-batches', String(HELD_OUT),
-    '--batch-size', String(BATCH), '--seq-len', String(SEQ), '--out', out, '--force', '--json'], { env: { ...process.env, CI: '1' } })
-  if (m.status !== 0) throw new Error(`quantize ${method} failed (exit ${m.status}): ${m.stdout}`)
+  const m = repeat(() => measure(process.execPath, [join(repoRoot, 'bin', 'run.js'), 'quantize', model, ...args, '--calib-data', data, '--eval-batches', String(HELD_OUT),
+    '--batch-size', String(BATCH), '--seq-len', String(SEQ), '--out', out, '--force', '--json'], { env: { ...process.env, CI: '1' } }), `quantize ${method}`)
   const result = JSON.parse(m.stdout) as { result: { accuracy: { outputs: { cosine: number; maxAbsErr: number }[] } } }
   const outputs = result.result.accuracy.outputs
   ours[method] = { seconds: m.seconds, rssMb: m.peakRssMb, cosine: Math.min(...outputs.map((o) => o.cosine)), maxAbsErr: Math.max(...outputs.map((o) => o.maxAbsErr)) }
@@ -93,10 +105,9 @@ for (const method of Object.keys(ours)) {
     reference[method] = QUOTED[method]!
     continue
   }
-  // fp16's held-out sets are the ones modelforge's fp16 run used: after its 2 sample batches.
-  const m = measure(py, [join(repoRoot, 'bench', 'quantize_reference.py'), model, data, join(work, `ref-${method}.onnx`), method,
-    String(method === 'fp16' ? 2 : CALIB), String(HELD_OUT)])
-  if (m.status !== 0) throw new Error(`the Python reference failed for ${method} (exit ${m.status})`)
+  // fp16's held-out sets are the ones modelforge's fp16 run used: after its one sample batch.
+  const m = repeat(() => measure(py, [join(repoRoot, 'bench', 'quantize_reference.py'), model, data, join(work, `ref-${method}.onnx`), method,
+    String(method === 'fp16' ? 1 : CALIB), String(HELD_OUT)]), `the Python reference for ${method}`)
   const r = JSON.parse(m.stdout.trim().split('\n').pop()!) as { cosine: number; max_abs_err: number }
   reference[method] = { seconds: m.seconds, rssMb: m.peakRssMb, cosine: r.cosine, maxAbsErr: r.max_abs_err }
 }

@@ -239,6 +239,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     const ctx: Ctx = { o, source, out, model, digest, hints, reference, session, release, warnings }
     const made = o.precision === 'int8' ? await int8(ctx, read.types) : await fp16(ctx, read.types)
     const bytes = encodeModel(made.model)
+    // Both models live on as bytes only: drop their weights (the fp32 file's buffer among them) before the
+    // new model is loaded for the check, so that peak memory holds one copy of the weights, not four.
+    for (const m of [made.model, model]) for (const t of m.graph?.initializer ?? []) t.rawData = undefined
     if (bytes.byteLength >= 2 ** 31 - 1) {
       throw new UsageError(`the ${o.precision} model would be ${(bytes.byteLength / 2 ** 30).toFixed(2)} GiB, beyond protobuf's 2 GiB limit for one file`, {
         code: 'MODEL_TOO_LARGE',
