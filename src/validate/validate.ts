@@ -11,7 +11,7 @@ import {
 import type { ValidateResult } from './report.js'
 import { generateInputs, modelHints, type GenerateOptions } from './inputs.js'
 import { bindByName, classifyPath, readDataSets, type DataSet, type ReferenceKind } from './reference.js'
-import { closeModel, loadModel, runModel, type LoadedModel } from './runtime.js'
+import { closeModel, loadModel, runModel, type LoadedModel, type LoadOptions } from './runtime.js'
 import type { TensorMap } from './tensors.js'
 
 export { assertValidated, formatValidation, validationError, type ValidateResult, type ValidationErrorOptions } from './report.js'
@@ -33,6 +33,12 @@ export interface ValidateOptions {
   outputs?: string[]
   /** Input generation (samples, seed, sequence length, vocabulary); missing limits come from config.json. */
   generate?: GenerateOptions
+  /**
+   * Session options of an ONNX reference. With the candidate itself as the reference and graph optimizations
+   * off (graphOptimizationLevel 'disabled'), the optimized session a service runs is checked against the
+   * plain graph run op by op: what build-engine does for an fp32 model that has no other reference.
+   */
+  referenceSessionOptions?: LoadOptions['sessionOptions']
   /** Where the steps report progress (silent when absent). */
   progress?: Progress
 }
@@ -122,7 +128,7 @@ async function prepareSets(c: Ctx, options: ValidateOptions, referenceKind: Refe
   const candidate = c.candidate!
   const inputNames = candidate.inputs.map((i) => i.name)
   if (referenceKind === 'onnx') {
-    c.referenceModel = await loadModel(options.reference)
+    c.referenceModel = await loadModel(options.reference, options.referenceSessionOptions ? { sessionOptions: options.referenceSessionOptions } : {})
     if (c.given) {
       c.inputsFrom = 'inputs'
       c.sets = c.given.map((d) => ({ label: d.label, inputs: bindByName(d.inputs, inputNames, 'input') }))
