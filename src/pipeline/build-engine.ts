@@ -287,6 +287,7 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
       return result
     }
 
+    run.current = 'stage'
     const taken = takenVersions(join(store.agentDir(o.agent), 'versions'))
     if (o.outputVersion && taken.has(o.outputVersion)) {
       throw new ConflictError(`Version ${o.outputVersion} of ${o.agent} exists already (or is being staged)`, {
@@ -489,9 +490,11 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
     return result
   } catch (err) {
     if (staging) await rm(staging, { recursive: true, force: true })
-    const e = run.current ? failedAt(run.current, o.signal?.aborted && !(err instanceof ModelforgeError && err.code === 'INTERRUPTED') ? interrupted('build-engine') : err) : err
+    // The engine is validated inside the build (trtexec runs it): its failure is the validation's, as on the onnx target.
+    const step = run.current === 'build' && err instanceof ModelforgeError && err.code === 'VALIDATION_FAILED' ? 'validate' : run.current
+    const e = step ? failedAt(step, o.signal?.aborted && !(err instanceof ModelforgeError && err.code === 'INTERRUPTED') ? interrupted('build-engine') : err) : err
     if (o.stepSummary) {
-      const d = e instanceof ModelforgeError ? { step: run.current, code: e.code, message: e.message } : { step: run.current, code: 'INTERNAL', message: String(e) }
+      const d = e instanceof ModelforgeError ? { step, code: e.code, message: e.message } : { step, code: 'INTERNAL', message: String(e) }
       await appendSummary(o.stepSummary, failureMarkdown(o.agent, run.steps, d)).catch(() => undefined)
     }
     throw e

@@ -4,12 +4,12 @@
  * stopping trtexec with no orphan and no partial output.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { alive, DOUBLE, doubleEnv, doubleRuns, leftovers, TINY_BERT } from '../helpers/build-helpers.js'
+import { alive, buildRun, DOUBLE, doubleEnv, doubleRuns, leftovers, TINY_BERT } from '../helpers/build-helpers.js'
 import { cli, envelope, repoRoot, runJs } from '../helpers/store-helpers.js'
 
 let dir: string
@@ -38,23 +38,6 @@ function start(args: string[], env: Record<string, string | undefined>) {
     child.on('close', (code) => resolve({ code, stdout, stderr, at: Date.now() }))
   })
   return { child, ended }
-}
-
-/** The pid of the trtexec build run the CLI `parent` started, once it runs (read from /proc, as ps does). */
-async function buildRun(parent: number, timeoutMs = 30_000): Promise<number> {
-  const t0 = Date.now()
-  while (Date.now() - t0 < timeoutMs) {
-    for (const name of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-      try {
-        const ppid = Number(readFileSync(`/proc/${name}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1])
-        if (ppid === parent && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('--onnx=')) return Number(name)
-      } catch {
-        // The process ended while being read.
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error('the build never started')
 }
 
 describe('modelforge build', () => {

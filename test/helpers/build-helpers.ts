@@ -64,3 +64,20 @@ export async function writeCustomOpModel(path: string): Promise<string> {
   await writeModel(path, g.toModel({ opset: 17, extraOpsets: { 'com.example': 1 } }))
   return path
 }
+
+/** The pid of the trtexec build run a process `parent` started (the CLI's child: trtexec runs under the CLI's own process), once it runs (read from /proc, as ps does). */
+export async function buildRun(parent: number, timeoutMs = 30_000): Promise<number> {
+  const t0 = Date.now()
+  while (Date.now() - t0 < timeoutMs) {
+    for (const name of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      try {
+        const ppid = Number(readFileSync(`/proc/${name}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1])
+        if (ppid === parent && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('--onnx=')) return Number(name)
+      } catch {
+        // The process ended while being read.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error('the build never started')
+}
