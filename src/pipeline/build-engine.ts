@@ -283,7 +283,7 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
         channel, published: channel !== null, buildKey: keyed.key, source, artifacts: m.artifacts ?? [], checksum: m.checksum,
         files: m.files?.length, metrics: {}, timings: { totalMs: Math.round(performance.now() - started), steps: run.steps }, warnings,
       }
-      if (o.stepSummary) await appendSummary(o.stepSummary, summaryMarkdown(result))
+      if (o.stepSummary) await appendSummary(o.stepSummary, summaryMarkdown(result)).catch((err: unknown) => warnings.push(`GITHUB_STEP_SUMMARY not written: ${(err as Error).message}`))
       return result
     }
 
@@ -486,7 +486,8 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
       timings: { totalMs: Math.round(performance.now() - started), steps: run.steps },
       warnings,
     }
-    if (o.stepSummary) await appendSummary(o.stepSummary, summaryMarkdown(result))
+    // The version stands: a summary that cannot be written is a warning, not a failed build.
+    if (o.stepSummary) await appendSummary(o.stepSummary, summaryMarkdown(result)).catch((err: unknown) => warnings.push(`GITHUB_STEP_SUMMARY not written: ${(err as Error).message}`))
     return result
   } catch (err) {
     if (staging) await rm(staging, { recursive: true, force: true })
