@@ -13,11 +13,11 @@ export interface LatencyOptions {
   batch?: number
   /** Symbolic sequence dims. Default 128, capped at the model's max positions. */
   sequenceLength?: number
-  /** Runs not counted. Default 2. */
+  /** Runs not counted. Default 1. */
   warmup?: number
-  /** Counted runs at most. Default 20. */
+  /** Counted runs at most. Default 10: a build measures a model, it does not benchmark it (trtexec does that for engines). */
   iterations?: number
-  /** Stop counting after this many milliseconds (at least 3 runs are counted). Default 1500. */
+  /** Stop counting after this many milliseconds (at least 3 runs are counted). Default 1000. */
   budgetMs?: number
   load?: LoadOptions
 }
@@ -71,9 +71,9 @@ export function latencyStats(samples: readonly number[]): LatencyStats {
 
 export async function measureLatency(modelPath: string, options: LatencyOptions = {}): Promise<LatencyResult> {
   const batch = options.batch ?? 1
-  const warmup = options.warmup ?? 2
-  const maxRuns = options.iterations ?? 20
-  const budget = options.budgetMs ?? 1500
+  const warmup = options.warmup ?? 1
+  const maxRuns = options.iterations ?? 10
+  const budget = options.budgetMs ?? 1000
   const hints = await modelHints(modelPath)
   const sequenceLength = Math.min(options.sequenceLength ?? 128, hints.maxPositions ?? Number.POSITIVE_INFINITY)
   const model = await loadModel(modelPath, options.load)
