@@ -17,7 +17,8 @@ const BELOW = {
   registry: ['publish', 'lib'],
   distribution: ['registry', 'publish', 'lib'],
   toy: ['export', 'hub', 'validate', 'onnx', 'publish', 'lib'],
-  pipeline: ['export', 'builders', 'distribution', 'registry', 'publish', 'hub', 'validate', 'onnx', 'lib'],
+  reader: ['builders', 'hub', 'publish', 'validate', 'onnx', 'lib'],
+  pipeline: ['export', 'builders', 'distribution', 'registry', 'reader', 'publish', 'hub', 'validate', 'onnx', 'lib'],
 }
 const AREAS = Object.keys(BELOW)
 

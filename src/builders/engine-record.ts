@@ -48,26 +48,34 @@ export interface EngineRecord {
 
 /** Where a reader is now: the TensorRT it links and the GPU it would run the engine on. */
 export interface RuntimeHere {
-  tensorrt: Pick<TrtVersion, 'major' | 'minor' | 'patch'>
+  /** The TensorRT a reader links; absent: not checked. */
+  tensorrt?: Pick<TrtVersion, 'major' | 'minor' | 'patch'>
   gpu?: Pick<DeviceInfo, 'name' | 'computeCapability'>
 }
 
+const ccNumber = (cc: string): number => Number(cc)
+
 /**
  * Why this engine cannot run here (empty when nothing speaks against it). TensorRT refuses a plan from
- * another version ("please rebuild"); one from another compute capability too unless it was built with a
- * hardware compatibility level; another GPU model of the same capability runs it, maybe slower than an
- * engine tuned for it.
+ * another version ("please rebuild"); one from another compute capability too, unless it was built with
+ * hardware compatibility level ampere+, which runs on any Ampere or later GPU (compute capability 8.0 and
+ * up) and on nothing older; sameComputeCapability (10.9+) still needs the same capability. Another GPU
+ * model of the same capability runs it, maybe slower than an engine tuned for it.
  */
 export function checkEngineRecord(record: EngineRecord, here: RuntimeHere): string[] {
   const reasons: string[] = []
   const v = here.tensorrt
   const built = record.tensorrt.version
-  if (`${v.major}.${v.minor}.${v.patch}` !== built) reasons.push(`built with TensorRT ${built}, this is TensorRT ${v.major}.${v.minor}.${v.patch}`)
-  const level = record.options.hardwareCompatibilityLevel
-  const compatible = level !== undefined && level.toLowerCase() !== 'none'
+  if (v && `${v.major}.${v.minor}.${v.patch}` !== built) {
+    reasons.push(`built with TensorRT ${built}, this is TensorRT ${v.major}.${v.minor}.${v.patch}: a plan loads only in the TensorRT version that built it`)
+  }
+  const level = record.options.hardwareCompatibilityLevel?.toLowerCase().replace(/[_-]/g, '')
+  const amperePlus = level === 'ampere+' || level === 'ampereplus'
+  const cc = here.gpu?.computeCapability
   if (!record.gpu) reasons.push('the record names no GPU it was built on')
-  else if (here.gpu?.computeCapability && record.gpu.computeCapability && here.gpu.computeCapability !== record.gpu.computeCapability && !compatible) {
-    reasons.push(`built for compute capability ${record.gpu.computeCapability} (${record.gpu.name}), this GPU is ${here.gpu.computeCapability} (${here.gpu.name})`)
+  else if (cc && record.gpu.computeCapability && cc !== record.gpu.computeCapability) {
+    if (!amperePlus) reasons.push(`built for compute capability ${record.gpu.computeCapability} (${record.gpu.name}), this GPU is ${cc} (${here.gpu!.name}): an engine runs only on the compute capability it was built for unless built with --hardware-compatibility-level ampere+`)
+    else if (ccNumber(cc) < 8) reasons.push(`built with hardware compatibility level ampere+ (compute capability 8.0 and up), this GPU is ${cc} (${here.gpu!.name})`)
   }
   return reasons
 }

@@ -143,6 +143,10 @@ export const ERROR_CODES = {
   TRTEXEC_UNSUPPORTED: { exit: 3, summary: 'The trtexec found is of a TensorRT version modelforge does not drive', hint: 'Install TensorRT 8.6 or later (10.x recommended), or point TRTEXEC at a newer trtexec.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity
+  // readers (src/reader)
+  ARTIFACT_MISSING: { exit: 4, summary: 'A published version lacks the model file its manifest names (or model.onnx)', hint: 'The version is damaged: run `modelforge store verify <agent>` and publish a new version.' },
+  ENGINE_MISMATCH: { exit: 4, summary: 'A TensorRT engine was built for another GPU compute capability or TensorRT version than this machine has', hint: 'Build the engine on this kind of GPU with this TensorRT (modelforge build-engine), or serve the version\'s model.onnx with onnxruntime.' },
+  ENGINE_RECORD_INVALID: { exit: 4, summary: "An engine's engine.json is not the record modelforge build writes", hint: 'Rebuild the engine with modelforge build or build-engine: engine.json must say the GPU and TensorRT version.' },
   CACHE_CORRUPT: { exit: 4, summary: 'A file in the Hugging Face cache no longer matches the size or hash its listing gives', hint: 'Remove the blobs named in the message and fetch again with network access.' },
   REF_INVALID: { exit: 4, summary: 'A refs/<revision> file in the Hugging Face cache that does not hold a 40-hex commit', hint: 'Rerun fetch with --refresh to ask the Hub for the commit again; that rewrites the ref.' },
   VALIDATION_FAILED: { exit: 4, summary: 'The candidate\'s outputs are not within tolerance of the reference', hint: 'The table names each output and by how much it is off.' },
@@ -201,6 +205,10 @@ export const ERROR_CODES = {
   PATH_EXISTS: { exit: 5, summary: 'A path modelforge had to create exists already', hint: 'Move it out of the way, or choose another path.' },
 
   // ---------------------------------------------------------------- 6: not found
+  // readers (src/reader)
+  MODEL_UNAVAILABLE: { exit: 6, summary: 'A reader found no published version of its agent and was given no fallback', hint: 'Publish one (modelforge build-engine --agent <agent> ...), or pass fallbackModelId for a model in the HF cache (with STRICT_MODEL_STORE unset).' },
+  FALLBACK_NO_ONNX: { exit: 6, summary: 'The fallback model is in the HF cache but holds no ONNX file', hint: 'Fetch a repo that ships model.onnx or onnx/model.onnx, or publish a version with modelforge build-engine.' },
+  ENGINE_RECORD_MISSING: { exit: 6, summary: 'A directory given as an engine has no engine.json', hint: 'Give the version directory build-engine (or the --out directory build) wrote.' },
   STORE_NOT_FOUND: { exit: 6, summary: 'The model store does not exist', hint: 'Check --store or MODEL_STORE_ROOT.' },
   AGENT_NOT_FOUND: { exit: 6, summary: 'No such agent in the store', hint: 'List the agents with `modelforge store list`.' },
   VERSION_NOT_FOUND: { exit: 6, summary: 'No such version of the agent', hint: 'List the versions with `modelforge store list --agent <agent>`.' },

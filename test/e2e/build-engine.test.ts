@@ -15,6 +15,7 @@ import { alive, buildRun, DOUBLE } from '../helpers/build-helpers.js'
 import { cliEnv, runCli } from '../helpers/hub-cli.js'
 import { MockHub } from '../helpers/mock-hub.js'
 import { cli, envelope, repoRoot, runJs, snapshot } from '../helpers/store-helpers.js'
+import { checkEngine, openSession } from '../../src/reader/index.js'
 
 const TINY = join(repoRoot, 'fixtures', 'hf-tiny', 'tiny-bert')
 const CALIB = join(repoRoot, 'fixtures', 'calib', 'tiny-words.txt')
@@ -83,6 +84,18 @@ describe('modelforge build-engine: the onnx target', () => {
     const files = m.files.map((f: { path: string }) => f.path)
     for (const f of ['model.onnx', 'fp32/model.onnx', 'config.json', 'tokenizer.json', 'vocab.txt', 'build.log', 'perf.json', 'validation.json']) expect(files).toContain(f)
     expect(readFileSync(join(store, 'demo', 'current', 'build.log'), 'utf8')).toMatch(/quantize: model\.onnx: int8/)
+
+    // A service reads what it published: the int8 model, in onnxruntime.
+    const session = await openSession('demo', { root: store, strict: true })
+    try {
+      expect(session).toMatchObject({ source: 'store', version: today, model: join(store, 'demo', 'versions', today, 'model.onnx') })
+      const ids = { dtype: 'int64' as const, dims: [1, 4], data: new BigInt64Array([2n, 30n, 31n, 3n]) }
+      const out = await session.run({ input_ids: ids, attention_mask: { ...ids, data: new BigInt64Array([1n, 1n, 1n, 1n]) }, token_type_ids: { ...ids, data: new BigInt64Array(4) } })
+      expect(out.last_hidden_state!.dims).toEqual([1, 4, 32])
+      expect([...(out.pooler_output!.data as Float32Array)].every(Number.isFinite)).toBe(true)
+    } finally {
+      await session.close()
+    }
   })
 
   it('fp32 validates against the source\'s reference.json, and a reference that disagrees publishes nothing (exit 4)', async () => {
@@ -125,6 +138,15 @@ describe('modelforge build-engine: the trt target (trtexec double)', () => {
     expect(mi.build.built_from).toMatchObject({ file: 'model.int8.onnx', precision: 'int8' })
     expect(mi.artifacts.map((a: { path: string; role: string }) => `${a.role}:${a.path}`)).toEqual(['serve:engine.plan', 'reference:model.onnx', 'built-from:model.int8.onnx'])
     expect(JSON.parse(readFileSync(join(store, 'int8', 'current', 'engine.json'), 'utf8')).builtFrom.file).toBe('model.int8.onnx')
+    // A GPU service checks the engine before deserializing it: built on an A100 (8.0), refused on an A10 (8.6).
+    const here = await checkEngine(join(store, 'int8', 'current'), { gpus: [{ name: 'NVIDIA A10', computeCapability: '8.6', source: 'nvidia-smi' }], tensorrtVersion: '10.16.1' })
+    expect(here.ok).toBe(false)
+    expect(here.problems[0]).toMatch(/^built for compute capability 8\.0 \(NVIDIA A100-SXM4-80GB\), this GPU is 8\.6/)
+    expect((await checkEngine(join(store, 'int8', 'current'), { gpus: [{ name: 'NVIDIA A100-PCIE-40GB', computeCapability: '8.0', source: 'nvidia-smi' }], tensorrtVersion: '10.16.1' })).ok).toBe(true)
+    // openSession on an engine's version loads its fp32 model.onnx (onnxruntime cannot run engine.plan).
+    const fallback = await openSession('int8', { root: store })
+    expect(fallback.model).toBe(join(store, 'int8', 'versions', today, 'model.onnx'))
+    await fallback.close()
   })
 
   it('TensorRT 11 builds fp16 and int8 from the transformed models', async () => {
