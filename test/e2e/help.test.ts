@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { cli, repoRoot } from '../helpers/store-helpers.js'
 
-interface ManifestFlag { name: string; description?: string; allowNo?: boolean; char?: string; hidden?: boolean }
+interface ManifestFlag { name: string; description?: string; allowNo?: boolean; char?: string; hidden?: boolean; aliases?: string[] }
 interface ManifestCommand { id: string; summary?: string; description?: string; examples?: string[]; flags: Record<string, ManifestFlag> }
 
 const manifest = JSON.parse(readFileSync(join(repoRoot, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, ManifestCommand> }
@@ -21,7 +21,7 @@ function pageOf(id: string): string {
 
 /** The names a flag goes by on the command line. */
 function spellings(f: ManifestFlag): string[] {
-  return [`--${f.name}`, ...(f.allowNo ? [`--no-${f.name}`] : [])]
+  return [`--${f.name}`, ...(f.allowNo ? [`--no-${f.name}`] : []), ...(f.aliases ?? []).map((a) => `--${a}`)]
 }
 
 // Flags every command has, documented once in docs/cli.md rather than on each page.
@@ -68,5 +68,6 @@ const FOREIGN: Record<string, string[]> = {
   'export.md': ['--model', '--library-name'], // optimum-cli export onnx
   'store.md': ['--exclude', '--links', '--perms', '--times'], // rsync, in the backup recipe
   // trtexec's own flags (camelCase, so only their lower-case start matches), and --flag=value as a pattern.
+  'build-engine.md': ['--onnx', '--save'], // trtexec's, in the manifest example
   'build.md': ['--best', '--bf16', '--builder', '--export', '--flag', '--fp16', '--hardware', '--int8', '--load', '--max', '--mem', '--min', '--onnx', '--opt', '--profiling', '--save', '--separate', '--shapes', '--skip', '--strongly', '--timing'],
 }
