@@ -174,7 +174,7 @@ function tensorFromJson(value: unknown, where: string): HostTensor {
   return fromValues(dtype, dims as number[], data, where)
 }
 
-function tensorsFromJson(obj: unknown, where: string): FileTensor[] {
+export function tensorsFromJson(obj: unknown, where: string): FileTensor[] {
   if (obj === undefined) return []
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
     throw new UsageError(`${where}: expected an object of named tensors`, { code: 'REFERENCE_INVALID', hint: 'Shape: {"name": {"dtype", "dims", "data"}}.' })
