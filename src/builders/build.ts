@@ -194,14 +194,20 @@ export function transformFor(precision: BuildPrecision, typedModel: 'fp16' | 'qd
 const INT8_TRANSFORM_KEYS = ['calibData', 'tokenizer', 'calibBatches', 'batchSize', 'seqLen', 'method', 'percentile', 'calibCache', 'quantizeAttention'] as const
 const FP16_TRANSFORM_KEYS = ['keepFp32', 'fp16MaxAbs'] as const
 
+/** The transform options given that the transform made (if any) would not use, as their --flag names. */
+export function unusedTransformFlags(t: BuildTransformOptions, transform: 'int8' | 'fp16' | undefined): string[] {
+  const given = (keys: readonly string[]) => keys.filter((k) => (t as Record<string, unknown>)[k] !== undefined && (t as Record<string, unknown>)[k] !== false)
+  return [...(transform === 'int8' ? [] : given(INT8_TRANSFORM_KEYS)), ...(transform === 'fp16' ? [] : given(FP16_TRANSFORM_KEYS))]
+    .map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)
+}
+
 /** Transform options must be used: a --calib-data ignored would let a user believe the engine was calibrated on it. */
 function checkTransformOptions(o: BuildOptions, transform: 'int8' | 'fp16' | undefined, typedModel: 'fp16' | 'qdq' | undefined): void {
   const t = o.transform ?? {}
-  const given = (keys: readonly string[]) => keys.filter((k) => (t as Record<string, unknown>)[k] !== undefined && (t as Record<string, unknown>)[k] !== false)
-  const unused = [...(transform === 'int8' ? [] : given(INT8_TRANSFORM_KEYS)), ...(transform === 'fp16' ? [] : given(FP16_TRANSFORM_KEYS))]
+  const unused = unusedTransformFlags(t, transform)
   if (unused.length) {
     const why = typedModel ? `the model is already ${typedModel === 'qdq' ? 'a Q/DQ' : 'an fp16'} model and is built as it is` : transform ? `this build makes an ${transform} model` : `a ${o.precision ?? 'fp32'} build does not transform the model${o.precision === 'fp16' ? ' before TensorRT 11 (trtexec --fp16 chooses fp16 layers itself)' : ''}`
-    throw new UsageError(`${unused.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: not used, because ${why}`, {
+    throw new UsageError(`${unused.join(', ')}: not used, because ${why}`, {
       code: 'INVALID_OPTION',
       hint: 'Drop them, or give the fp32 model and the precision they apply to (calibration flags: int8; --keep-fp32, --fp16-max-abs: fp16 on TensorRT 11).',
     })

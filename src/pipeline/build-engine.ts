@@ -30,7 +30,7 @@ import { nestProgress, planSteps, runStep, skipStep, type StepInfo, type StepRep
 import { modelforgeVersion } from '../lib/version.js'
 import { fetchModel, type FetchResult } from '../hub/fetch.js'
 import { exportModel, type ExportResult } from '../export/index.js'
-import { buildEngine, transformFor, type BuildResult } from '../builders/build.js'
+import { buildEngine, transformFor, unusedTransformFlags, type BuildResult } from '../builders/build.js'
 import { findTrtexec, probeTrtexec } from '../builders/locate.js'
 import { interrupted } from '../builders/run-trtexec.js'
 import type { TrtVersion } from '../builders/types.js'
@@ -179,14 +179,10 @@ function transformOf(target: Target, precision: string, trt: TrtVersion | undefi
 
 /** Transform options must be used: a --calib-data ignored would let a user believe the model was calibrated on it. */
 function checkTransformUse(o: BuildEngineOptions, transform: 'int8' | 'fp16' | undefined, c: CheckedOptions, trt?: TrtVersion): void {
-  const t = o.transform ?? {}
-  const int8Keys = ['calibData', 'calibCache', 'tokenizer', 'calibBatches', 'batchSize', 'seqLen', 'method', 'percentile', 'quantizeAttention'] as const
-  const fp16Keys = ['keepFp32', 'fp16MaxAbs'] as const
-  const given = (keys: readonly string[]) => keys.filter((k) => (t as Record<string, unknown>)[k] !== undefined && (t as Record<string, unknown>)[k] !== false)
-  const unused = [...(transform === 'int8' ? [] : given(int8Keys)), ...(transform === 'fp16' ? [] : given(fp16Keys))]
+  const unused = unusedTransformFlags(o.transform ?? {}, transform)
   if (unused.length === 0) return
   const why = transform ? `this build makes an ${transform} model` : c.target === 'trt' && c.precision === 'fp16' ? `TensorRT ${trt?.text} builds fp16 from the fp32 model itself (trtexec --fp16)` : `a ${c.precision} ${c.target} build does not transform the model`
-  throw new UsageError(`${unused.map((k) => `--${k.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`).join(', ')}: not used, because ${why}`, {
+  throw new UsageError(`${unused.join(', ')}: not used, because ${why}`, {
     code: 'INVALID_OPTION',
     hint: 'Drop them, or ask for the precision they apply to (calibration flags: int8; --keep-fp32, --fp16-max-abs: fp16 on the onnx target or TensorRT 11).',
   })
