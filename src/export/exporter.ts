@@ -29,6 +29,8 @@ export interface ExportOptions {
   force?: boolean
   /** Where the steps report progress (silent when absent). */
   progress?: Progress
+  /** Do not run the model in onnxruntime after the export (it is skipped anyway above SMOKE_MAX_WEIGHT_BYTES). */
+  skipSmoke?: boolean
   /** Native exporter: weight bytes above which initializers go to external data (default 2 GB). */
   externalDataThreshold?: number
   optimumCli?: string

@@ -9,12 +9,13 @@
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
-import { planSteps, runStep } from '../lib/progress.js'
+import { formatBytes, planSteps, runStep, skipStep } from '../lib/progress.js'
+import { inspectModel, type ValueSummary } from '../onnx/inspect.js'
 import { type ValueInfo } from '../validate/runtime.js'
 import { chooseExporter, readModelContext } from './choose.js'
 import { EXPORTERS, type ExporterName, type ExportOptions } from './exporter.js'
 import { NATIVE_OPSETS } from './native-graph.js'
-import { smokeRun } from './smoke.js'
+import { smokeRun, type SmokeResult } from './smoke.js'
 import { checkTaskOutputs } from './task-outputs.js'
 import { resolveModelSource, type ModelSource } from './source.js'
 import { type FileLock } from '../lib/lock.js'
@@ -37,7 +38,8 @@ export interface ExportResult {
   files: ExportedFile[]
   externalData: string[]
   weightBytes?: number
-  smoke: { batch: number; sequence: number; outputs: Record<string, number[]> }
+  /** The smoke run's shapes, or why it was skipped (then inputs and outputs are as the model declares them). */
+  smoke: { batch: number; sequence: number; outputs: Record<string, number[]> } | { skipped: string }
   durationMs: number
   /** What did not stop the export but should be known: unused checkpoint weights, unchecked task outputs. */
   warnings?: string[]
@@ -60,6 +62,27 @@ async function checkOptions(options: ExportOptions, out: string): Promise<void> 
   await checkOutDirectory(out)
   // A first look, to fail before any work; the look that counts is taken again under the lock of --out.
   if (existsSync(join(out, 'model.onnx')) && !options.force) throw outputExists(out)
+}
+
+/**
+ * The smoke run loads the whole model into onnxruntime, which takes about twice its weights in memory:
+ * above this many bytes of weights (an 8B model in fp16 or fp32) it is skipped and the result says so.
+ */
+export const SMOKE_MAX_WEIGHT_BYTES = 8 * 2 ** 30
+
+function smokeSkipReason(options: ExportOptions, weightBytes: number | undefined): string | undefined {
+  if (options.skipSmoke) return 'skipped: --skip-smoke'
+  if (weightBytes !== undefined && weightBytes > SMOKE_MAX_WEIGHT_BYTES) {
+    return `skipped: the weights (${formatBytes(weightBytes)}) are over the ${formatBytes(SMOKE_MAX_WEIGHT_BYTES)} onnxruntime is given here; validate or build the model on a machine that holds it`
+  }
+  return undefined
+}
+
+/** Inputs and outputs as model.onnx declares them, for an export whose smoke run was skipped. */
+async function declaredInterface(path: string): Promise<{ inputs: ValueInfo[]; outputs: ValueInfo[] }> {
+  const info = await inspectModel(path)
+  const view = (v: ValueSummary): ValueInfo => ({ name: v.name, dtype: v.dtype, shape: v.shape ?? [], isTensor: !/^(sequence|map|optional)</.test(v.dtype) })
+  return { inputs: info.inputs.map(view), outputs: info.outputs.map(view) }
 }
 
 export async function exportModel(options: ExportOptions): Promise<ExportResult> {
@@ -101,9 +124,15 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       await stageSideFiles(model, staging)
       return output
     })
-    const smoke = await runStep(progress, 'smoke', () => smokeRun(join(staging!, 'model.onnx'), produced.smoke), {
-      title: (r) => `Smoke run in onnxruntime: ${Object.entries(r.ran).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`,
-    })
+    const skipped = smokeSkipReason(options, produced.weightBytes)
+    let smoke: SmokeResult | undefined
+    if (skipped) skipStep(progress, 'smoke', skipped)
+    else {
+      smoke = await runStep(progress, 'smoke', () => smokeRun(join(staging!, 'model.onnx'), produced.smoke), {
+        title: (r) => `Smoke run in onnxruntime: ${Object.entries(r.ran).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`,
+      })
+    }
+    const declared = smoke ?? await declaredInterface(join(staging!, 'model.onnx'))
     const files = await runStep(progress, 'write', () => commitStaging(staging!, out, options.force))
     lock!.release()
     return {
@@ -114,12 +143,12 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       task: model.task,
       modelType: produced.modelType,
       opset: produced.opset,
-      inputs: smoke.inputs,
-      outputs: smoke.outputs,
+      inputs: declared.inputs,
+      outputs: declared.outputs,
       files,
       externalData: produced.externalData,
       weightBytes: produced.weightBytes,
-      smoke: { batch: smoke.batch, sequence: smoke.sequence, outputs: smoke.ran },
+      smoke: smoke ? { batch: smoke.batch, sequence: smoke.sequence, outputs: smoke.ran } : { skipped: skipped! },
       durationMs: Math.round(performance.now() - started),
       ...(warnings.length > 0 ? { warnings } : {}),
     }

@@ -130,13 +130,17 @@ const ARCHITECTURE_TASKS: [RegExp, string][] = [
 
 /**
  * The default task: sentence-embedding for sentence-transformers layouts (modules.json), else from the
- * first architecture as Optimum infers it, else feature-extraction.
+ * first architecture as Optimum infers it, else feature-extraction. A causal LM is exported with its KV
+ * cache (text-generation-with-past) unless config.json turns the cache off, as Optimum's main_export does.
  */
 export function inferTask(dir: string, config: HfConfig): string {
   if (existsSync(join(dir, 'modules.json'))) return 'sentence-embedding'
   const arch = Array.isArray(config.architectures) ? config.architectures[0] : undefined
   if (typeof arch === 'string') {
-    for (const [re, task] of ARCHITECTURE_TASKS) if (re.test(arch)) return task
+    for (const [re, task] of ARCHITECTURE_TASKS) {
+      if (!re.test(arch)) continue
+      return task === 'text-generation' && config.use_cache !== false ? 'text-generation-with-past' : task
+    }
   }
   return 'feature-extraction'
 }

@@ -7,7 +7,8 @@
  */
 import { IntegrityError, UsageError } from '../lib/errors.js'
 import { DataType } from '../onnx/proto.js'
-import { float, GraphBuilder, int64s } from '../onnx/graph-builder.js'
+import { float } from '../onnx/graph-builder.js'
+import { GraphOps } from './graph-ops.js'
 import { type SafetensorsCheckpoint } from './safetensors.js'
 import { encoderConfig, type EncoderConfig, type HfConfig, type NativeTask } from './model-config.js'
 import { LazyWeights } from './weights.js'
@@ -38,32 +39,17 @@ export interface NativeOptions {
 
 export const NATIVE_OPSETS = { min: 17, max: 21 }
 
-class Encoder {
-  readonly g = new GraphBuilder('main_graph')
+class Encoder extends GraphOps {
   readonly w: LazyWeights
-  private readonly scalars = new Map<string, string>()
 
   constructor(
     readonly c: EncoderConfig,
     checkpoint: SafetensorsCheckpoint,
-    readonly opset: number,
+    opset: number,
   ) {
+    super(opset)
     const summary = `model_type ${c.modelType}, hidden ${c.hidden}, ${c.layers} layers, intermediate ${c.intermediate}, vocab ${c.vocabSize}, ${c.maxPositions} positions`
     this.w = new LazyWeights(checkpoint, summary)
-  }
-
-  scalar(value: number, type: 'float' | 'int64' = 'float'): string {
-    const key = `${type}:${value}`
-    let name = this.scalars.get(key)
-    if (!name) {
-      name = type === 'float' ? this.g.constant('const', [], new Float32Array([value])) : this.g.constant('const', [], int64s([value]))
-      this.scalars.set(key, name)
-    }
-    return name
-  }
-
-  ints(values: number[]): string {
-    return this.g.constant('shape', [values.length], int64s(values))
   }
 
   linear(x: string, prefix: string, out: number, inp: number): string {
@@ -78,35 +64,6 @@ class Encoder {
     const scale = this.w.tensor(`${prefix}.${tf ? 'gamma' : 'weight'}`, [this.c.hidden])
     const bias = this.w.tensor(`${prefix}.${tf ? 'beta' : 'bias'}`, [this.c.hidden])
     return this.g.op('LayerNormalization', [x, scale, bias], { axis: -1, epsilon: float(eps) })
-  }
-
-  activation(x: string): string {
-    const g = this.g
-    switch (this.c.activation) {
-      case 'gelu': {
-        // transformers' GELUActivation: 0.5 * x * (1 + erf(x / sqrt(2))).
-        const erf = g.op('Erf', [g.op('Div', [x, this.scalar(Math.SQRT2)])])
-        return g.op('Mul', [g.op('Mul', [x, g.op('Add', [erf, this.scalar(1)])]), this.scalar(0.5)])
-      }
-      case 'gelu_new':
-      case 'gelu_pytorch_tanh':
-      case 'gelu_fast': {
-        // 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
-        const cube = g.op('Mul', [g.op('Mul', [x, x]), x])
-        const inner = g.op('Mul', [g.op('Add', [x, g.op('Mul', [cube, this.scalar(0.044715)])]), this.scalar(Math.sqrt(2 / Math.PI))])
-        return g.op('Mul', [g.op('Mul', [x, g.op('Add', [g.op('Tanh', [inner]), this.scalar(1)])]), this.scalar(0.5)])
-      }
-      case 'relu':
-        return g.op('Relu', [x])
-      case 'silu':
-      case 'swish':
-        return g.op('Mul', [x, g.op('Sigmoid', [x])])
-      default:
-        throw new UsageError(`Activation ${JSON.stringify(this.c.activation)} is not supported by the native exporter (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu)`, {
-          code: 'UNSUPPORTED_CONFIG',
-          hint: 'Use --exporter optimum for this model.',
-        })
-    }
   }
 
   /** [B, S, H] -> [B, heads, S, head_dim] (or [B, heads, head_dim, S] for keys). */
@@ -227,7 +184,7 @@ export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckp
       const l = `${p}transformer.layer.${i}`
       const a = e.attention(x, mask, { q: `${l}.attention.q_lin`, k: `${l}.attention.k_lin`, v: `${l}.attention.v_lin`, o: `${l}.attention.out_lin` })
       const sa = e.layerNorm(g.op('Add', [a, x]), `${l}.sa_layer_norm`, c.layerNormEps)
-      const ffn = e.linear(e.activation(e.linear(sa, `${l}.ffn.lin1`, c.intermediate, c.hidden)), `${l}.ffn.lin2`, c.hidden, c.intermediate)
+      const ffn = e.linear(e.activation(e.linear(sa, `${l}.ffn.lin1`, c.intermediate, c.hidden), c.activation), `${l}.ffn.lin2`, c.hidden, c.intermediate)
       x = e.layerNorm(g.op('Add', [ffn, sa]), `${l}.output_layer_norm`, c.layerNormEps)
     } else {
       const l = `${p}encoder.layer.${i}`
@@ -238,7 +195,7 @@ export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckp
         o: `${l}.attention.output.dense`,
       })
       const h = e.layerNorm(g.op('Add', [a, x]), `${l}.attention.output.LayerNorm`, c.layerNormEps)
-      const inter = e.activation(e.linear(h, `${l}.intermediate.dense`, c.intermediate, c.hidden))
+      const inter = e.activation(e.linear(h, `${l}.intermediate.dense`, c.intermediate, c.hidden), c.activation)
       const out = e.linear(inter, `${l}.output.dense`, c.hidden, c.intermediate)
       x = e.layerNorm(g.op('Add', [out, h]), `${l}.output.LayerNorm`, c.layerNormEps)
     }

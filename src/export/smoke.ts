@@ -4,6 +4,7 @@
  * expected shapes. Session loading and input generation are the validate area's (src/validate).
  */
 import { IntegrityError } from '../lib/errors.js'
+import { smokeDecoder } from '../validate/decoder-check.js'
 import { generateInputs } from '../validate/inputs.js'
 import { runModel, withModel, type ValueInfo } from '../validate/runtime.js'
 import { type HfConfig } from './model-config.js'
@@ -15,6 +16,8 @@ export interface SmokeHints {
   maxSequence?: number
   /** Output dims the exporter promises, symbolic names as in the model; checked against the run. */
   expectedOutputs?: { name: string; dims: (number | string)[] }[]
+  /** A causal LM: the run is a left-padded prefill and, with a KV cache, one cached decode step. */
+  decoder?: boolean
 }
 
 /** Hints from config.json, for exporters that did not build the graph themselves. */
@@ -46,6 +49,10 @@ function failed(model: string, what: string): IntegrityError {
 }
 
 export async function smokeRun(modelPath: string, hints: SmokeHints = {}): Promise<SmokeResult> {
+  if (hints.decoder) {
+    const r = await smokeDecoder(modelPath)
+    return { batch: r.prefill[0]!, sequence: r.prefill[1]!, inputs: r.inputs, outputs: r.outputs, ran: { logits: r.prefill, ...(r.decode ? { 'logits (decode)': r.decode } : {}) } }
+  }
   const sequence = Math.max(1, Math.min(SMOKE_SEQUENCE, hints.maxSequence ?? SMOKE_SEQUENCE))
   return withModel(modelPath, async (m) => {
     const dimValues: Record<string, number> = {

@@ -31,6 +31,10 @@ export const TASK_OUTPUTS: Readonly<Record<string, readonly TaskOutput[]>> = {
   'multiple-choice': [out('logits', 'batch_size', 'num_choices')],
   'fill-mask': [out('logits', 'batch_size', 'sequence_length', 'vocab_size')],
   'text-generation': [out('logits', 'batch_size', 'sequence_length', 'vocab_size')],
+  'text-generation-with-past': [
+    out('logits', 'batch_size', 'sequence_length', 'vocab_size'),
+    out('present.0.key', 'batch_size', 'num_key_value_heads', 'past_sequence_length + sequence_length', 'head_dim'),
+  ],
   'text2text-generation': [out('logits', 'batch_size', 'decoder_sequence_length', 'vocab_size')],
   'image-classification': [out('logits', 'batch_size', 'num_labels')],
 }

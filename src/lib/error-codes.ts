@@ -183,6 +183,7 @@ export const ERROR_CODES = {
   SENTENCE_TRANSFORMERS_INVALID: { exit: 4, summary: 'modules.json or a pooling config that is broken', hint: 'Download the model again, or fix the named file.' },
   WEIGHTS_MISSING: { exit: 4, summary: 'The checkpoint lacks a tensor that config.json implies', hint: 'Check that config.json belongs to these weights.' },
   WEIGHTS_SHAPE_MISMATCH: { exit: 4, summary: 'A checkpoint tensor whose shape disagrees with config.json', hint: 'Check that config.json belongs to these weights.' },
+  WEIGHTS_UNUSED: { exit: 4, summary: 'The checkpoint holds tensors config.json does not describe (a decoder export refuses them)', hint: 'Use the config.json saved with these weights.' },
   WEIGHTS_DTYPE: { exit: 4, summary: 'A checkpoint tensor of a type the exporter cannot convert', hint: 'Convert the checkpoint to float32, float16 or bfloat16.' },
   TOY_MODEL_CHECK_FAILED: { exit: 4, summary: 'A toy model failed its onnxruntime check', hint: `This is a bug in the toy model builder. ${DEBUG_HINT}` },
 

@@ -17,7 +17,7 @@ import { prng } from '../lib/random.js'
 import { generate } from './generate.js'
 import { modelHints } from './inputs.js'
 import { bindByName, classifyPath, tensorsFromJson } from './reference.js'
-import { closeModel, loadModel, runModel, type LoadedModel } from './runtime.js'
+import { closeModel, loadModel, runModel, type LoadedModel, type ValueInfo } from './runtime.js'
 import { toFloat64, type HostTensor, type TensorMap } from './tensors.js'
 
 export interface DecoderCase {
@@ -211,4 +211,32 @@ export function decoderValidationError(r: DecoderValidation): IntegrityError {
     hint: 'Check that the candidate comes from the same weights and config; for fp16 pass --precision fp16 (atol 1e-2) or loosen --atol.',
     details: { result: r },
   })
+}
+
+/**
+ * The smoke run of a decoder export: a left-padded prefill of two rows and one cached decode step, whose
+ * logits must be finite and shaped [batch, seq, vocab]. Returns the dims of both.
+ */
+export async function smokeDecoder(path: string): Promise<{ prefill: number[]; decode?: number[]; inputs: ValueInfo[]; outputs: ValueInfo[] }> {
+  const c = await generatedCase(path)
+  const model = await loadModel(path)
+  try {
+    // Without a cache (text-generation) there is no decode step to take: the prefill is the model's run.
+    const cached = model.inputs.some((i) => i.name.startsWith('past_key_values.'))
+    const got: Partial<Record<'prefill' | 'decode', HostTensor>> = cached
+      ? await prefillAndDecode(model, c)
+      : { prefill: (await runModel(model, bindByName(Object.entries(c.prefill.inputs).map(([name, tensor]) => ({ name, tensor })), model.inputs.map((i) => i.name), 'input'), ['logits'])).logits! }
+    for (const [step, t] of Object.entries(got) as [string, HostTensor][]) {
+      const data = toFloat64(t)
+      const at = data.findIndex((v) => !Number.isFinite(v))
+      if (at >= 0) throw new IntegrityError(`The ${step} logits of ${path} hold ${data[at]} at index ${at}`, { code: 'EXPORT_SMOKE_FAILED', hint: 'The export is wrong for this checkpoint; nothing was written to --out. Report it with the model id, or try another --exporter.' })
+      const want = c[step as 'prefill' | 'decode'].inputs.input_ids!.dims
+      if (t.dims.length !== 3 || t.dims[0] !== want[0] || t.dims[1] !== want[1]) {
+        throw new IntegrityError(`The ${step} logits of ${path} have dims [${t.dims.join(', ')}] for input_ids [${want.join(', ')}]`, { code: 'EXPORT_SMOKE_FAILED', hint: 'The export is wrong for this checkpoint; nothing was written to --out.' })
+      }
+    }
+    return { prefill: got.prefill!.dims, ...(got.decode ? { decode: got.decode.dims } : {}), inputs: model.inputs, outputs: model.outputs }
+  } finally {
+    await closeModel(model)
+  }
 }

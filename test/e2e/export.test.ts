@@ -57,10 +57,10 @@ describe('modelforge export', () => {
   it('unsupported model_type: exit 2 listing the supported types; optimum missing: exit 3', async () => {
     const d = join(dir, 'gpt2')
     await cp(join(FIXTURES, 'tiny-bert'), d, { recursive: true, filter: (s) => !s.endsWith('model.onnx') })
-    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2Model'] }))
+    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'falcon', architectures: ['FalconModel'] }))
     const r = cli(['export', d, '--out', join(dir, 'gpt2-out'), '--exporter', 'native'])
     expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/Error: The native exporter does not support model_type "gpt2" \(supported: bert, roberta, xlm-roberta, distilbert\)/)
+    expect(r.stderr).toMatch(/Error: The native exporter does not support model_type "falcon" \(supported: bert, roberta, xlm-roberta, distilbert\)/)
     expect(r.stderr).toMatch(/Hint: Use --exporter optimum/)
     // auto falls through to optimum-cli, which this machine does not have (PATH without it).
     const r2 = cli(['export', d, '--out', join(dir, 'gpt2-out'), '--json'], { env: { PATH: '/nonexistent' } })

@@ -335,10 +335,10 @@ describe('acceptance 6: errors', () => {
 
   it('unsupported model_type lists the supported ones and suggests --exporter optimum', async () => {
     const d = await copyFixture('tiny-bert', join(dir, 'gpt2'))
-    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2Model'] }))
+    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'falcon', architectures: ['FalconModel'] }))
     const err = await failure(exportNative(d, join(d, 'out')))
     expect(err.exitCode).toBe(2)
-    expect(err.message).toMatch(/model_type "gpt2" \(supported: bert, roberta, xlm-roberta, distilbert\)/)
+    expect(err.message).toMatch(/model_type "falcon" \(supported: bert, roberta, xlm-roberta, distilbert\)/)
     expect(err.hint).toMatch(/--exporter optimum/)
   })
 

@@ -134,7 +134,7 @@ describe('--exporter auto', () => {
 
   it('falls back to optimum for other architectures: exit 3 with an install hint when optimum-cli is missing', async () => {
     const d = await copyFixture('tiny-bert', join(dir, 'gpt2'))
-    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }))
+    await writeFile(join(d, 'config.json'), JSON.stringify({ model_type: 'falcon', architectures: ['FalconForCausalLM'] }))
     const err = await fail(exportModel({ model: d, out: join(d, 'out'), optimumCli: 'modelforge-test-no-such-optimum-cli' }))
     expect(err.exitCode).toBe(3)
     expect(err.code).toBe('TOOL_NOT_FOUND')

@@ -1,16 +1,20 @@
 /**
- * `--exporter native`: the encoder graph built in TypeScript (native-graph.ts) from config.json and the
- * safetensors checkpoint, its weights streamed into model.onnx (or external data past the threshold) one
- * tensor at a time.
+ * `--exporter native`: the graph built in TypeScript from config.json and the safetensors checkpoint
+ * (encoders in native-graph.ts, causal LMs in decoder-graph.ts), its weights streamed into model.onnx (or
+ * external data past the threshold) one tensor at a time.
  */
 import { join } from 'node:path'
 import { UsageError } from '../../lib/errors.js'
 import { formatBytes } from '../../lib/progress.js'
 import { writeModelStreaming } from '../../onnx/write-model.js'
-import { type ModelExporter } from '../exporter.js'
+import { DECODER_TASKS, isDecoderModelType, isDecoderTask, unsupportedDecoderType } from '../decoder-config.js'
+import { buildDecoderGraph } from '../decoder-graph.js'
+import { writeDecoderLayout } from '../decoder-layout.js'
+import { type ExporterOutput, type ModelExporter, type ProduceContext } from '../exporter.js'
 import { isNativeModelType, isNativeTask, NATIVE_TASKS, unsupportedModelType } from '../model-config.js'
 import { buildNativeGraph } from '../native-graph.js'
 import { openCheckpoint } from '../safetensors.js'
+import { type StepReporter } from '../../lib/progress.js'
 
 const LISTED = 10
 
@@ -22,6 +26,41 @@ function unusedWarning(task: string, unused: string[]): string {
     + '(an extra layer, a renamed or unknown tensor) and the export may not be the model you trained.'
 }
 
+function unsupportedTask(task: string, decoder: boolean): UsageError {
+  const supported = decoder ? DECODER_TASKS : NATIVE_TASKS
+  return new UsageError(`Task ${task} is not supported by the native exporter${decoder ? ' for causal LMs' : ''} (supported: ${supported.join(', ')})`, {
+    code: 'UNSUPPORTED_TASK',
+    hint: decoder ? 'A causal LM exports as text-generation-with-past (with its KV cache) or text-generation.' : 'Use --exporter optimum for other tasks, or pass --task feature-extraction.',
+  })
+}
+
+const writing = (checkpoint: { totalBytes: number; files: unknown[] }): string =>
+  `Writing model.onnx (${formatBytes(checkpoint.totalBytes)} of ${checkpoint.files.length > 1 ? `${checkpoint.files.length} shards` : 'safetensors'})`
+
+async function produceDecoder({ config, task, sourceDir, staging, options }: ProduceContext, step: StepReporter): Promise<ExporterOutput> {
+  if (!isDecoderTask(task)) throw unsupportedTask(task, true)
+  const checkpoint = await openCheckpoint(sourceDir)
+  try {
+    const graph = buildDecoderGraph(config!, checkpoint, { task, opset: options.opset })
+    step.title(writing(checkpoint))
+    const written = await writeModelStreaming(join(staging, 'model.onnx'), graph.model, graph.initializers, {
+      externalDataThreshold: options.externalDataThreshold,
+    })
+    const externalData = written.externalData ? [written.externalData] : []
+    await writeDecoderLayout(staging, graph, externalData, sourceDir)
+    return {
+      opset: graph.opset,
+      modelType: graph.decoder.modelType,
+      externalData,
+      weightBytes: written.weightBytes,
+      smoke: { decoder: true, vocabSize: graph.decoder.vocabSize, expectedOutputs: graph.outputs },
+      outputs: graph.outputs,
+    }
+  } finally {
+    await checkpoint.close()
+  }
+}
+
 export const nativeExporter: ModelExporter = {
   name: 'native',
   needsConfig: true,
@@ -29,21 +68,22 @@ export const nativeExporter: ModelExporter = {
   async fits({ config, task }) {
     const modelType = config?.model_type
     if (isNativeModelType(modelType) && isNativeTask(task)) return { fits: true, reason: `model_type ${modelType} and task ${task} are supported natively` }
-    return { fits: false, reason: isNativeModelType(modelType) ? `task ${task} is not native` : `model_type ${String(modelType)} is not native` }
+    if (isDecoderModelType(modelType) && isDecoderTask(task)) return { fits: true, reason: `model_type ${modelType} and task ${task} are supported natively` }
+    const known = isNativeModelType(modelType) || isDecoderModelType(modelType)
+    return { fits: false, reason: known ? `task ${task} is not native for model_type ${modelType}` : `model_type ${String(modelType)} is not native` }
   },
 
-  async produce({ config, task, sentenceTransformers, sourceDir, staging, options }, step) {
-    if (!isNativeModelType(config!.model_type)) throw unsupportedModelType(config!.model_type)
-    if (!isNativeTask(task)) {
-      throw new UsageError(`Task ${task} is not supported by the native exporter (supported: ${NATIVE_TASKS.join(', ')})`, {
-        code: 'UNSUPPORTED_TASK',
-        hint: 'Use --exporter optimum for other tasks, or pass --task feature-extraction.',
-      })
+  async produce(ctx, step) {
+    const { config, task, sentenceTransformers, sourceDir, staging, options } = ctx
+    if (isDecoderModelType(config!.model_type)) return produceDecoder(ctx, step)
+    if (!isNativeModelType(config!.model_type)) {
+      throw isDecoderTask(task) ? unsupportedDecoderType(config!.model_type) : unsupportedModelType(config!.model_type)
     }
+    if (!isNativeTask(task)) throw unsupportedTask(task, false)
     const checkpoint = await openCheckpoint(sentenceTransformers?.transformerDir ?? sourceDir)
     try {
       const graph = buildNativeGraph(config!, checkpoint, { task, opset: options.opset, sentenceTransformers })
-      step.title(`Writing model.onnx (${formatBytes(checkpoint.totalBytes)} of ${checkpoint.files.length > 1 ? `${checkpoint.files.length} shards` : 'safetensors'})`)
+      step.title(writing(checkpoint))
       const written = await writeModelStreaming(join(staging, 'model.onnx'), graph.model, graph.initializers, {
         externalDataThreshold: options.externalDataThreshold,
       })
