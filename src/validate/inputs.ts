@@ -47,6 +47,13 @@ function roleOf(name: string): Role {
 const BATCH_NAME = /batch|^n$|^N$/i
 const SEQ_NAME = /seq|sequence|length|len|tokens|^s$|past/i
 
+/**
+ * A decoder's cache inputs (past_key_values.N.key / .value, [batch, kv_heads, past, head_dim]) are given an
+ * empty past: generated inputs are a prefill, whose attention_mask (past + seq) then spans the sequence.
+ */
+const isPastAxis = (info: ValueInfo, axis: number, name: string): boolean =>
+  (/^past_key_values\./.test(info.name) && axis === 2) || /^past[_a-z]*$/i.test(name)
+
 /** The concrete shape for an input, resolving symbolic dims consistently across inputs. */
 export function resolveShape(info: ValueInfo, options: GenerateOptions = {}): number[] {
   const samples = options.samples ?? 2
@@ -56,6 +63,7 @@ export function resolveShape(info: ValueInfo, options: GenerateOptions = {}): nu
     if (typeof d === 'number' && d >= 0) return d
     const name = typeof d === 'string' ? d : ''
     if (name && options.dims && options.dims[name] !== undefined) return options.dims[name]
+    if (isPastAxis(info, axis, name)) return 0
     if (name && BATCH_NAME.test(name)) return samples
     if (name && SEQ_NAME.test(name)) return seq
     if (axis === 0) return samples
@@ -171,7 +179,8 @@ export async function modelHints(modelPath: string): Promise<ModelHints> {
   })
   if (config) {
     const int = (k: string) => (typeof config[k] === 'number' && Number.isInteger(config[k]) ? (config[k] as number) : undefined)
-    const hints: ModelHints = { vocabSize: int('vocab_size'), typeVocabSize: int('type_vocab_size'), maxPositions: int('max_position_embeddings'), from: configPath }
+    // GPT-2's config names its position limit n_positions.
+    const hints: ModelHints = { vocabSize: int('vocab_size'), typeVocabSize: int('type_vocab_size'), maxPositions: int('max_position_embeddings') ?? int('n_positions'), from: configPath }
     // RoBERTa positions start after padding_idx + 1, so max_position_embeddings over-counts by that much.
     if (hints.maxPositions && config.model_type && /roberta/.test(String(config.model_type)) && typeof config.pad_token_id === 'number') {
       hints.maxPositions -= config.pad_token_id + 1
