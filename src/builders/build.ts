@@ -67,6 +67,8 @@ export interface BuildOptions {
   /** "min:opt:max" of batch and sequence dims (shapes.ts has the defaults), other dims by name. */
   batch?: string
   seq?: string
+  /** Decoders: "min:opt:max" of the past (cached tokens) dim; min may be 0. */
+  past?: string
   dims?: Record<string, string>
   workspaceMiB?: number
   builderOptimizationLevel?: number
@@ -289,7 +291,7 @@ export async function buildEngine(o: BuildOptions): Promise<BuildResult> {
   const plan = await runStep(progress, 'plan', async () => {
     checkToleranceNames({ atol, rtol }, info.outputs.map((x) => x.name))
     const inputs = info.inputs.map((i) => ({ name: i.name, dtype: i.dtype, shape: i.shape ?? [] }))
-    const shapes = planShapes(inputs, { batch: o.batch, seq: o.seq, dims: o.dims, maxPositions: hints.maxPositions })
+    const shapes = planShapes(inputs, { batch: o.batch, seq: o.seq, past: o.past, dims: o.dims, maxPositions: hints.maxPositions })
     const remembered = model.smi ? undefined : await rememberedDevice(stateDir, located.path)
     const before: DeviceInfo | undefined = model.smi ?? remembered
     const cache = planTimingCache(cacheRoot, version, before)

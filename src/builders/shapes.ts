@@ -10,6 +10,13 @@
  *   its position table);
  * - any other dynamic dim: only by name, from `dims` (build's --dim name=min:opt:max).
  *
+ * A decoder (inputs past_key_values.N.key / .value) has one profile that holds both of its runs: the
+ * prefill (past 0, the prompt within --seq) and the decode steps (seq 1, a past within --past, default
+ * 0:<min(128, (max - 1) / 2)>:<max - 1>). The past dim (axis 2 of the past inputs) takes --past; attention_mask's
+ * second dim (past + seq) runs from seq min + past min to seq max + past max, capped at the model's
+ * maximum positions. The inference shapes are a prefill: the prompt at --seq's opt with an empty past,
+ * which is what the validation run feeds and the benchmark times.
+ *
  * A named dim gets one range wherever it appears, because TensorRT requires equally named dims to be equal.
  * The inference shapes (for the benchmark and the validation run) are the opt shapes.
  */
@@ -33,6 +40,8 @@ export interface PlanShapesOptions {
   maxPositions?: number
   /** Ranges of other symbolic dims by name: { height: '224:224:512' }. */
   dims?: Record<string, string>
+  /** Decoders: "min:opt:max" of the past (cached tokens), min may be 0. */
+  past?: string
 }
 
 export interface ShapePlan {
@@ -51,7 +60,9 @@ interface DimRange {
   max: number
 }
 
-type Kind = 'batch' | 'seq' | 'named'
+type Kind = 'batch' | 'seq' | 'past' | 'total' | 'named'
+
+const PAST_INPUT = /^past_key_values\.\d+\.(key|value)$/
 
 const BATCH_NAMES = new Set(['batch', 'batchsize', 'n', 'b'])
 const SEQ_NAMES = new Set(['sequence', 'sequencelength', 'seqlen', 'seqlength', 'seq', 'tokens', 'pastsequencelength'])
@@ -73,16 +84,16 @@ const isInteger = (dtype: string): boolean => /^u?int\d*$/.test(dtype)
  * "min:opt:max" (or one number for all three) of positive integers in order. `flag` names the value in
  * messages ("--batch", "--dim height"), `example` shows a good one.
  */
-export function parseRange(text: string, flag: string, example = `${flag} ${DEFAULT_BATCH}`): DimRange {
+export function parseRange(text: string, flag: string, example = `${flag} ${DEFAULT_BATCH}`, least = 1): DimRange {
   const parts = text.trim().split(':')
   const nums = parts.map((p) => (/^\d+$/.test(p.trim()) ? Number(p.trim()) : NaN))
   const bad = (why: string): UsageError => new UsageError(`${flag} ${JSON.stringify(text)} is not a shape range: ${why}`, {
     code: 'INVALID_SHAPE_RANGE',
-    hint: `Give ${flag} as min:opt:max of positive integers with min <= opt <= max, e.g. ${example} (or one number for a fixed size).`,
+    hint: `Give ${flag} as min:opt:max of ${least === 0 ? 'whole numbers' : 'positive integers'} with min <= opt <= max, e.g. ${example} (or one number for a fixed size).`,
     details: { flag, value: text },
   })
   if (parts.length !== 1 && parts.length !== 3) throw bad('it needs three numbers separated by ":"')
-  if (nums.some((n) => !Number.isSafeInteger(n) || n < 1)) throw bad('every number must be a whole number of at least 1')
+  if (nums.some((n) => !Number.isSafeInteger(n) || n < least)) throw bad(`every number must be a whole number of at least ${least}`)
   const [min, opt, max] = parts.length === 1 ? [nums[0]!, nums[0]!, nums[0]!] : (nums as [number, number, number])
   if (!(min <= opt && opt <= max)) throw bad(`min <= opt <= max does not hold (${min}, ${opt}, ${max})`)
   return { min, opt, max }
@@ -104,6 +115,7 @@ export function planShapes(inputs: readonly ModelInput[], o: PlanShapesOptions =
   const named = new Map(Object.entries(o.dims ?? {}).map(([name, text]) => [name, parseRange(text, `--dim ${name}`, `--dim ${name}=1:8:64`)]))
 
   const kindOfName = new Map<string, Kind>()
+  const decoder = decoderRanges(inputs, o, maxPositions, kindOfName)
   const seqRange = (input: string, axis: number): DimRange => {
     if (seqGiven) return seqGiven
     if (maxPositions) return { min: 1, opt: Math.min(DEFAULT_SEQ_OPT, maxPositions), max: maxPositions }
@@ -131,8 +143,11 @@ export function planShapes(inputs: readonly ModelInput[], o: PlanShapesOptions =
                 : 'named'
         if (name !== undefined) kindOfName.set(name, kind)
       }
+      if (!kind && decoder && PAST_INPUT.test(input.name) && axis === 2) kind = 'past'
       if (kind === 'batch') return batch
       if (kind === 'seq') return seqRange(input.name, axis)
+      if (kind === 'past') return decoder!.past(seqRange(input.name, 1))
+      if (kind === 'total') return decoder!.total(seqRange(input.name, 1))
       const what = name === undefined ? 'an unnamed dynamic dimension' : `the dynamic dimension "${name}"`
       throw new UsageError(`Input "${input.name}" has ${what} at index ${axis}, which is neither a batch nor a sequence dimension: modelforge cannot choose its range`, {
         code: 'SHAPE_RANGE_REQUIRED',
@@ -146,5 +161,68 @@ export function planShapes(inputs: readonly ModelInput[], o: PlanShapesOptions =
     profile[input.name] = range
   }
   const inference = Object.fromEntries(Object.entries(profile).map(([name, r]) => [name, [...r.opt]]))
+  if (decoder) {
+    // A prefill: the prompt at --seq's opt after the shortest past (empty unless --past says otherwise).
+    const pastMin = Object.entries(profile).find(([name]) => PAST_INPUT.test(name))?.[1].min[2] ?? 0
+    for (const input of inputs) {
+      const shape = inference[input.name]
+      if (!shape) continue
+      if (PAST_INPUT.test(input.name)) shape[2] = pastMin
+      else if (input.name === 'attention_mask' && inference.input_ids) shape[1] = inference.input_ids[1]! + pastMin
+    }
+  }
   return { profile, inference }
+}
+
+interface DecoderRanges {
+  past(seq: DimRange): DimRange
+  total(seq: DimRange): DimRange
+}
+
+/**
+ * For a decoder: marks the past dim and attention_mask's past + seq dim, and says their ranges once the
+ * sequence range is known; undefined for other models (where --past is refused).
+ */
+function decoderRanges(inputs: readonly ModelInput[], o: PlanShapesOptions, maxPositions: number | undefined, kinds: Map<string, Kind>): DecoderRanges | undefined {
+  const pasts = inputs.filter((i) => PAST_INPUT.test(i.name))
+  if (pasts.length === 0) {
+    if (o.past !== undefined) {
+      throw new UsageError(`--past ${o.past} is for decoders with a KV cache, and this model has no past_key_values inputs`, {
+        code: 'INVALID_SHAPE_RANGE',
+        hint: 'Drop --past, or build a model exported with --task text-generation-with-past.',
+        details: { flag: '--past', value: o.past },
+      })
+    }
+    return undefined
+  }
+  const pastGiven = o.past === undefined ? undefined : parseRange(o.past, '--past', '--past 0:128:2047', 0)
+  for (const p of pasts) {
+    const name = dimName(p.shape[2] ?? '')
+    if (name !== undefined) kinds.set(name, 'past')
+  }
+  const mask = inputs.find((i) => i.name === 'attention_mask')
+  const total = mask ? dimName(mask.shape[1] ?? '') : undefined
+  if (total !== undefined) kinds.set(total, 'total')
+  const pastOf = (seq: DimRange): DimRange => {
+    if (pastGiven) {
+      if (maxPositions && pastGiven.max + 1 > maxPositions) {
+        throw new UsageError(`--past ${o.past} leaves no position for the next token: the model takes ${maxPositions} positions (max_position_embeddings)`, {
+          code: 'INVALID_SHAPE_RANGE',
+          hint: `Keep the past maximum at ${maxPositions - 1} or below, e.g. --past 0:${Math.min(DEFAULT_SEQ_OPT, maxPositions - 1)}:${maxPositions - 1}.`,
+          details: { flag: '--past', value: o.past, maxPositions },
+        })
+      }
+      return pastGiven
+    }
+    const max = (maxPositions ?? seq.max + 1) - 1
+    return { min: 0, opt: Math.min(DEFAULT_SEQ_OPT, Math.floor(max / 2)), max }
+  }
+  return {
+    past: pastOf,
+    total: (seq) => {
+      const past = pastOf(seq)
+      const cap = (n: number): number => (maxPositions ? Math.min(n, maxPositions) : n)
+      return { min: seq.min + past.min, opt: cap(seq.opt + past.opt), max: cap(seq.max + past.max) }
+    },
+  }
 }

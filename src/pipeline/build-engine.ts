@@ -352,7 +352,7 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
       built = await run.step('build', async (s) => {
         const result = await buildEngine({
           onnx: fp32, out: join(dir, 'engine'), precision: c.precision, trtexec: keyed.trt!.path, env,
-          batch: o.batch, seq: o.seq, dims: o.dims, workspaceMiB: o.workspaceMiB, builderOptimizationLevel: o.builderOptimizationLevel,
+          batch: o.batch, seq: o.seq, past: o.past, dims: o.dims, workspaceMiB: o.workspaceMiB, builderOptimizationLevel: o.builderOptimizationLevel,
           hardwareCompatibilityLevel: o.hardwareCompatibilityLevel, timingCacheDir: o.timingCacheDir, atol: o.atol, rtol: o.rtol,
           ...(transform ? { transform: o.transform } : {}), signal: o.signal, progress: nestProgress(o.progress, s.id),
         })
@@ -523,7 +523,7 @@ async function planOnly(o: BuildEngineOptions, c: CheckedOptions, run: Run, p: P
       await run.step('export', (s) => exportModel({ model: p.fetched.snapshot, out: tmp, exporter: o.exporter, task: o.task, opset: o.opset, progress: nestProgress(o.progress, s.id) }),
         (e) => `model.onnx by the ${e.exporter} exporter, into a temporary directory to read its inputs`)
       const planned = await buildEngine({
-        onnx: join(tmp, 'model.onnx'), out: final, precision: c.precision, trtexec: p.keyed.trt!.path, env: o.env, batch: o.batch, seq: o.seq, dims: o.dims,
+        onnx: join(tmp, 'model.onnx'), out: final, precision: c.precision, trtexec: p.keyed.trt!.path, env: o.env, batch: o.batch, seq: o.seq, past: o.past, dims: o.dims,
         workspaceMiB: o.workspaceMiB, builderOptimizationLevel: o.builderOptimizationLevel, hardwareCompatibilityLevel: o.hardwareCompatibilityLevel,
         timingCacheDir: o.timingCacheDir, ...(p.keyed.transform ? { transform: o.transform } : {}), dryRun: true,
       })

@@ -58,7 +58,7 @@ export async function buildKeyInputs(o: BuildEngineOptions, c: CheckedOptions, s
     precision: c.precision,
     export: { exporter: o.exporter ?? 'auto', task: o.task, opset: o.opset },
     engine: c.target === 'trt' ? {
-      batch: o.batch, seq: o.seq, dims: o.dims, workspaceMiB: o.workspaceMiB,
+      batch: o.batch, seq: o.seq, past: o.past, dims: o.dims, workspaceMiB: o.workspaceMiB,
       builderOptimizationLevel: o.builderOptimizationLevel, hardwareCompatibilityLevel: o.hardwareCompatibilityLevel,
     } : undefined,
     transform: {

@@ -48,6 +48,8 @@ export interface BuildEngineOptions {
   trtexec?: string
   batch?: string
   seq?: string
+  /** Decoders: the past range of the engine's profile. */
+  past?: string
   dims?: Record<string, string>
   workspaceMiB?: number
   builderOptimizationLevel?: number
@@ -105,7 +107,7 @@ export function checkOptions(o: BuildEngineOptions): CheckedOptions {
     })
   }
   if (target === 'onnx') {
-    const trtOnly = { trtexec: o.trtexec, workspace: o.workspaceMiB, 'builder-optimization-level': o.builderOptimizationLevel, 'hardware-compatibility-level': o.hardwareCompatibilityLevel, 'timing-cache-dir': o.timingCacheDir, batch: o.batch, seq: o.seq, dim: o.dims && Object.keys(o.dims).length ? o.dims : undefined }
+    const trtOnly = { trtexec: o.trtexec, workspace: o.workspaceMiB, 'builder-optimization-level': o.builderOptimizationLevel, 'hardware-compatibility-level': o.hardwareCompatibilityLevel, 'timing-cache-dir': o.timingCacheDir, batch: o.batch, seq: o.seq, past: o.past, dim: o.dims && Object.keys(o.dims).length ? o.dims : undefined }
     const given = Object.entries(trtOnly).filter(([, v]) => v !== undefined).map(([k]) => `--${k}`)
     if (given.length) {
       throw new UsageError(`${given.join(', ')}: TensorRT build options, not used by --target onnx`, {

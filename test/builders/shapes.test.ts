@@ -126,3 +126,36 @@ describe('planShapes', () => {
     expect(err.hint).toBe('Keep the sequence maximum at 64 or below, e.g. --seq 1:64:64.')
   })
 })
+
+describe('planShapes for decoders', () => {
+  // torch.onnx names the dims as it likes (the fixture's export): the past is axis 2 of the cache inputs.
+  const torchNamed: ModelInput[] = [
+    { name: 'input_ids', dtype: 'int64', shape: ['b', 's'] },
+    { name: 'attention_mask', dtype: 'int64', shape: ['b', 't'] },
+    { name: 'position_ids', dtype: 'int64', shape: ['b', 's'] },
+    { name: 'past_key_values.0.key', dtype: 'float32', shape: ['b', 2, 'p', 8] },
+    { name: 'past_key_values.0.value', dtype: 'float32', shape: ['b', 2, 'p', 8] },
+  ]
+
+  it('the past takes --past (0 allowed), the mask past + seq, and the inference shapes are a prefill', () => {
+    const plan = planShapes(torchNamed, { batch: '1:1:2', seq: '1:8:32', past: '0:16:64', maxPositions: 128 })
+    expect(plan.profile['past_key_values.0.key']).toEqual({ min: [1, 2, 0, 8], opt: [1, 2, 16, 8], max: [2, 2, 64, 8] })
+    expect(plan.profile.attention_mask).toEqual({ min: [1, 1], opt: [1, 24], max: [2, 96] })
+    expect(plan.inference).toEqual({ input_ids: [1, 8], attention_mask: [1, 8], position_ids: [1, 8], 'past_key_values.0.key': [1, 2, 0, 8], 'past_key_values.0.value': [1, 2, 0, 8] })
+  })
+
+  it('a past that starts above 0 makes the prefill start after it', () => {
+    const plan = planShapes(torchNamed, { batch: '1', seq: '1:8:32', past: '4:16:64', maxPositions: 128 })
+    expect(plan.inference).toMatchObject({ attention_mask: [1, 12], 'past_key_values.0.key': [1, 2, 4, 8] })
+  })
+
+  it('without a known maximum the past defaults from --seq, and mask sums are not capped', () => {
+    const plan = planShapes(torchNamed, { batch: '1', seq: '1:8:32' })
+    expect(plan.profile['past_key_values.0.key']).toEqual({ min: [1, 2, 0, 8], opt: [1, 2, 16, 8], max: [1, 2, 32, 8] })
+    expect(plan.profile.attention_mask).toEqual({ min: [1, 1], opt: [1, 24], max: [1, 64] })
+  })
+
+  it('--past "a:b" or with negative numbers is refused (exit 2)', () => {
+    for (const past of ['0:8', '-1:2:4', 'x']) expect(() => planShapes(torchNamed, { past, maxPositions: 128 }), past).toThrow(/--past .* is not a shape range/)
+  })
+})
