@@ -21,6 +21,7 @@ export { externalDataFiles, externalDataRefs, readExternalTensor, inlineExternal
 export { validateModel, assertValidated, validationError, formatValidation, type ValidateOptions, type ValidateResult } from './validate/validate.js'
 export { compareOutput, parseTolerance, toleranceFor, DEFAULT_TOLERANCES, INT8_MIN_COSINE, PRECISIONS, type Precision, type Tolerance, type OutputMetrics, type CompareOptions } from './validate/compare.js'
 export { generate, type GenerationOptions, type GenerationResult, type DecoderModel } from './validate/generate.js'
+export { generateText, type TextGenerationOptions, type TextGenerationResult } from './validate/generate-text.js'
 export { loadModel, runModel, closeModel, withModel, type LoadedModel, type ValueInfo, type LoadOptions } from './validate/runtime.js'
 export { generateInputs, modelHints, resolveShape, type GenerateOptions, type ModelHints } from './validate/inputs.js'
 export { readReferenceJson, readTestDataDir, readDataSets, tensorFromProto, bindByName, type DataSet, type FileTensor } from './validate/reference.js'

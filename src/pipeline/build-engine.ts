@@ -38,6 +38,7 @@ import { runtimeInfo } from '../validate/backends.js'
 import { measureLatency, type LatencyResult } from '../validate/latency.js'
 import { quantizeModel, type QuantizeResult } from '../validate/quantize.js'
 import { validateModel, validationError, type ValidateResult } from '../validate/validate.js'
+import { decoderValidationError, isDecoderModel, validateDecoder, type DecoderValidation } from '../validate/decoder-check.js'
 import { ModelStore, type FinalizeResult } from '../publish/store.js'
 import { readManifest } from '../publish/manifest.js'
 import { buildKey, buildKeyInputs } from './build-key.js'
@@ -82,6 +83,8 @@ export interface ValidationMetrics {
   precision: string
   passed: boolean
   outputs: { name: string; dataset?: string; maxAbsErr: number; maxRelErr: number | null; meanAbsErr?: number; cosine: number; passed: boolean; reason?: string }[]
+  /** Decoders: greedy generation of the candidate against the reference's tokens. */
+  greedy?: { prompt: number[]; expected: number[]; actual: number[]; firstDivergence: number | null; passed: boolean }
 }
 
 export interface PerformanceMetrics {
@@ -217,6 +220,23 @@ function validationMetrics(v: ValidateResult, reference: string): ValidationMetr
   }
 }
 
+/** A decoder's check as validation metrics: each step's logits as an output, the greedy tokens beside. */
+function decoderMetrics(r: DecoderValidation, reference: string, precision: string): ValidationMetrics {
+  return {
+    reference,
+    precision,
+    passed: r.passed,
+    outputs: r.steps.map((s) => ({ name: `logits (${s.name})`, maxAbsErr: s.maxAbsErr, maxRelErr: null, meanAbsErr: s.meanAbsErr, cosine: s.cosine, passed: s.passed })),
+    greedy: r.greedy,
+  }
+}
+
+/** The one plain number among --atol values, the tolerance of a decoder's logits (per-output values name encoder outputs). */
+function decoderAtol(atol: BuildEngineOptions['atol']): number | undefined {
+  const plain = (atol ?? []).map(String).filter((a) => !a.includes(':'))
+  return plain.length ? Number(plain.at(-1)) : undefined
+}
+
 function snakeLatency(l: NonNullable<PerformanceMetrics['latencyMs']>): Record<string, number | undefined> {
   return { min: l.min, mean: l.mean, median: l.median, p90: l.p90, p95: l.p95, p99: l.p99, max: l.max }
 }
@@ -317,6 +337,13 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
     }), (e) => `model.onnx by the ${e.exporter} exporter (${e.task}, opset ${e.opset})`)
     warnings.push(...(exported.warnings ?? []))
     const fp32 = join(dir, 'model.onnx')
+    const decoder = await isDecoderModel(fp32)
+    if (decoder && c.precision === 'int8') {
+      throw new UsageError('--precision int8 is not supported for decoders: calibrating a KV-cache model needs prefill and decode inputs, which modelforge does not make yet', {
+        code: 'INVALID_OPTION',
+        hint: 'Build the decoder in fp16 (or fp32); INT8 weight-only schemes are for TensorRT-LLM.',
+      })
+    }
 
     // ------------------------------------------------------------ quantize
     const transform = keyed.transform
@@ -365,25 +392,36 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
     }
 
     // ------------------------------------------------------------ validate
-    const validation = await run.step('validate', async (s) => {
+    const validation = await run.step('validate', async (s): Promise<{ metrics: ValidationMetrics; extra: Record<string, unknown> }> => {
       if (built) {
         // The engine was compared with onnxruntime on the fp32 export in the build step (trtexec ran it).
-        return { result: built.validation!, reference: 'model.onnx (fp32) in onnxruntime, engine run by trtexec' }
+        const reference = 'model.onnx (fp32) in onnxruntime, engine run by trtexec'
+        const r = built.validation!
+        return { metrics: validationMetrics(r, reference), extra: { inputsFrom: r.inputsFrom, generated: r.generated, datasets: r.datasets } }
       }
       const given = o.reference ?? (!quantized && fetched.files.some((f) => f.path === 'reference.json') ? join(fetched.snapshot, 'reference.json') : undefined)
       const fp32Self = !quantized && given === undefined
+      const what = given !== undefined ? (o.reference ? `${o.reference} (given)` : 'reference.json of the source')
+        : fp32Self ? 'model.onnx in onnxruntime with graph optimizations off' : 'fp32/model.onnx (the fp32 export)'
+      if (decoder) {
+        // Prefill, one cached decode step and greedy generation (validate's decoder check).
+        const r = await validateDecoder({
+          candidate: fp32, reference: given ?? reference, precision: c.precision === 'fp16' ? 'fp16' : 'fp32', atol: decoderAtol(o.atol),
+          ...(fp32Self ? { referenceSessionOptions: { graphOptimizationLevel: 'disabled' as const } } : {}),
+        })
+        if (!r.passed) throw decoderValidationError(r)
+        return { metrics: decoderMetrics(r, what, c.precision), extra: { decoder: r } }
+      }
       const result = await validateModel({
         candidate: fp32, reference: given ?? reference, precision: c.precision as 'fp32' | 'fp16' | 'int8', atol: o.atol, rtol: o.rtol,
         ...(fp32Self ? { referenceSessionOptions: { graphOptimizationLevel: 'disabled' as const } } : {}),
         progress: nestProgress(o.progress, s.id),
       })
-      const what = given !== undefined ? (o.reference ? `${o.reference} (given)` : 'reference.json of the source')
-        : fp32Self ? 'model.onnx in onnxruntime with graph optimizations off' : 'fp32/model.onnx (the fp32 export)'
       if (!result.passed) throw validationError(result, { subject: `validation of model.onnx against ${what}`, suggestPrecision: false })
-      return { result, reference: what }
-    }, (v) => `${v.result.outputs.length} output${v.result.outputs.length === 1 ? '' : 's'} within ${v.result.precision} tolerance against ${v.reference}`)
-    const metricsValidation = validationMetrics(validation.result, validation.reference)
-    await writeFile(join(dir, 'validation.json'), JSON.stringify({ ...metricsValidation, inputsFrom: validation.result.inputsFrom, generated: validation.result.generated, datasets: validation.result.datasets }, null, 2) + '\n')
+      return { metrics: validationMetrics(result, what), extra: { inputsFrom: result.inputsFrom, generated: result.generated, datasets: result.datasets } }
+    }, (v) => `${v.metrics.outputs.length} output${v.metrics.outputs.length === 1 ? '' : 's'}${v.metrics.greedy ? ' and greedy tokens' : ''} within ${v.metrics.precision} tolerance against ${v.metrics.reference}`)
+    const metricsValidation = validation.metrics
+    await writeFile(join(dir, 'validation.json'), JSON.stringify({ ...metricsValidation, ...validation.extra }, null, 2) + '\n')
 
     // ------------------------------------------------------------ measure
     let latency: LatencyResult | undefined
@@ -456,6 +494,9 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
         ...(o.atol ? { atol: o.atol } : {}),
         ...(o.rtol ? { rtol: o.rtol } : {}),
         outputs: metricsValidation.outputs.map((m) => ({ name: m.name, max_abs_err: m.maxAbsErr, max_rel_err: m.maxRelErr, mean_abs_err: m.meanAbsErr, cosine: m.cosine, passed: m.passed })),
+        ...(metricsValidation.greedy ? {
+          greedy: { prompt: metricsValidation.greedy.prompt, expected: metricsValidation.greedy.expected, actual: metricsValidation.greedy.actual, first_divergence: metricsValidation.greedy.firstDivergence, passed: metricsValidation.greedy.passed },
+        } : {}),
       },
       performance: performance_
         ? { source: performance_.source, throughput_qps: performance_.throughputQps, ...(performance_.latencyMs ? { latency_ms: snakeLatency(performance_.latencyMs) } : {}), shapes: performance_.shapes }

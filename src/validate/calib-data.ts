@@ -13,10 +13,9 @@
  * Text is read whole (calibration sets are small) but tokenized and batched lazily.
  */
 import { readdir, readFile, stat } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
-import { Tokenizer } from '@huggingface/tokenizers'
-import { errnoCode, IntegrityError, ModelforgeError, NotFoundError, osFailure, UsageError } from '../lib/errors.js'
-import { readJsonFile } from '../lib/json.js'
+import { basename, join } from 'node:path'
+import { loadTokenizer, type LoadedTokenizer } from './tokenizer.js'
+import { errnoCode, NotFoundError, osFailure, UsageError } from '../lib/errors.js'
 import { bindByName, readDataSetDir } from './reference.js'
 import type { ValueInfo } from './runtime.js'
 import { allocate, type Dtype, type HostTensor, type TensorMap } from './tensors.js'
@@ -70,7 +69,7 @@ export async function loadCalibData(o: CalibDataOptions): Promise<CalibData> {
       hint: jsonl ? 'Give one JSON object per line with a string "text" field.' : 'Give one text sample per line, like the inputs the model will see.',
     })
   }
-  const tok = await loadTokenizer(o)
+  const tok = await loadTokenizer(o.modelPath, o.tokenizer, 'text calibration data')
   const layout = tokenLayout(o.inputs, o.seqLen, o.data)
   return {
     kind: jsonl ? 'jsonl' : 'text',
@@ -102,51 +101,6 @@ function jsonlSamples(text: string, path: string): string[] {
     if (t.trim()) out.push(t)
   })
   return out
-}
-
-interface LoadedTokenizer { tokenizer: Tokenizer; path: string; padId: number; special: Set<number> }
-
-async function loadTokenizer(o: CalibDataOptions): Promise<LoadedTokenizer> {
-  const given = o.tokenizer
-  let file = join(dirname(o.modelPath), 'tokenizer.json')
-  if (given !== undefined) {
-    let s
-    try {
-      s = await stat(given)
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new NotFoundError(`--tokenizer ${given} does not exist`, { code: 'TOKENIZER_NOT_FOUND', hint: 'Give a tokenizer.json, or the model directory holding one.' })
-      throw osFailure(err, `reading --tokenizer ${given}`)
-    }
-    file = s.isDirectory() ? join(given, 'tokenizer.json') : given
-  }
-  const json = await readJsonFile<Record<string, unknown>>(file, { expect: 'object' }).catch((err: unknown) => {
-    if (err instanceof ModelforgeError && err.code === 'JSON_NOT_FOUND') {
-      throw new UsageError(`text calibration data needs the model's tokenizer, and there is no ${file}${given === undefined ? ' next to the model' : ''}`, {
-        code: 'TOKENIZER_REQUIRED',
-        hint: 'Pass --tokenizer <tokenizer.json or the model directory> (the export\'s --out has one), or give --calib-data as a directory of ONNX test-data inputs.',
-      })
-    }
-    throw err
-  })
-  const configPath = join(dirname(file), 'tokenizer_config.json')
-  const config = await readJsonFile<Record<string, unknown>>(configPath, { expect: 'object' }).catch((err: unknown) => {
-    if (err instanceof ModelforgeError && err.code === 'JSON_NOT_FOUND') return {} as Record<string, unknown>
-    throw err
-  })
-  let tokenizer: Tokenizer
-  try {
-    tokenizer = new Tokenizer(json, config)
-  } catch (err) {
-    throw new IntegrityError(`${file} is not a tokenizer the tokenizer library can load: ${(err as Error).message}`, {
-      code: 'TOKENIZER_INVALID',
-      hint: 'Give the tokenizer.json of the model (Hugging Face tokenizers format), with --tokenizer if it is elsewhere.',
-    })
-  }
-  const padding = json.padding as { pad_id?: unknown } | null | undefined
-  const padToken = typeof config.pad_token === 'string' ? config.pad_token : undefined
-  const padId = typeof padding?.pad_id === 'number' ? padding.pad_id : (padToken !== undefined ? tokenizer.token_to_id(padToken) : undefined) ?? 0
-  const special = new Set([...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id))
-  return { tokenizer, path: file, padId, special }
 }
 
 type Role = 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids'

@@ -17,7 +17,7 @@ import { prng } from '../lib/random.js'
 import { generate } from './generate.js'
 import { modelHints } from './inputs.js'
 import { bindByName, classifyPath, tensorsFromJson } from './reference.js'
-import { closeModel, loadModel, runModel, type LoadedModel, type ValueInfo } from './runtime.js'
+import { closeModel, loadModel, runModel, type LoadedModel, type LoadOptions, type ValueInfo } from './runtime.js'
 import { toFloat64, type HostTensor, type TensorMap } from './tensors.js'
 
 export interface DecoderCase {
@@ -33,6 +33,8 @@ export interface DecoderValidateOptions {
   /** Largest absolute logits error allowed (default 1e-4; fp16 1e-2). */
   atol?: number
   precision?: 'fp32' | 'fp16'
+  /** Session options of the reference when it is an ONNX model (the pipeline compares an fp32 export with itself unoptimized). */
+  referenceSessionOptions?: LoadOptions['sessionOptions']
 }
 
 export interface DecoderStepReport {
@@ -40,6 +42,9 @@ export interface DecoderStepReport {
   /** Logits compared (positions the mask keeps, times the vocabulary). */
   compared: number
   maxAbsErr: number
+  meanAbsErr: number
+  /** Cosine similarity of the compared logits with the reference's. */
+  cosine: number
   passed: boolean
 }
 
@@ -99,7 +104,7 @@ async function prefillAndDecode(model: LoadedModel, c: DecoderCase): Promise<{ p
 }
 
 /** Max |a - b| over the logits of positions whose mask is 1 (mask [batch, seq] for a [batch, seq, vocab] tensor). */
-function maskedError(a: HostTensor, b: HostTensor, mask: HostTensor | undefined): { maxAbsErr: number; compared: number } {
+function maskedError(a: HostTensor, b: HostTensor, mask: HostTensor | undefined): { maxAbsErr: number; meanAbsErr: number; cosine: number; compared: number } {
   if (a.dims.join() !== b.dims.join()) throw bad(`logits of shape [${a.dims.join(', ')}] cannot be compared with the reference's [${b.dims.join(', ')}]`)
   const [batch, seq, vocab] = a.dims as [number, number, number]
   const x = toFloat64(a)
@@ -108,6 +113,10 @@ function maskedError(a: HostTensor, b: HostTensor, mask: HostTensor | undefined)
   const maskSeq = mask ? mask.dims[1]! : seq
   let max = 0
   let compared = 0
+  let sum = 0
+  let dot = 0
+  let xx = 0
+  let yy = 0
   for (let r = 0; r < batch; r++) {
     for (let s = 0; s < seq; s++) {
       // The mask spans past + new tokens: the logits' positions are its last `seq`.
@@ -116,11 +125,16 @@ function maskedError(a: HostTensor, b: HostTensor, mask: HostTensor | undefined)
         const i = (r * seq + s) * vocab + v
         const d = Math.abs(x[i]! - y[i]!)
         if (!(d <= max)) max = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d
+        sum += d
+        dot += x[i]! * y[i]!
+        xx += x[i]! * x[i]!
+        yy += y[i]! * y[i]!
         compared++
       }
     }
   }
-  return { maxAbsErr: max, compared }
+  const cosine = xx === 0 && yy === 0 ? 1 : xx === 0 || yy === 0 ? 0 : dot / Math.sqrt(xx * yy)
+  return { maxAbsErr: max, meanAbsErr: compared ? sum / compared : 0, cosine: Number.isFinite(cosine) ? cosine : 0, compared }
 }
 
 /** Inputs for an ONNX reference: a left-padded batch of two, one decode token each, a prompt for greedy. */
@@ -161,7 +175,7 @@ export async function validateDecoder(o: DecoderValidateOptions): Promise<Decode
     let want: { prefill: HostTensor; decode: HostTensor }
     let expected: number[]
     if (kind === 'onnx') {
-      reference = await loadModel(o.reference)
+      reference = await loadModel(o.reference, o.referenceSessionOptions ? { sessionOptions: o.referenceSessionOptions } : {})
       want = await prefillAndDecode(reference, c)
       expected = (await generate(reference, [c.greedy.prompt], { maxNewTokens: c.greedy.maxNewTokens })).sequences[0]!
     } else {
