@@ -11,22 +11,18 @@
  * [batch, kv_heads, past, head_dim]; outputs logits and present.N.key / .value. Without a cache
  * (text-generation) there are no past inputs or present outputs.
  */
-import { IntegrityError, UsageError } from '../lib/errors.js'
+import { IntegrityError } from '../lib/errors.js'
 import { DataType, type ModelProto } from '../onnx/proto.js'
 import { float } from '../onnx/graph-builder.js'
 import { type LazyInitializer } from '../onnx/write-model.js'
 import { decoderConfig, ropeInverseFrequencies, type DecoderConfig, type DecoderTask } from './decoder-config.js'
-import { GraphOps } from './graph-ops.js'
+import { BATCH, checkNativeOpset, FLOAT32_MIN, GraphOps, irVersionFor, SEQUENCE } from './graph-ops.js'
 import { type HfConfig } from './model-config.js'
-import { NATIVE_OPSETS } from './native-graph.js'
 import { type SafetensorsCheckpoint } from './safetensors.js'
 import { LazyWeights } from './weights.js'
 
-export const BATCH = 'batch_size'
-export const SEQUENCE = 'sequence_length'
 export const PAST = 'past_sequence_length'
 export const TOTAL = 'past_sequence_length + sequence_length'
-const FLOAT32_MIN = -3.4028234663852886e38
 
 export interface DecoderGraph {
   model: ModelProto
@@ -198,19 +194,10 @@ class Decoder extends GraphOps {
 /** Buffers some checkpoints carry that transformers does not load as weights. */
 const BUFFER_RE = /(\.rotary_emb\.inv_freq|\.attn\.bias|\.attn\.masked_bias)$/
 
-function checkOpset(opset: number): void {
-  if (opset < NATIVE_OPSETS.min || opset > NATIVE_OPSETS.max) {
-    throw new UsageError(`--opset ${opset} is outside what the native exporter writes (${NATIVE_OPSETS.min} to ${NATIVE_OPSETS.max})`, {
-      code: 'UNSUPPORTED_OPSET',
-      hint: 'LayerNormalization needs opset 17; pick an opset from 17 to 21, or use --exporter optimum.',
-    })
-  }
-}
-
 export function buildDecoderGraph(config: HfConfig, checkpoint: SafetensorsCheckpoint, options: DecoderOptions): DecoderGraph {
   const c = decoderConfig(config)
   const opset = options.opset ?? 17
-  checkOpset(opset)
+  checkNativeOpset(opset)
   const withPast = options.task === 'text-generation-with-past'
   const e = new Decoder(c, checkpoint, opset)
   const { g, w, p } = e
@@ -295,7 +282,7 @@ export function buildDecoderGraph(config: HfConfig, checkpoint: SafetensorsCheck
 
   const model = g.toModel({
     opset,
-    irVersion: opset >= 21 ? 10 : opset >= 19 ? 9 : 8,
+    irVersion: irVersionFor(opset),
     producerName: 'modelforge',
     docString: `modelforge native export of ${c.modelType} (${options.task})`,
   })

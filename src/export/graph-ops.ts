@@ -6,6 +6,25 @@
 import { UsageError } from '../lib/errors.js'
 import { GraphBuilder, int64s } from '../onnx/graph-builder.js'
 
+export const BATCH = 'batch_size'
+export const SEQUENCE = 'sequence_length'
+/** torch.finfo(torch.float32).min: what transformers adds to masked attention scores. */
+export const FLOAT32_MIN = -3.4028234663852886e38
+export const NATIVE_OPSETS = { min: 17, max: 21 }
+
+/** The opsets the native exporters write (LayerNormalization needs 17); exit 2 outside them. */
+export function checkNativeOpset(opset: number): void {
+  if (opset < NATIVE_OPSETS.min || opset > NATIVE_OPSETS.max) {
+    throw new UsageError(`--opset ${opset} is outside what the native exporter writes (${NATIVE_OPSETS.min} to ${NATIVE_OPSETS.max})`, {
+      code: 'UNSUPPORTED_OPSET',
+      hint: 'LayerNormalization needs opset 17; pick an opset from 17 to 21, or use --exporter optimum.',
+    })
+  }
+}
+
+/** The lowest IR version that allows the opset (onnxruntime refuses older IR with newer opsets). */
+export const irVersionFor = (opset: number): number => (opset >= 21 ? 10 : opset >= 19 ? 9 : 8)
+
 export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu', 'swish'] as const
 
 export class GraphOps {

@@ -8,7 +8,7 @@
 import { IntegrityError, UsageError } from '../lib/errors.js'
 import { DataType } from '../onnx/proto.js'
 import { float } from '../onnx/graph-builder.js'
-import { GraphOps } from './graph-ops.js'
+import { BATCH, checkNativeOpset, FLOAT32_MIN, GraphOps, irVersionFor, SEQUENCE } from './graph-ops.js'
 import { type SafetensorsCheckpoint } from './safetensors.js'
 import { encoderConfig, type EncoderConfig, type HfConfig, type NativeTask } from './model-config.js'
 import { LazyWeights } from './weights.js'
@@ -16,9 +16,6 @@ import { addPooling, type SentenceTransformersConfig } from './sentence-transfor
 import { type LazyInitializer } from '../onnx/write-model.js'
 import { type ModelProto } from '../onnx/proto.js'
 
-export const BATCH = 'batch_size'
-export const SEQUENCE = 'sequence_length'
-const FLOAT32_MIN = -3.4028234663852886e38
 
 export interface NativeGraph {
   model: ModelProto
@@ -37,7 +34,7 @@ export interface NativeOptions {
   sentenceTransformers?: SentenceTransformersConfig
 }
 
-export const NATIVE_OPSETS = { min: 17, max: 21 }
+export { BATCH, SEQUENCE, NATIVE_OPSETS } from './graph-ops.js'
 
 class Encoder extends GraphOps {
   readonly w: LazyWeights
@@ -142,12 +139,7 @@ function numLabels(config: HfConfig): number | undefined {
 export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckpoint, options: NativeOptions): NativeGraph {
   const c = encoderConfig(config)
   const opset = options.opset ?? 17
-  if (opset < NATIVE_OPSETS.min || opset > NATIVE_OPSETS.max) {
-    throw new UsageError(`--opset ${opset} is outside what the native exporter writes (${NATIVE_OPSETS.min} to ${NATIVE_OPSETS.max})`, {
-      code: 'UNSUPPORTED_OPSET',
-      hint: 'LayerNormalization needs opset 17; pick an opset from 17 to 21, or use --exporter optimum.',
-    })
-  }
+  checkNativeOpset(opset)
   const e = new Encoder(c, checkpoint, opset)
   const { g, w } = e
   const p = basePrefix(w, c)
@@ -255,8 +247,7 @@ export function buildNativeGraph(config: HfConfig, checkpoint: SafetensorsCheckp
 
   const model = g.toModel({
     opset,
-    // The lowest IR version that allows the opset (onnxruntime refuses older IR with newer opsets).
-    irVersion: opset >= 21 ? 10 : opset >= 19 ? 9 : 8,
+    irVersion: irVersionFor(opset),
     producerName: 'modelforge',
     docString: `modelforge native export of ${c.modelType} (${options.task})`,
   })
