@@ -114,6 +114,19 @@ function summarize(v: ValueInfoProto): ValueSummary {
   }
 }
 
+/**
+ * The inputs (initializers excluded, as onnxruntime sees them) and outputs a model declares, from a
+ * ModelProto already in memory: an exporter that built the graph need not read its weights back.
+ */
+export function graphInterface(model: ModelProto): { inputs: ValueSummary[]; outputs: ValueSummary[] } {
+  const graph = model.graph ?? {}
+  const initNames = new Set((graph.initializer ?? []).map((t) => t.name))
+  return {
+    inputs: (graph.input ?? []).filter((v) => !initNames.has(v.name)).map(summarize),
+    outputs: (graph.output ?? []).map(summarize),
+  }
+}
+
 function elements(t: TensorProto): number {
   return (t.dims ?? []).reduce<number>((a, d) => a * num(d), 1)
 }
@@ -281,7 +294,6 @@ export async function inspectModel(path: string): Promise<ModelInspection> {
   }
   if ((graph.output ?? []).length === 0) w.error('NO_OUTPUTS', 'the graph has no outputs')
 
-  const initNames = new Set((graph.initializer ?? []).map((t) => t.name))
   const baseDir = dirname(path)
   const external = new Map<string, ExternalDataFile & { maxEnd: number }>()
   let count = 0
@@ -351,8 +363,7 @@ export async function inspectModel(path: string): Promise<ModelInspection> {
     ...(model.docString ? { docString: model.docString } : {}),
     metadata: Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key, p.value])),
     graphName: graph.name ?? '',
-    inputs: (graph.input ?? []).filter((v) => !initNames.has(v.name)).map(summarize),
-    outputs: (graph.output ?? []).map(summarize),
+    ...graphInterface(model),
     nodes: w.nodes,
     subgraphs: w.subgraphs,
     functions: (model.functions ?? []).length,

@@ -14,6 +14,7 @@ import { genaiConfig } from '../../src/export/decoder-layout.js'
 import { decoderConfig } from '../../src/export/decoder-config.js'
 import { validateDecoder } from '../../src/validate/decoder-check.js'
 import { generate } from '../../src/validate/generate.js'
+import { inspectModel } from '../../src/onnx/inspect.js'
 import { closeModel, loadModel, runModel } from '../../src/validate/runtime.js'
 import { type ModelforgeError } from '../../src/lib/errors.js'
 import { repoRoot } from '../helpers/store-helpers.js'
@@ -208,6 +209,11 @@ describe('tasks and layout', () => {
     expect(result.smoke).toEqual({ skipped: 'skipped: --skip-smoke' })
     expect(result.outputs[0]).toMatchObject({ name: 'logits', dtype: 'float32', shape: ['batch_size', 'sequence_length', 280] })
     expect(existsSync(join(out, 'model.onnx'))).toBe(true)
+    // Declared from the graph the exporter built, without reading the weights back: the same as the file says.
+    const file = await inspectModel(join(out, 'model.onnx'))
+    const view = (v: { name: string; dtype: string; shape?: (number | string)[] | null }) => ({ name: v.name, dtype: v.dtype, shape: v.shape ?? [] })
+    expect(result.inputs.map(view)).toEqual(file.inputs.map(view))
+    expect(result.outputs.map(view)).toEqual(file.outputs.map(view))
   })
 })
 
