@@ -5,6 +5,7 @@
  * under exporters/ and one line of its registry.
  */
 import { type Progress, type StepReporter } from '../lib/progress.js'
+import { type ValueSummary } from '../onnx/inspect.js'
 import { type HfConfig } from './model-config.js'
 import { type SentenceTransformersConfig } from './sentence-transformers.js'
 import { type SmokeHints } from './smoke.js'
@@ -13,6 +14,8 @@ import { type DeclaredOutput } from './task-outputs.js'
 export const EXPORTERS = ['auto', 'repo', 'native', 'optimum'] as const
 export type Exporter = (typeof EXPORTERS)[number]
 export type ExporterName = Exclude<Exporter, 'auto'>
+export const EXPORT_DTYPES = ['fp32', 'fp16'] as const
+export type ExportDtype = (typeof EXPORT_DTYPES)[number]
 
 export interface ExportOptions {
   /** A model directory or a repo id. */
@@ -31,6 +34,12 @@ export interface ExportOptions {
   progress?: Progress
   /** Do not run the model in onnxruntime after the export (it is skipped anyway above SMOKE_MAX_WEIGHT_BYTES). */
   skipSmoke?: boolean
+  /**
+   * Native exporter: fp16 writes the weights and the computation in fp16 as they stream (the fp16
+   * transform's default block list keeps softmax, norms and the like in float32; inputs and outputs stay
+   * float32). Default fp32.
+   */
+  dtype?: ExportDtype
   /** Native exporter: weight bytes above which initializers go to external data (default 2 GB). */
   externalDataThreshold?: number
   optimumCli?: string
@@ -64,6 +73,11 @@ export interface ExporterOutput {
   smoke: SmokeHints
   /** The outputs of the model written, as it declares them; held to the task after produce (task-outputs.ts). */
   outputs: DeclaredOutput[]
+  /**
+   * Inputs and outputs of model.onnx when the exporter built its graph in memory (graphInterface), so an
+   * export without a smoke run does not read a multi-gigabyte model back for them.
+   */
+  declared?: { inputs: ValueSummary[]; outputs: ValueSummary[] }
   /** The shipped file copied (repo exporter): outputs it lacks are that file's, not an export's. */
   shipped?: string
   /** What the caller should know that does not stop the export (e.g. checkpoint weights the graph does not use). */

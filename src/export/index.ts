@@ -13,7 +13,7 @@ import { formatBytes, planSteps, runStep, skipStep } from '../lib/progress.js'
 import { inspectModel, type ValueSummary } from '../onnx/inspect.js'
 import { type ValueInfo } from '../validate/runtime.js'
 import { chooseExporter, readModelContext } from './choose.js'
-import { EXPORTERS, type ExporterName, type ExportOptions } from './exporter.js'
+import { EXPORTERS, type ExporterName, type ExportDtype, type ExporterOutput, type ExportOptions } from './exporter.js'
 import { NATIVE_OPSETS } from './native-graph.js'
 import { smokeRun, type SmokeResult } from './smoke.js'
 import { checkTaskOutputs } from './task-outputs.js'
@@ -21,7 +21,7 @@ import { resolveModelSource, type ModelSource } from './source.js'
 import { type FileLock } from '../lib/lock.js'
 import { checkOutDirectory, commitStaging, discardStaging, lockOut, openStaging, stageSideFiles, type ExportedFile } from './staging.js'
 
-export { EXPORTERS, type Exporter, type ExportOptions } from './exporter.js'
+export { EXPORT_DTYPES, EXPORTERS, type ExportDtype, type Exporter, type ExportOptions } from './exporter.js'
 export { type ExportedFile } from './staging.js'
 
 export interface ExportResult {
@@ -33,6 +33,8 @@ export interface ExportResult {
   task: string
   modelType?: string
   opset: number
+  /** What the native exporter wrote the weights and computation in (other exporters write what they write). */
+  dtype?: ExportDtype
   inputs: ValueInfo[]
   outputs: ValueInfo[]
   files: ExportedFile[]
@@ -78,9 +80,16 @@ function smokeSkipReason(options: ExportOptions, weightBytes: number | undefined
   return undefined
 }
 
+function dtypeUnsupported(dtype: string, exporter: string): UsageError {
+  return new UsageError(`--dtype ${dtype} is written by the native exporter only, and this export uses the ${exporter} exporter`, {
+    code: 'EXPORT_DTYPE_UNSUPPORTED',
+    hint: 'Export in fp32 and convert with modelforge quantize --precision fp16 (which also measures what must stay fp32), or pass --exporter native for a model it supports.',
+  })
+}
+
 /** Inputs and outputs as model.onnx declares them, for an export whose smoke run was skipped. */
-async function declaredInterface(path: string): Promise<{ inputs: ValueInfo[]; outputs: ValueInfo[] }> {
-  const info = await inspectModel(path)
+async function declaredInterface(path: string, known: ExporterOutput['declared']): Promise<{ inputs: ValueInfo[]; outputs: ValueInfo[] }> {
+  const info = known ?? await inspectModel(path)
   const view = (v: ValueSummary): ValueInfo => ({ name: v.name, dtype: v.dtype, shape: v.shape ?? [], isTensor: !/^(sequence|map|optional)</.test(v.dtype) })
   return { inputs: info.inputs.map(view), outputs: info.outputs.map(view) }
 }
@@ -111,7 +120,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     }, { title: (s) => `Model: ${s.repo ? `${s.repo}@${s.revision}` : s.dir}` })
     const { model, choice } = await runStep(progress, 'choose', async () => {
       const m = await readModelContext(source.dir, options)
-      return { model: m, choice: await chooseExporter(m) }
+      const c = await chooseExporter(m)
+      if ((options.dtype ?? 'fp32') !== 'fp32' && c.exporter.name !== 'native') throw dtypeUnsupported(options.dtype!, c.exporter.name)
+      return { model: m, choice: c }
     }, { title: ({ model: m, choice: c }) => `Exporter ${c.exporter.name}${c.reason ? ` (${c.reason})` : ''}, task ${m.task}` })
     const produced = await runStep(progress, 'export', async (step) => {
       // Nothing is written to --out before this point (the model is resolved and read first).
@@ -132,7 +143,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
         title: (r) => `Smoke run in onnxruntime: ${Object.entries(r.ran).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`,
       })
     }
-    const declared = smoke ?? await declaredInterface(join(staging!, 'model.onnx'))
+    const declared = smoke ?? await declaredInterface(join(staging!, 'model.onnx'), produced.declared)
     const files = await runStep(progress, 'write', () => commitStaging(staging!, out, options.force))
     lock!.release()
     return {
@@ -143,6 +154,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       task: model.task,
       modelType: produced.modelType,
       opset: produced.opset,
+      ...(choice.exporter.name === 'native' ? { dtype: options.dtype ?? 'fp32' } : {}),
       inputs: declared.inputs,
       outputs: declared.outputs,
       files,

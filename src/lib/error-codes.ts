@@ -83,6 +83,7 @@ export const ERROR_CODES = {
   IMPORT_SOURCES: { exit: 2, summary: '`store import` was given no source, or a directory together with other sources', hint: 'Give one directory (it becomes the version\'s tree) or one or more files (they become files at its top level).' },
   DUPLICATE_FILE_NAME: { exit: 2, summary: '`store import` was given two files with the same name', hint: 'Rename one of them, or import a directory that holds them at different paths.' },
   GROUP_NOT_FOUND: { exit: 2, summary: '`store init --group` names a group the system does not know', hint: 'Create the group first (groupadd), or name an existing one (`getent group` lists them).' },
+  EXPORT_DTYPE_UNSUPPORTED: { exit: 2, summary: 'export --dtype other than fp32 with an exporter that does not write it (only native does)', hint: 'Export in fp32 and convert with modelforge quantize --precision fp16, or pass --exporter native.' },
   DTYPE_UNSUPPORTED: { exit: 2, summary: 'A tensor element type modelforge cannot read or run', hint: 'Use one of the dtypes listed in the message.' },
 
   // builders (trtexec)

@@ -47,6 +47,12 @@ export interface Fp16Options {
    * the graph (elem-types.ts), which cannot type the outputs of ops of other domains.
    */
   valueTypes?: ReadonlyMap<string, string>
+  /**
+   * Initializers whose values are not in memory (the native exporter streams them from the checkpoint):
+   * given as headers (name, dims, FLOAT) and returned as fp16 headers without data; `deferred` in the
+   * result names the float32 source of each, for the writer to convert while it streams (toFp16Bits).
+   */
+  deferred?: ReadonlySet<string>
 }
 
 export interface Fp16Report {
@@ -170,11 +176,11 @@ export function storedMaxAbs(t: TensorProto): number {
   return max
 }
 
-/** The fp16 copy of a float32 tensor (same name unless given), counting the values moved into range. */
-function halfTensor(t: TensorProto, where: string, counts: { clamped: number }, name = t.name): TensorProto {
-  // float32Values returns a copy, so the values are moved into range in place, then converted from their
-  // float32 bits in one pass (f32ToF16; a whole model's weights go through here).
-  const values = float32Values(t, where)
+/**
+ * float32 values as fp16 bits under the rules above (clamped into range, tiny values raised to 2^-24);
+ * `values` is changed in place, so pass a copy or a buffer the caller is done with.
+ */
+export function toFp16Bits(values: Float32Array, counts: { clamped: number }): Uint16Array {
   for (let i = 0; i < values.length; i++) {
     const x = values[i]!
     const m = Math.abs(x)
@@ -186,7 +192,14 @@ function halfTensor(t: TensorProto, where: string, counts: { clamped: number }, 
       counts.clamped++
     }
   }
-  const bits = f32ToF16(values)
+  // Converted from the float32 bits in one pass (f32ToF16; a whole model's weights go through here).
+  return f32ToF16(values)
+}
+
+/** The fp16 copy of a float32 tensor (same name unless given), counting the values moved into range. */
+function halfTensor(t: TensorProto, where: string, counts: { clamped: number }, name = t.name): TensorProto {
+  // float32Values returns a copy, so toFp16Bits may move values into range in place.
+  const bits = toFp16Bits(float32Values(t, where), counts)
   const out: TensorProto = { name, dims: t.dims ?? [], dataType: DataType.FLOAT16, rawData: new Uint8Array(bits.buffer) }
   if (t.docString) out.docString = t.docString
   return out
@@ -235,7 +248,7 @@ const isConstantSource = (node: NodeProto): boolean =>
 type Demand = 'fp16' | 'fp32' | 'any'
 type Status = 'neutral' | 'fp16' | 'fp32' | 'const' | 'cast'
 
-export function convertToFp16(model: ModelProto, options: Fp16Options = {}): { model: ModelProto; report: Fp16Report } {
+export function convertToFp16(model: ModelProto, options: Fp16Options = {}): { model: ModelProto; report: Fp16Report; deferred: Map<string, string> } {
   const source = model.graph?.name ? `model ${model.graph.name}` : 'the model'
   if (isFp16Model(model)) throw alreadyFp16Error(source)
   const graph: GraphProto = model.graph ?? {}
@@ -349,6 +362,13 @@ export function convertToFp16(model: ModelProto, options: Fp16Options = {}): { m
   const halfValues = new Set<string>()
   const counts = { clamped: 0, retargeted: 0 }
   const convertedInitializers = new Map<string, TensorProto[]>()
+  const deferred = new Map<string, string>()
+  const halfInitializer = (v: string, where: string, name = v): TensorProto => {
+    const t = initializers.get(v)!
+    if (!options.deferred?.has(v)) return halfTensor(t, where, counts, name)
+    deferred.set(name, v)
+    return { name, dims: t.dims ?? [], dataType: DataType.FLOAT16 }
+  }
   const constantOutput = new Map<number, 'half' | 'both'>()
 
   // Unconsumed values too: a dead output of a converted node is fp16 all the same, and its value_info must say so.
@@ -368,7 +388,7 @@ export function convertToFp16(model: ModelProto, options: Fp16Options = {}): { m
       if (!want32) {
         halfValues.add(v)
         if (isConstant) constantOutput.set(made!.node, 'half')
-        else convertedInitializers.set(v, [halfTensor(initializers.get(v)!, where, counts)])
+        else convertedInitializers.set(v, [halfInitializer(v, where)])
         continue
       }
       const h = fresh(`${v}_fp16`)
@@ -378,7 +398,7 @@ export function convertToFp16(model: ModelProto, options: Fp16Options = {}): { m
         constantOutput.set(made!.node, 'both')
         emitAfter(made!.node, halfConstant({ ...nodes[made!.node]!, name: fresh(`${nodes[made!.node]!.name || v}_fp16`) }, counts, h))
       } else {
-        convertedInitializers.set(v, [initializers.get(v)!, halfTensor(initializers.get(v)!, where, counts, h)])
+        convertedInitializers.set(v, [initializers.get(v)!, halfInitializer(v, where, h)])
       }
       continue
     }
@@ -437,7 +457,7 @@ export function convertToFp16(model: ModelProto, options: Fp16Options = {}): { m
     : vi))
 
   const out: ModelProto = { ...model, graph: { ...graph, node: newNodes, initializer: newInitializers, valueInfo } }
-  return { model: out, report }
+  return { model: out, report, deferred }
 }
 
 function nothingToConvert(source: string, report: Fp16Report): UsageError {

@@ -44,6 +44,17 @@ describe('modelforge export', () => {
     expect(r.stderr).toMatch(/Smoke run in onnxruntime: logits \[2, 2\]/)
   })
 
+  it('--dtype fp16: the native exporter says so; the repo exporter refuses it with exit 2 and a hint', () => {
+    const r = cli(['export', join(FIXTURES, 'tiny-distilbert-classifier'), '--out', join(dir, 'fp16'), '--exporter', 'native', '--dtype', 'fp16'])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/with the native exporter \(task text-classification, opset 17, fp16\)/)
+    expect(r.stderr).toMatch(/Writing model\.onnx in fp16/)
+    const refused = cli(['export', join(FIXTURES, 'tiny-distilbert-classifier'), '--out', join(dir, 'fp16-repo'), '--dtype', 'fp16', '--json'])
+    expect(refused.code).toBe(2)
+    expect(envelope(refused).error).toMatchObject({ code: 'EXPORT_DTYPE_UNSUPPORTED' })
+    expect(existsSync(join(dir, 'fp16-repo', 'model.onnx'))).toBe(false)
+  })
+
   it('missing config.json: exit 2 with a hint', async () => {
     const d = join(dir, 'noconfig')
     await cp(join(FIXTURES, 'tiny-bert', 'model.safetensors'), join(d, 'model.safetensors'), { recursive: true })

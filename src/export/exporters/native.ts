@@ -6,7 +6,10 @@
 import { join } from 'node:path'
 import { UsageError } from '../../lib/errors.js'
 import { formatBytes } from '../../lib/progress.js'
-import { writeModelStreaming } from '../../onnx/write-model.js'
+import { graphInterface } from '../../onnx/inspect.js'
+import { lazyFp16 } from '../../onnx/lazy-fp16.js'
+import { type ModelProto } from '../../onnx/proto.js'
+import { type LazyInitializer, writeModelStreaming } from '../../onnx/write-model.js'
 import { DECODER_TASKS, isDecoderModelType, isDecoderTask, unsupportedDecoderType } from '../decoder-config.js'
 import { buildDecoderGraph } from '../decoder-graph.js'
 import { writeDecoderLayout } from '../decoder-layout.js'
@@ -34,16 +37,23 @@ function unsupportedTask(task: string, decoder: boolean): UsageError {
   })
 }
 
-const writing = (checkpoint: { totalBytes: number; files: unknown[] }): string =>
-  `Writing model.onnx (${formatBytes(checkpoint.totalBytes)} of ${checkpoint.files.length > 1 ? `${checkpoint.files.length} shards` : 'safetensors'})`
+const writing = (checkpoint: { totalBytes: number; files: unknown[] }, options: ProduceContext['options']): string =>
+  `Writing model.onnx in ${options.dtype ?? 'fp32'} (${formatBytes(checkpoint.totalBytes)} of ${checkpoint.files.length > 1 ? `${checkpoint.files.length} shards` : 'safetensors'})`
+
+/** The graph as it is written: fp32 as built, or fp16 converted from the weights' headers (lazy-fp16.ts). */
+function inDtype(graph: { model: ModelProto; initializers: LazyInitializer[] }, options: ProduceContext['options']): { model: ModelProto; initializers: LazyInitializer[] } {
+  if ((options.dtype ?? 'fp32') === 'fp32') return graph
+  return lazyFp16(graph.model, graph.initializers)
+}
 
 async function produceDecoder({ config, task, sourceDir, staging, options }: ProduceContext, step: StepReporter): Promise<ExporterOutput> {
   if (!isDecoderTask(task)) throw unsupportedTask(task, true)
   const checkpoint = await openCheckpoint(sourceDir)
   try {
     const graph = buildDecoderGraph(config!, checkpoint, { task, opset: options.opset })
-    step.title(writing(checkpoint))
-    const written = await writeModelStreaming(join(staging, 'model.onnx'), graph.model, graph.initializers, {
+    const typed = inDtype(graph, options)
+    step.title(writing(checkpoint, options))
+    const written = await writeModelStreaming(join(staging, 'model.onnx'), typed.model, typed.initializers, {
       externalDataThreshold: options.externalDataThreshold,
     })
     const externalData = written.externalData ? [written.externalData] : []
@@ -55,6 +65,7 @@ async function produceDecoder({ config, task, sourceDir, staging, options }: Pro
       weightBytes: written.weightBytes,
       smoke: { decoder: true, vocabSize: graph.decoder.vocabSize, expectedOutputs: graph.outputs },
       outputs: graph.outputs,
+      declared: graphInterface(typed.model),
     }
   } finally {
     await checkpoint.close()
@@ -83,8 +94,9 @@ export const nativeExporter: ModelExporter = {
     const checkpoint = await openCheckpoint(sentenceTransformers?.transformerDir ?? sourceDir)
     try {
       const graph = buildNativeGraph(config!, checkpoint, { task, opset: options.opset, sentenceTransformers })
-      step.title(writing(checkpoint))
-      const written = await writeModelStreaming(join(staging, 'model.onnx'), graph.model, graph.initializers, {
+      const typed = inDtype(graph, options)
+      step.title(writing(checkpoint, options))
+      const written = await writeModelStreaming(join(staging, 'model.onnx'), typed.model, typed.initializers, {
         externalDataThreshold: options.externalDataThreshold,
       })
       return {
@@ -99,6 +111,7 @@ export const nativeExporter: ModelExporter = {
           expectedOutputs: graph.outputs,
         },
         outputs: graph.outputs,
+        declared: graphInterface(typed.model),
         ...(graph.unused.length > 0 ? { warnings: [unusedWarning(task, graph.unused)] } : {}),
       }
     } finally {
