@@ -4,13 +4,13 @@
  * bf16 safetensors) exported with its KV cache to fp32 (623 MB) by the whole `export` command with
  * --skip-smoke (the smoke run is onnxruntime's memory, reported apart in export.bench.ts), and the same at
  * 4 layers to show the peak memory does not grow with the model. Baseline, measured in this run: `cp` of
- * the weights. Goals from the issue: under a quarter of torch.onnx.export's 20.4 s on this checkpoint
+ * the weights. Each timed run starts after `sync`, so none pays for the writeback of the one before. Goals from the issue: under a quarter of torch.onnx.export's 20.4 s on this checkpoint
  * (transformers 5.18, torch 2.13, measured on this machine), and under 300 MB peak RSS.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeSafetensors, type TensorToWrite } from '../src/export/safetensors.js'
-import { measure, median, repoRoot, report, scratch } from './util.js'
+import { measure, median, repoRoot, report, scratch, settleDisk } from './util.js'
 
 const TORCH_SECONDS = 20.4
 const work = scratch('decoder')
@@ -61,6 +61,7 @@ for (const layers of [8, 4]) {
   let rss = 0
   for (let i = 0; i < 2; i++) {
     const out = join(work, `out-${layers}-${i}`)
+    settleDisk()
     const m = measure(process.execPath, [join(repoRoot, 'bin', 'run.js'), 'export', model, '--out', out, '--exporter', 'native', '--skip-smoke', '--json'], { env: { ...process.env, CI: '1' } })
     if (m.status !== 0) throw new Error(`export failed (exit ${m.status}): ${m.stdout}`)
     times.push(m.seconds)
@@ -70,7 +71,7 @@ for (const layers of [8, 4]) {
   }
   console.log(`${layers} layers: ${(bytes / 1e6).toFixed(0)} MB bf16 -> ${results.at(-1)!.onnxMb.toFixed(0)} MB fp32 weights; export ${median(times).toFixed(2)} s (median of 2), peak RSS ${rss.toFixed(0)} MB`)
 }
-const cp = median([0, 1].map(() => measure('/bin/cp', [join(work, 'llama-8', 'model.safetensors'), join(work, 'copy.bin')]).seconds))
+const cp = median([0, 1].map(() => (settleDisk(), measure('/bin/cp', [join(work, 'llama-8', 'model.safetensors'), join(work, 'copy.bin')]).seconds)))
 const big = results.filter((r) => r.layers === 8)
 const small = results.filter((r) => r.layers === 4)
 const seconds = median(big.map((r) => r.seconds))

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process'
 import { loadavg } from 'node:os'
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { measure, median, repoRoot, report, scratch } from './util.js'
+import { measure, median, repoRoot, report, scratch, settleDisk } from './util.js'
 
 const FILES = 8
 const FILE_BYTES = 256 * 1024 * 1024
@@ -57,7 +57,7 @@ const opensslTimes: number[] = []
 for (let run = 0; run < RUNS; run++) {
   const version = `v${run}`
   const files = stageVersion(version)
-  spawnSync('sync')
+  settleDisk()
   // Warm the page cache for both sides with one untimed read pass of openssl.
   if (run === 0) spawnSync('openssl', ['dgst', '-sha256', ...files])
   const o = measure('openssl', ['dgst', '-sha256', ...files])

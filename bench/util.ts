@@ -37,6 +37,14 @@ export function measure(cmd: string, args: string[], options: { cwd?: string; en
   return { seconds, peakRssMb: m ? Number(m[1]) / 1024 : NaN, stdout: r.stdout ?? '', status: r.status }
 }
 
+/**
+ * Writes back every dirty page before a timed run, so a run does not pay for the previous step's writes
+ * (a freshly made 311 MB checkpoint, or the last run's output, throttles the next writer for seconds).
+ */
+export function settleDisk(): void {
+  spawnSync('sync')
+}
+
 /** Median of several runs of fn (seconds). */
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b)
