@@ -60,7 +60,7 @@ describe('export progress', () => {
     await exportModel({ model: join(FIXTURES, 'tiny-bert'), out: join(dir, 'bert'), exporter: 'native', progress: (e) => events.push(e) })
     expect(finalTitles(events)).toMatchObject({
       choose: 'Exporter native, task feature-extraction',
-      export: expect.stringMatching(/^Writing model\.onnx \([\d.]+ KiB of safetensors\)$/),
+      export: expect.stringMatching(/^Writing model\.onnx in fp32 \([\d.]+ KiB of safetensors\)$/),
       smoke: 'Smoke run in onnxruntime: last_hidden_state [2, 8, 32], pooler_output [2, 32]',
     })
   })
