@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { appendJsonLine, currentUser, readJsonLines } from '../lib/audit.js'
 import { debugLog } from '../lib/debug.js'
+import { emitStoreChange } from './changes.js'
 
 const log = debugLog('store')
 
@@ -33,6 +34,7 @@ export function appendAudit(root: string, entry: Omit<AuditRecord, 'time' | 'use
   // The store's log is appended to by every trainer of the store's group (store init).
   appendJsonLine(auditPath(root), record, { shared: true })
   log(`audit: ${entry.op} ${entry.agent ?? ''}${entry.version ? `/${entry.version}` : ''} appended to ${auditPath(root)}`)
+  emitStoreChange({ root, record })
   return record
 }
 
@@ -45,6 +47,8 @@ export function auditDone(root: string, entry: Omit<AuditRecord, 'time' | 'user'
   try {
     appendAudit(root, entry)
   } catch (err) {
+    // The change is made even though its record is not: whoever indexes the store must still hear of it.
+    emitStoreChange({ root, record: { time: new Date().toISOString(), ...entry, user: currentUser(), host: hostname(), pid: process.pid } as AuditRecord })
     warnings.push(`${done}, but its audit record could not be written to ${auditPath(root)} (${(err as Error).message}); \`store rollback\` will not know of this change`)
   }
 }
