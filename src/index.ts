@@ -4,6 +4,7 @@
 export * from './lib/errors.js'
 export { storeRoot, strictStore, hubCacheDir, loadConfig, type ModelforgeConfig } from './lib/env.js'
 export * as onnx from './onnx/index.js'
+export * as registry from './registry/index.js'
 export { resolveCachedSnapshot, resolveCachedCommit, repoCache, type ResolveCachedOptions } from './hub/index.js'
 export { fetchModel, selectPaths, type FetchOptions, type FetchResult, type FetchedFile } from './hub/index.js'
 export { ModelStore, assertVerified, currentHistory } from './publish/store.js'

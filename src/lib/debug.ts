@@ -5,7 +5,7 @@
  */
 import createDebug from 'debug'
 
-export type DebugArea = 'exec' | 'http' | 'store' | 'hub'
+export type DebugArea = 'exec' | 'http' | 'store' | 'hub' | 'registry'
 
 const loggers = new Map<DebugArea, createDebug.Debugger>()
 

@@ -116,6 +116,13 @@ export const ERROR_CODES = {
   FP16_EXTERNAL_DATA: { exit: 2, summary: 'The fp16 transform was given a model whose float32 tensors are still in external data files', hint: 'Load the external data into the model first (inlineExternalData), as makeFp16Model does.' },
   FP16_NO_SAMPLES: { exit: 2, summary: 'The fp16 magnitude check was given no sample inputs to run', hint: 'Give at least one batch of sample inputs (calibration data or generated inputs).' },
 
+  // model registry (src/registry)
+  REGISTRY_URL_INVALID: { exit: 2, summary: 'The model registry URL (--registry, MODELFORGE_REGISTRY_URL) is not a postgres:// URL', hint: 'Write it as postgres://user:password@host:5432/database.' },
+  REGISTRY_SCHEMA_NEWER: { exit: 2, summary: 'The model registry was migrated by a newer modelforge than this one', hint: 'Upgrade modelforge; nothing was written.' },
+  CAPABILITY_INVALID: { exit: 2, summary: 'A --capability that is not key=value', hint: 'Write it as key=value, e.g. --capability task=text-classification.' },
+  SEARCH_INVALID: { exit: 2, summary: 'A registry search flag with an impossible value (--sha256, --sort, --limit)', hint: 'See modelforge registry search --help.' },
+  PREFERENCE_INVALID: { exit: 2, summary: 'registry config set was given a bad key or a value its key does not take', hint: 'docs/configuration.md lists each key and the values it takes.' },
+
   // ---------------------------------------------------------------- 2: the operating system, paths of the wrong kind
   NOT_A_DIRECTORY: { exit: 2, summary: 'A path that must be a directory is a file (or runs through one)', hint: 'Point the flag at a directory, or move the file out of the way.' },
   IS_A_DIRECTORY: { exit: 2, summary: 'A path that must be a file is a directory', hint: 'Point the flag at a file, or move the directory out of the way.' },
@@ -144,6 +151,10 @@ export const ERROR_CODES = {
   TRTEXEC_TIMEOUT: { exit: 3, summary: 'trtexec ran longer than --timeout and was stopped', hint: 'Raise --timeout, or lower --builder-optimization-level to build faster; the timing cache makes the next build of this model faster too.' },
   TRTEXEC_BAD_OUTPUT: { exit: 3, summary: 'trtexec reported success but did not write a file it was asked for, or wrote one that is not in its format', hint: 'Rerun the trtexec command (build --dry-run prints it) by hand and look at the file; report it with the trtexec version.' },
   TRTEXEC_UNSUPPORTED: { exit: 3, summary: 'The trtexec found is of a TensorRT version modelforge does not drive', hint: 'Install TensorRT 8.6 or later (10.x recommended), or point TRTEXEC at a newer trtexec.' },
+
+  // model registry (src/registry)
+  REGISTRY_UNREACHABLE: { exit: 3, summary: 'The model registry server could not be reached or failed', hint: 'Check that PostgreSQL runs at the URL\'s host and port; store writes still succeed and registry sync catches up.' },
+  REGISTRY_AUTH_FAILED: { exit: 3, summary: 'The model registry server refused the credentials of the URL', hint: 'Check the user and password in the registry URL (never printed) and the server\'s pg_hba.conf.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity
   // readers (src/reader)
@@ -198,6 +209,9 @@ export const ERROR_CODES = {
   CALIB_CACHE_INVALID: { exit: 4, summary: 'The --calib-cache file is not a modelforge calibration cache', hint: 'Give the .calib.json an earlier `quantize --precision int8` wrote next to its model, or calibrate again with --calib-data.' },
   CALIB_CACHE_MISMATCH: { exit: 4, summary: 'The --calib-cache ranges belong to another model or another Q/DQ placement', hint: 'Calibrate this model with --calib-data (it writes a new cache), or use the placement flags the cache was made with.' },
 
+  // model registry (src/registry)
+  REGISTRY_CORRUPT: { exit: 4, summary: 'The embedded model registry directory cannot be opened as a database', hint: 'The registry is an index of the store: move .modelforge/registry aside and run modelforge registry sync.' },
+
   // ---------------------------------------------------------------- 5: conflicts
   VERSION_EXISTS: { exit: 5, summary: 'That version exists already; finalized versions are immutable', hint: 'Choose a new version name.' },
   STAGING_EXISTS: { exit: 5, summary: 'That version is being staged already', hint: 'Finalize it, or remove it with `store gc --older-than 0`.' },
@@ -207,6 +221,9 @@ export const ERROR_CODES = {
   OUT_LOCKED: { exit: 5, summary: 'Another export is writing to the same --out', hint: 'Wait for it to finish, or export into another --out.' },
   OUTPUT_EXISTS: { exit: 5, summary: 'The output exists already', hint: 'Choose another --out, or pass --force.' },
   PATH_EXISTS: { exit: 5, summary: 'A path modelforge had to create exists already', hint: 'Move it out of the way, or choose another path.' },
+
+  // model registry (src/registry)
+  REGISTRY_LOCKED: { exit: 5, summary: 'Another process is using the embedded model registry (PGlite takes one at a time)', hint: 'Retry when it is done, or raise MODELFORGE_REGISTRY_LOCK_TIMEOUT (seconds).' },
 
   // ---------------------------------------------------------------- 6: not found
   // readers (src/reader)
@@ -240,6 +257,11 @@ export const ERROR_CODES = {
   // quantize: calibration data (src/validate/calib-data.ts)
   CALIB_DATA_NOT_FOUND: { exit: 6, summary: 'The --calib-data path does not exist', hint: 'Check --calib-data: a text file, a .jsonl file, or a directory of ONNX test-data inputs.' },
   TOKENIZER_NOT_FOUND: { exit: 6, summary: 'The --tokenizer path does not exist', hint: 'Give a tokenizer.json, or the model directory holding one.' },
+
+  // model registry (src/registry)
+  REGISTRY_NOT_CONFIGURED: { exit: 6, summary: 'The store has no model registry (no --registry, no MODELFORGE_REGISTRY_URL, no embedded one)', hint: 'Create the embedded one with modelforge registry sync, or pass --registry postgres://...' },
+  REGISTRY_AGENT_NOT_FOUND: { exit: 6, summary: 'The model registry knows no such agent', hint: 'modelforge registry list shows the agents it knows.' },
+  REGISTRY_VERSION_NOT_FOUND: { exit: 6, summary: 'The model registry knows no such version of the agent', hint: 'modelforge registry show <agent> lists its versions.' },
 
   // ---------------------------------------------------------------- 7: refused
   SOURCE_NOT_ALLOWED: { exit: 7, summary: 'The repository is not among download.allowedSources', hint: 'Add it to download.allowedSources in MODELFORGE_CONFIG, or fetch an allowed model.' },

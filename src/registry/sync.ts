@@ -1,0 +1,235 @@
+/**
+ * registry sync: reconciles the registry with the store it indexes, from the manifests, the channel links
+ * and the audit log (docs/registry.md). Each agent is written in one transaction under an advisory lock
+ * on its name, so a sync killed at any instant leaves every agent as it was or as it should be, two syncs at
+ * once take turns per agent, and the next sync finishes the work. Every write is an upsert that changes a
+ * row only when a value differs: a second sync of an unchanged store changes nothing.
+ */
+import { hostname } from 'node:os'
+import { readAudit, type AuditRecord } from '../publish/audit.js'
+import { readManifest } from '../publish/manifest.js'
+import { ModelStore, type VersionInfo } from '../publish/store.js'
+import { type StepReporter } from '../lib/progress.js'
+import { debugLog } from '../lib/debug.js'
+import { type Queryable, type RegistryDb } from './db.js'
+import { deriveFacts, type VersionFacts } from './derive.js'
+import { eventId, modelId, versionId } from './ids.js'
+
+const log = debugLog('registry')
+
+/** The alias whose departure tags the version it left `archived` (MLflow-style auto-demotion). */
+export const ARCHIVING_ALIAS = 'production'
+
+export interface SyncCounts {
+  models: number
+  versionsAdded: number
+  versionsUpdated: number
+  versionsGone: number
+  artifacts: number
+  aliases: number
+  events: number
+}
+
+export interface SyncResult extends SyncCounts {
+  registry: { kind: 'embedded' | 'server'; location: string }
+  store: string
+  agents: string[]
+  /** Rows written in all: 0 when the registry already matched the store. */
+  changed: number
+  /** Versions whose manifest could not be read: listed, not indexed. */
+  skipped: { agent: string; version: string; reason: string }[]
+  durationMs: number
+}
+
+export interface SyncOptions {
+  /** Only these agents (a store write's change events); default every agent, and agents gone from the store. */
+  agents?: string[]
+  step?: StepReporter
+}
+
+/** The store as the registry records it: the host and root, so a server shared by stores tells them apart. */
+export function storeKey(root: string): string {
+  return `${hostname()}:${root}`
+}
+
+interface AgentSnapshot {
+  agent: string
+  versions: { info: VersionInfo; facts: VersionFacts; checksumAlgorithm: string | null }[]
+  channels: { channel: string; version: string }[]
+  audit: AuditRecord[]
+  skipped: SyncResult['skipped']
+}
+
+async function snapshot(store: ModelStore, agent: string): Promise<AgentSnapshot> {
+  const skipped: SyncResult['skipped'] = []
+  const versions: AgentSnapshot['versions'] = []
+  for (const info of await store.versionInfos(agent)) {
+    if (info.manifestError !== undefined) {
+      skipped.push({ agent, version: info.version, reason: info.manifestError })
+      continue
+    }
+    try {
+      const parsed = await readManifest(info.path)
+      const algorithm = parsed.kind === 'v1' ? parsed.manifest.checksum_algorithm : 'legacy-python-sha256'
+      versions.push({ info, facts: deriveFacts(info.path, parsed.manifest, parsed.kind === 'legacy'), checksumAlgorithm: algorithm })
+    } catch (err) {
+      skipped.push({ agent, version: info.version, reason: (err as Error).message })
+    }
+  }
+  const channels = Object.entries(store.channels(agent))
+    .filter((e): e is [string, string] => e[1] !== null)
+    .map(([channel, version]) => ({ channel, version }))
+  return { agent, versions, channels, audit: readAudit(store.root, agent), skipped }
+}
+
+/**
+ * The versions the archiving alias left, from the audit log in order: each move of `production` away
+ * from a version archives it (an event at the move's time); the tag stays unless production is back on it.
+ */
+function archivals(snap: AgentSnapshot): { events: { version: string; record: AuditRecord }[]; tagged: Set<string> } {
+  const events: { version: string; record: AuditRecord }[] = []
+  for (const r of snap.audit) {
+    if (r.channel !== ARCHIVING_ALIAS || typeof r.previous !== 'string' || r.previous === r.version) continue
+    events.push({ version: r.previous, record: r })
+  }
+  const now = snap.channels.find((c) => c.channel === ARCHIVING_ALIAS)?.version
+  return { events, tagged: new Set(events.map((e) => e.version).filter((v) => v !== now)) }
+}
+
+const json = (v: unknown): string => JSON.stringify(v)
+
+async function writeAgent(tx: Queryable, store: string, snap: AgentSnapshot, counts: SyncCounts): Promise<void> {
+  const mid = modelId(snap.agent)
+  await tx.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`modelforge/model/${snap.agent}`])
+  const latest = snap.versions.at(-1)?.facts
+  const firstSeen = snap.versions[0]?.info.created_at ?? new Date(0).toISOString()
+  const m = await tx.query(
+    `insert into models (id, name, vendor, description, created_at, updated_by)
+     values ($1, $2, $3, $4, $5, $6)
+     on conflict (id) do update set vendor = excluded.vendor, description = excluded.description, created_at = excluded.created_at, updated_by = excluded.updated_by, updated_at = now()
+     where (models.vendor, models.description, models.created_at) is distinct from (excluded.vendor, excluded.description, excluded.created_at)
+     returning id`,
+    [mid, snap.agent, latest?.vendor ?? null, latest?.description ?? null, firstSeen, 'modelforge registry sync'],
+  )
+  counts.models += m.length
+
+  const { events: archived, tagged } = archivals(snap)
+  for (const v of snap.versions) {
+    const vid = versionId(snap.agent, v.info.version)
+    const tags = tagged.has(v.info.version) ? { archived: true } : {}
+    const rows = await tx.query<{ inserted: boolean }>(
+      `insert into model_versions (id, model_id, version, state, capabilities, default_parameters, metrics, tags, checksum, checksum_algorithm, store, path, created_at, gone_at)
+       values ($1, $2, $3, 'present', $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, null)
+       on conflict (model_id, version) do update set state = 'present', capabilities = excluded.capabilities,
+         default_parameters = excluded.default_parameters, metrics = excluded.metrics, tags = excluded.tags,
+         checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, store = excluded.store,
+         path = excluded.path, created_at = excluded.created_at, gone_at = null, updated_at = now()
+       where (model_versions.state, model_versions.capabilities, model_versions.default_parameters, model_versions.metrics,
+              model_versions.tags, model_versions.checksum, model_versions.checksum_algorithm, model_versions.store,
+              model_versions.path, model_versions.created_at)
+         is distinct from (excluded.state, excluded.capabilities, excluded.default_parameters, excluded.metrics,
+              excluded.tags, excluded.checksum, excluded.checksum_algorithm, excluded.store, excluded.path, excluded.created_at)
+       returning (xmax = 0) as inserted`,
+      [vid, mid, v.info.version, json(v.facts.capabilities), json(v.facts.defaultParameters), json(v.facts.metrics), json(tags),
+        v.info.checksum, v.checksumAlgorithm, store, v.info.path, v.info.created_at],
+    )
+    if (rows.length === 0) continue
+    if (rows[0]!.inserted) counts.versionsAdded++
+    else counts.versionsUpdated++
+    // A finalized version never changes, so its artifacts are written when its row is.
+    await tx.query('delete from model_artifacts where model_version_id = $1', [vid])
+    const a = v.facts.artifacts
+    if (a.length > 0) {
+      await tx.query(
+        `insert into model_artifacts (model_version_id, path, artifact_type, sha256, size_bytes, cache_path, source_uri)
+         select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])`,
+        [vid, a.map((x) => x.path), a.map((x) => x.artifactType), a.map((x) => x.sha256), a.map((x) => x.sizeBytes), a.map((x) => x.cachePath), a.map((x) => x.sourceUri)],
+      )
+      counts.artifacts += a.length
+    }
+  }
+
+  const gone = await tx.query(
+    `update model_versions set state = 'gone', gone_at = now(), updated_at = now()
+     where model_id = $1 and store = $2 and state = 'present' and not (version = any($3::text[])) returning id`,
+    [mid, store, snap.versions.map((v) => v.info.version)],
+  )
+  counts.versionsGone += gone.length
+
+  const present = new Set(snap.versions.map((v) => v.info.version))
+  const channels = snap.channels.filter((c) => present.has(c.version))
+  for (const c of channels) {
+    const r = await tx.query(
+      `insert into aliases (model_id, alias, model_version_id) values ($1, $2, $3)
+       on conflict (model_id, alias) do update set model_version_id = excluded.model_version_id, updated_at = now()
+       where aliases.model_version_id is distinct from excluded.model_version_id returning alias`,
+      [mid, c.channel, versionId(snap.agent, c.version)],
+    )
+    counts.aliases += r.length
+  }
+  const dropped = await tx.query('delete from aliases where model_id = $1 and not (alias = any($2::text[])) returning alias', [mid, channels.map((c) => c.channel)])
+  counts.aliases += dropped.length
+
+  const events = [
+    ...snap.audit.map((r) => ({ id: eventId(r), time: r.time, action: r.op, version: r.version ?? null, alias: r.channel ?? null, actor: `${r.user}@${r.host}`, details: r })),
+    ...archived.map(({ version, record }) => ({
+      id: eventId({ archived: version, by: eventId(record) }),
+      time: record.time,
+      action: 'archive',
+      version,
+      alias: ARCHIVING_ALIAS,
+      actor: `${record.user}@${record.host}`,
+      details: { reason: `${ARCHIVING_ALIAS} moved to ${record.version}`, by: eventId(record) },
+    })),
+  ]
+  counts.events += await insertEvents(tx, snap.agent, events)
+}
+
+interface EventRow { id: string; time: string; action: string; version: string | null; alias: string | null; actor: string; details: unknown }
+
+async function insertEvents(tx: Queryable, model: string | null, events: EventRow[]): Promise<number> {
+  if (events.length === 0) return 0
+  const r = await tx.query(
+    `insert into events (id, time, action, model_name, version, alias, actor, details)
+     select id, time, action, $1, version, alias, actor, details
+     from unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) as e(id, time, action, version, alias, actor, details)
+     on conflict (id) do nothing returning id`,
+    [model, events.map((e) => e.id), events.map((e) => e.time), events.map((e) => e.action), events.map((e) => e.version), events.map((e) => e.alias), events.map((e) => e.actor), events.map((e) => json(e.details))],
+  )
+  return r.length
+}
+
+export async function syncRegistry(db: RegistryDb, storeRoot: string, options: SyncOptions = {}): Promise<SyncResult> {
+  const started = Date.now()
+  const store = new ModelStore(storeRoot, { strict: false })
+  const key = storeKey(store.root)
+  const all = options.agents === undefined
+  const listed = await store.agents()
+  const agents = all ? listed : [...new Set(options.agents)].filter((a) => listed.includes(a))
+  const counts: SyncCounts = { models: 0, versionsAdded: 0, versionsUpdated: 0, versionsGone: 0, artifacts: 0, aliases: 0, events: 0 }
+  const skipped: SyncResult['skipped'] = []
+  for (const [i, agent] of agents.entries()) {
+    options.step?.title(`Syncing ${agent} (${i + 1} of ${agents.length})`)
+    const snap = await snapshot(store, agent)
+    skipped.push(...snap.skipped)
+    await db.transaction((tx) => writeAgent(tx, key, snap, counts))
+  }
+  // Agents removed from the store (every version deleted), and agents a store write named that are gone.
+  const vanished = all ? null : [...new Set(options.agents)].filter((a) => !listed.includes(a))
+  await db.transaction(async (tx) => {
+    const gone = await tx.query(
+      `update model_versions v set state = 'gone', gone_at = now(), updated_at = now()
+       from models m where m.id = v.model_id and v.store = $1 and v.state = 'present'
+         and ${vanished === null ? 'not (m.name = any($2::text[]))' : 'm.name = any($2::text[])'}
+       returning v.id`,
+      [key, vanished === null ? listed : vanished],
+    )
+    counts.versionsGone += gone.length
+    const storeWide = readAudit(store.root).filter((r) => r.agent === undefined)
+    counts.events += await insertEvents(tx, null, storeWide.map((r) => ({ id: eventId(r), time: r.time, action: r.op, version: null, alias: null, actor: `${r.user}@${r.host}`, details: r })))
+  })
+  const changed = counts.models + counts.versionsAdded + counts.versionsUpdated + counts.versionsGone + counts.artifacts + counts.aliases + counts.events
+  log(`registry sync of ${store.root}: ${changed} rows written`)
+  return { registry: { kind: db.kind, location: db.location }, store: store.root, agents, ...counts, changed, skipped, durationMs: Date.now() - started }
+}
+
