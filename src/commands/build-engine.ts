@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
-import { BaseCommand, finalizeFlags, resolveStore, storeFlag } from '../lib/base-command.js'
+import { BaseCommand, capabilityFlag, finalizeFlags, registryFlag, resolveStore, storeFlag } from '../lib/base-command.js'
+import { parseCapabilities, recordStoreWrites } from '../registry/index.js'
 import { ModelforgeError } from '../lib/errors.js'
 import { formatBytes } from '../lib/progress.js'
 import { parseMetadata } from '../publish/options.js'
@@ -37,6 +38,8 @@ Exit codes: 2 bad flags, 3 trtexec, the network or another tool failed, 4 valida
     precision: Flags.string({ description: 'precision of the artifact [default: fp16 for trt, fp32 for onnx; onnx takes fp32, fp16, int8]', options: [...BUILD_PRECISIONS] }),
     'output-version': Flags.string({ description: 'name of the new version [default: v<YYYY-MM-DD>, with .1, .2 ... when taken]', helpValue: '<version>' }),
     store: storeFlag,
+    registry: registryFlag,
+    capability: capabilityFlag,
     channel: Flags.string({ description: 'the channel to publish to', default: 'current', helpValue: '<channel>' }),
     publish: Flags.boolean({ description: 'point the channel at the new version', default: true, allowNo: true }),
     force: Flags.boolean({ description: 'build even when a version with the same build key exists', default: false }),
@@ -75,20 +78,23 @@ Exit codes: 2 bad flags, 3 trtexec, the network or another tool failed, 4 valida
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     let result: BuildEngineResult
     try {
-      result = await this.withInterrupt((signal) => this.withProgress((progress) => runBuildEngine({
+      const capabilities = parseCapabilities(flags.capability ?? [])
+      const store = resolveStore(flags.store)
+      result = await recordStoreWrites({ store, url: flags.registry }, () => this.withInterrupt((signal) => this.withProgress((progress) => runBuildEngine({
         agent: flags.agent,
         modelId: flags['model-id'],
         revision: flags.revision,
         target: flags.target as Target,
         precision: flags.precision as BuildPrecision | undefined,
         outputVersion: flags['output-version'],
-        store: resolveStore(flags.store),
+        store,
         channel: flags.channel,
         publish: flags.publish,
         force: flags.force,
         dryRun: flags['dry-run'],
         offline: flags.offline || undefined,
         metadata,
+        capabilities,
         legacyChecksum: flags['legacy-checksum'],
         exporter: flags.exporter as Exporter | undefined,
         task: flags.task,
@@ -120,7 +126,7 @@ Exit codes: 2 bad flags, 3 trtexec, the network or another tool failed, 4 valida
         stepSummary: process.env.GITHUB_STEP_SUMMARY || undefined,
         signal,
         progress,
-      }), { callerHandlesSigint: true }))
+      }), { callerHandlesSigint: true })))
     } catch (err) {
       const validation = err instanceof ModelforgeError && err.code === 'VALIDATION_FAILED' ? (err.details?.result as ValidateResult | undefined) : undefined
       if (validation) this.say(formatValidation(validation))

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand } from '../lib/base-command.js'
+import { BaseCommand, registryFlag, resolveStore } from '../lib/base-command.js'
+import { fetchPolicy } from '../registry/index.js'
 import { formatBytes } from '../lib/progress.js'
 import { fetchModel, type FetchResult } from '../hub/fetch.js'
 
@@ -33,12 +34,16 @@ export default class Fetch extends BaseCommand {
     'cache-dir': Flags.string({ description: 'Hugging Face cache [default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]', helpValue: '<dir>' }),
     token: Flags.string({ description: 'Hub access token [default: $HF_TOKEN]; never printed', helpValue: '<token>' }),
     yes: Flags.boolean({ description: 'approve the download when the policy (download.requireApproval) asks for it', default: false }),
+    store: Flags.string({ description: 'model store whose model registry holds the policy (download.allowedSources, download.requireApproval) over MODELFORGE_CONFIG, when it has one [default: $MODEL_STORE_ROOT, else ./model-store]', helpValue: '<dir>' }),
+    registry: registryFlag,
     verify: Flags.boolean({ description: 're-hash every file of the result from the cache (sha256, git blob sha1) and exit 4 naming any that no longer matches', default: false }),
   }
 
   async run(): Promise<FetchResult> {
     const { args, flags } = await this.parse(Fetch)
+    const config = await fetchPolicy({ store: resolveStore(flags.store), url: flags.registry })
     const result = this.withWarnings(await this.withProgress((progress) => fetchModel(args.model, {
+      config,
       revision: flags.revision,
       include: flags.include,
       exclude: flags.exclude,

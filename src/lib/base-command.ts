@@ -90,6 +90,19 @@ export const storeFlag = Flags.string({
   helpValue: '<dir>',
 })
 
+/** The model registry a store-facing command keeps up to date (or a registry command reads). */
+export const registryFlag = Flags.string({
+  description: 'PostgreSQL URL of the model registry [default: $MODELFORGE_REGISTRY_URL, else the embedded one in the store when it exists]',
+  helpValue: '<postgres://...>',
+})
+
+/** Capabilities a finalize records for the model registry (finalize, build-engine). */
+export const capabilityFlag = Flags.string({
+  description: 'capability key=value recorded in the manifest for the model registry (repeatable; JSON values such as true or 512 are JSON, dotted keys nest)',
+  multiple: true,
+  helpValue: '<key=value>',
+})
+
 /** The flags of every command that finalizes a version (store finalize, store import). */
 export const finalizeFlags = {
   metadata: Flags.string({ description: 'metadata entry key=value (repeatable)', multiple: true, helpValue: '<key=value>' }),

@@ -501,6 +501,7 @@ export async function runBuildEngine(o: BuildEngineOptions): Promise<BuildEngine
       performance: performance_
         ? { source: performance_.source, throughput_qps: performance_.throughputQps, ...(performance_.latencyMs ? { latency_ms: snakeLatency(performance_.latencyMs) } : {}), shapes: performance_.shapes }
         : { source: 'none', reason: 'the build ran no benchmark' },
+      ...(o.capabilities && Object.keys(o.capabilities).length > 0 ? { capabilities: o.capabilities } : {}),
     }
     finalized = await run.step('publish', async (s) => {
       const publishCurrent = c.publish && c.channel === 'current'

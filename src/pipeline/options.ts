@@ -40,6 +40,8 @@ export interface BuildEngineOptions {
   cacheDir?: string
   /** Free-form metadata for the manifest. */
   metadata?: Record<string, unknown>
+  /** Capabilities for the model registry (manifest `capabilities`), over the ones it derives. */
+  capabilities?: Record<string, unknown>
   /** As finalize's: the original Python ModelStore's checksum in `checksum` (default: store.legacyChecksum). */
   legacyChecksum?: boolean
   exporter?: Exporter

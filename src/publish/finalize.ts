@@ -22,7 +22,7 @@ import { compareBytes, walkTree, type TreeEntry } from '../lib/tree.js'
 import { formatBytes, planSteps, runStep, type Progress, type StepReporter } from '../lib/progress.js'
 
 /** Optional manifest sections a caller (build-engine) adds at finalize. */
-export type ManifestExtras = Pick<Manifest, 'artifacts' | 'source' | 'build' | 'validation' | 'performance'>
+export type ManifestExtras = Pick<Manifest, 'artifacts' | 'source' | 'build' | 'validation' | 'performance' | 'capabilities'>
 
 export interface FinalizeOptions {
   metadata?: Record<string, unknown>

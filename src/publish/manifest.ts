@@ -48,6 +48,8 @@ export interface Manifest {
   build?: Record<string, unknown>
   validation?: Record<string, unknown>
   performance?: Record<string, unknown>
+  /** `--capability key=value` of finalize and build-engine, for the model registry (over what it derives). */
+  capabilities?: Record<string, unknown>
   [key: string]: unknown
 }
 

@@ -16,7 +16,7 @@ const commands = Object.values(manifest.commands)
 
 /** The docs page that documents a command. */
 function pageOf(id: string): string {
-  return id.startsWith('store:') ? 'store.md' : `${id}.md`
+  return id.startsWith('store:') ? 'store.md' : id.startsWith('registry:') ? 'registry.md' : `${id}.md`
 }
 
 /** The names a flag goes by on the command line. */

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, resolveStore, storeFlag, registryFlag } from '../../lib/base-command.js'
+import { recordStoreWrites } from '../../registry/index.js'
 import { ModelStore, type DeleteResult } from '../../publish/store.js'
 
 export default class StoreDelete extends BaseCommand {
@@ -25,12 +26,14 @@ immutable file).`
   }
   static flags = {
     store: storeFlag,
+    registry: registryFlag,
     'dry-run': Flags.boolean({ description: 'only check that the version exists and no channel points to it' }),
   }
 
   async run(): Promise<DeleteResult> {
     const { args, flags } = await this.parse(StoreDelete)
-    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).delete(args.agent, args.version, { dryRun: flags['dry-run'] }))
+    const store = new ModelStore(resolveStore(flags.store))
+    const r = this.withWarnings(await recordStoreWrites({ store: store.root, url: flags.registry }, () => store.delete(args.agent, args.version, { dryRun: flags['dry-run'] })))
     this.say(r.dryRun ? `${r.agent}: would delete ${r.version} (no channel points to it)` : `${r.agent}: deleted ${r.version}`)
     return r
   }

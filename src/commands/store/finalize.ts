@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand, finalizeFlags, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, finalizeFlags, resolveStore, storeFlag, registryFlag, capabilityFlag } from '../../lib/base-command.js'
+import { parseCapabilities, recordStoreWrites } from '../../registry/index.js'
 import { formatBytes } from '../../lib/progress.js'
 import { checksums } from '../../publish/manifest.js'
 import { parseMetadata } from '../../publish/options.js'
@@ -23,6 +24,8 @@ other names keep theirs. A directory of another account is refused (exit 7): onl
   }
   static flags = {
     store: storeFlag,
+    registry: registryFlag,
+    capability: capabilityFlag,
     ...finalizeFlags,
     publish: Flags.boolean({ description: 'point current at the new version', default: true, allowNo: true }),
     'allow-empty': Flags.boolean({ description: 'publish a version that holds no files (refused otherwise, exit 4)' }),
@@ -32,7 +35,9 @@ other names keep theirs. A directory of another account is refused (exit 7): onl
     const { args, flags } = await this.parse(StoreFinalize)
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     const store = new ModelStore(resolveStore(flags.store))
-    const r = this.withWarnings(await this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, publish: flags.publish, allowEmpty: flags['allow-empty'], legacyChecksum: flags['legacy-checksum'], progress })))
+    const capabilities = parseCapabilities(flags.capability ?? [])
+    const manifest = Object.keys(capabilities).length > 0 ? { capabilities } : undefined
+    const r = this.withWarnings(await recordStoreWrites({ store: store.root, url: flags.registry }, () => this.withProgress((progress) => store.finalize(args.agent, args.version, { metadata, manifest, publish: flags.publish, allowEmpty: flags['allow-empty'], legacyChecksum: flags['legacy-checksum'], progress }))))
     this.say(`Finalized ${r.agent}/${r.version}: ${r.files} files, ${formatBytes(r.bytes)}, ${checksums(r)}`)
     this.say(r.published ? `current -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')
     return r

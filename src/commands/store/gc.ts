@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
-import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, resolveStore, storeFlag, registryFlag } from '../../lib/base-command.js'
+import { recordStoreWrites } from '../../registry/index.js'
 import { parseDuration } from '../../publish/options.js'
 import { ModelStore, type GcResult } from '../../publish/store.js'
 
@@ -16,12 +17,14 @@ anything is removed: exit 7, PERMISSION_DENIED naming the owner.`
   static examples = ['<%= config.bin %> store gc --store ./model-store', '<%= config.bin %> store gc --older-than 0 --json']
   static flags = {
     store: storeFlag,
+    registry: registryFlag,
     'older-than': Flags.string({ description: 'age of staging directories to remove: 30m, 24h, 7d, or 0 for all', default: '24h' }),
   }
 
   async run(): Promise<GcResult> {
     const { flags } = await this.parse(StoreGc)
-    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).gc({ olderThanMs: parseDuration(flags['older-than']) }))
+    const store = new ModelStore(resolveStore(flags.store))
+    const r = this.withWarnings(await recordStoreWrites({ store: store.root, url: flags.registry }, () => store.gc({ olderThanMs: parseDuration(flags['older-than']) })))
     for (const x of r.removed) this.say(`removed ${x.kind} ${x.path}`)
     for (const s of r.skipped) this.say(`skipped ${s.agent}: ${s.reason}`)
     if (r.removed.length === 0) this.say('Nothing to remove.')

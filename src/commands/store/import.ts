@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand, finalizeFlags, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, finalizeFlags, resolveStore, storeFlag, registryFlag } from '../../lib/base-command.js'
+import { recordStoreWrites } from '../../registry/index.js'
 import { formatBytes } from '../../lib/progress.js'
 import { checksums } from '../../publish/manifest.js'
 import { parseMetadata } from '../../publish/options.js'
@@ -35,6 +36,7 @@ another writer holds the lock; 6 a source that does not exist; 7 permission deni
   }
   static flags = {
     store: storeFlag,
+    registry: registryFlag,
     link: Flags.boolean({ description: 'hard-link the files that are read-only already instead of copying them, where the OS allows (same filesystem); copy the others' }),
     ...finalizeFlags,
     publish: Flags.boolean({ description: 'point current (or --channel) at the new version', default: true, allowNo: true }),
@@ -45,9 +47,9 @@ another writer holds the lock; 6 a source that does not exist; 7 permission deni
     const { args, flags } = await this.parse(StoreImport)
     const metadata = parseMetadata(flags.metadata, flags['metadata-file'])
     const store = new ModelStore(resolveStore(flags.store))
-    const r = this.withWarnings(await this.withProgress((progress) => store.import(args.agent, args.version, args.source, {
+    const r = this.withWarnings(await recordStoreWrites({ store: store.root, url: flags.registry }, () => this.withProgress((progress) => store.import(args.agent, args.version, args.source, {
       link: flags.link, metadata, publish: flags.publish, channel: flags.channel, legacyChecksum: flags['legacy-checksum'], progress,
-    })))
+    }))))
     const how = [[r.linked, 'hard-linked'], [r.reflinked, 'cloned'], [r.copied, 'copied']].filter(([n]) => Number(n) > 0).map(([n, w]) => `${n} ${w}`).join(', ')
     this.say(`Imported ${r.agent}/${r.version}: ${r.files} files${how ? ` (${how})` : ''}, ${formatBytes(r.bytes)}, ${checksums(r)}`)
     this.say(r.channel ? `${r.channel} -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}` : 'current unchanged (--no-publish)')

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, resolveStore, storeFlag, registryFlag } from '../../lib/base-command.js'
+import { recordStoreWrites } from '../../registry/index.js'
 import { ModelStore, type ChannelChange } from '../../publish/store.js'
 
 export default class StorePromote extends BaseCommand {
@@ -14,12 +15,14 @@ agent or version does not exist.`
   }
   static flags = {
     store: storeFlag,
+    registry: registryFlag,
     channel: Flags.string({ description: 'channel to move', default: 'current' }),
   }
 
   async run(): Promise<ChannelChange> {
     const { args, flags } = await this.parse(StorePromote)
-    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).promote(args.agent, args.version, flags.channel))
+    const store = new ModelStore(resolveStore(flags.store))
+    const r = this.withWarnings(await recordStoreWrites({ store: store.root, url: flags.registry }, () => store.promote(args.agent, args.version, flags.channel)))
     this.say(`${r.agent} ${r.channel} -> ${r.version}${r.previous ? ` (was ${r.previous})` : ''}`)
     return r
   }

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, resolveStore, storeFlag, registryFlag } from '../../lib/base-command.js'
+import { recordStoreWrites } from '../../registry/index.js'
 import { ModelStore, type PruneResult } from '../../publish/store.js'
 
 export default class StorePrune extends BaseCommand {
@@ -15,13 +16,15 @@ PERMISSION_DENIED naming its owner): only its owner or root may remove a read-on
   static args = { agent: Args.string({ description: 'agent name', required: true }) }
   static flags = {
     store: storeFlag,
+    registry: registryFlag,
     keep: Flags.integer({ description: 'versions to keep [default: store.keep of MODELFORGE_CONFIG, else 3]', min: 0 }),
     'dry-run': Flags.boolean({ description: 'only report what would be removed' }),
   }
 
   async run(): Promise<PruneResult> {
     const { args, flags } = await this.parse(StorePrune)
-    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).prune(args.agent, { keep: flags.keep, dryRun: flags['dry-run'] }))
+    const store = new ModelStore(resolveStore(flags.store))
+    const r = this.withWarnings(await recordStoreWrites({ store: store.root, url: flags.registry }, () => store.prune(args.agent, { keep: flags.keep, dryRun: flags['dry-run'] })))
     const verb = r.dryRun ? 'would remove' : 'removed'
     this.say(r.removed.length ? `${r.agent}: ${verb} ${r.removed.join(', ')}` : `${r.agent}: nothing to remove`)
     this.say(`kept ${r.kept.join(', ') || 'none'}${r.protected.length ? ` (channels point to ${r.protected.join(', ')})` : ''}`)

@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core'
-import { BaseCommand, resolveStore, storeFlag } from '../../lib/base-command.js'
+import { BaseCommand, resolveStore, storeFlag, registryFlag } from '../../lib/base-command.js'
+import { recordStoreWrites } from '../../registry/index.js'
 import { ModelStore, type ChannelChange } from '../../publish/store.js'
 
 export default class StoreRollback extends BaseCommand {
@@ -11,11 +12,12 @@ log holds no earlier current version or all of them are gone, and 4 when the one
 verification; point current explicitly with \`store promote\` then.`
   static examples = ['<%= config.bin %> store rollback scout --store ./model-store']
   static args = { agent: Args.string({ description: 'agent name', required: true }) }
-  static flags = { store: storeFlag }
+  static flags = { store: storeFlag, registry: registryFlag }
 
   async run(): Promise<ChannelChange> {
     const { args, flags } = await this.parse(StoreRollback)
-    const r = this.withWarnings(await new ModelStore(resolveStore(flags.store)).rollback(args.agent))
+    const store = new ModelStore(resolveStore(flags.store))
+    const r = this.withWarnings(await recordStoreWrites({ store: store.root, url: flags.registry }, () => store.rollback(args.agent)))
     for (const x of r.skipped ?? []) this.say(`skipped ${x.version}: ${x.reason}`)
     this.say(`${r.agent} current -> ${r.version} (was ${r.previous ?? 'none'})`)
     return r
