@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { errnoCode, IntegrityError, ModelforgeError, NotFoundError } from '../lib/errors.js'
 import { agentEntry, resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
 import { TEMP_SUFFIX } from '../lib/fs.js'
-import { readManifest, type LegacyManifest, type Manifest } from './manifest.js'
+import { readManifest, type LegacyManifest, type Manifest, type ParsedManifest } from './manifest.js'
 import { validateName } from './names.js'
 import { exists, readdirIfExists, type StoreContext } from './store-context.js'
 import { storeNotFound, versionNotFound } from './store-errors.js'
@@ -103,18 +103,31 @@ export async function versions(ctx: StoreContext, agent: string): Promise<string
 
 /** Finalized versions with their manifest facts, oldest first (by created_at, else directory mtime). */
 export async function versionInfos(ctx: StoreContext, name: string): Promise<VersionInfo[]> {
+  return (await versionManifests(ctx, name)).map((v) => v.info)
+}
+
+export interface VersionManifest {
+  info: VersionInfo
+  /** The manifest as read for info (absent when info.manifestError says why it could not be). */
+  parsed?: ParsedManifest
+}
+
+/** versionInfos with each manifest as it was read, for a caller that needs the whole of it (the registry's sync). */
+export async function versionManifests(ctx: StoreContext, name: string): Promise<VersionManifest[]> {
   const agent = readAgent(ctx, name)
   strictAgent(ctx, agent)
   const versionsDir = join(ctx.agentDir(agent), 'versions')
-  const out: VersionInfo[] = []
+  const out: VersionManifest[] = []
   for (const name of await readdirIfExists(versionsDir)) {
     if (!validName('version', name)) continue
     const path = join(versionsDir, name)
     const st = await lstat(path)
     if (!st.isDirectory()) continue
     const info: VersionInfo = { version: name, path, created_at: st.mtime.toISOString(), checksum: null, files: null, bytes: null, legacy: false }
+    let read: ParsedManifest | undefined
     try {
       const parsed = await readManifest(path)
+      read = parsed
       info.checksum = parsed.manifest.checksum
       // A directory copied in by hand under another name is not the version its manifest describes.
       if (parsed.manifest.version !== name) info.manifestError = `manifest names version ${parsed.manifest.version}, directory is ${name}`
@@ -131,9 +144,9 @@ export async function versionInfos(ctx: StoreContext, name: string): Promise<Ver
       else if (errnoCode(err)?.startsWith('E')) info.manifestError = `cannot read manifest.json: ${(err as Error).message}`
       else throw err
     }
-    out.push(info)
+    out.push(info.manifestError === undefined && read ? { info, parsed: read } : { info })
   }
-  return out.sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at) || (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
+  return out.sort(({ info: a }, { info: b }) => Date.parse(a.created_at) - Date.parse(b.created_at) || (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
 }
 
 /** Channel name -> version name (null for a Python-made `current` directory without a version). */

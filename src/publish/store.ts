@@ -26,7 +26,7 @@ import { gc, prune, type GcResult, type PruneResult } from './gc.js'
 import { importVersion, type ImportOptions, type ImportResult } from './import.js'
 import { initStore, type InitOptions, type InitResult } from './init.js'
 import type { LegacyManifest, Manifest } from './manifest.js'
-import { channelVersions, current, list, listAgents, manifest, resolve, versionInfos, versions, type AgentSummary, type VersionInfo } from './readers.js'
+import { channelVersions, current, list, listAgents, manifest, resolve, versionInfos, versionManifests, versions, type AgentSummary, type VersionInfo, type VersionManifest } from './readers.js'
 import { stage, withStaging } from './stage.js'
 import { storeContext, type StoreContext } from './store-context.js'
 import { verify, type VerifyReport } from './verify.js'
@@ -37,7 +37,7 @@ export type { FinalizeOptions, FinalizeResult, ManifestExtras } from './finalize
 export type { GcResult, PruneResult } from './gc.js'
 export type { ImportOptions, ImportResult } from './import.js'
 export type { InitChange, InitOptions, InitResult } from './init.js'
-export type { AgentSummary, VersionInfo } from './readers.js'
+export type { AgentSummary, VersionInfo, VersionManifest } from './readers.js'
 export type { ProblemKind, VerifyProblem, VerifyReport } from './verify.js'
 export { currentHistory } from './history.js'
 export { assertVerified } from './verify.js'
@@ -170,6 +170,11 @@ export class ModelStore {
   /** Finalized versions with their manifest facts, oldest first (by created_at, else directory mtime). */
   versionInfos(agent: string): Promise<VersionInfo[]> {
     return versionInfos(this.ctx, agent)
+  }
+
+  /** versionInfos with each manifest as read (the model registry's sync reads each one once). */
+  versionManifests(agent: string): Promise<VersionManifest[]> {
+    return versionManifests(this.ctx, agent)
   }
 
   /** Channel name -> version name (null for a Python-made `current` directory without a version). */

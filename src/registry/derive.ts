@@ -78,8 +78,11 @@ export function deriveFacts(dir: string, manifest: Manifest | LegacyManifest, le
   const kinds = new Map(artifactsList.filter((a) => typeof a.path === 'string' && typeof a.kind === 'string').map((a) => [a.path as string, a.kind as string]))
   const files = legacy ? [] : (m.files ?? [])
   const serve = artifactsList.find((a) => a.role === 'serve') ?? artifactsList[0]
-  const config = readJson(join(dir, 'config.json')) ?? {}
-  const generation = readJson(join(dir, 'generation_config.json'))
+  // Read only what the manifest lists (a legacy manifest lists nothing: try), so a sync of a thousand
+  // versions does not pay two failed opens each.
+  const has = (name: string): boolean => legacy || files.some((f) => f.path === name)
+  const config = (has('config.json') ? readJson(join(dir, 'config.json')) : null) ?? {}
+  const generation = has('generation_config.json') ? readJson(join(dir, 'generation_config.json')) : null
 
   const sourceFiles = new Set(Array.isArray(source.files) ? (source.files as { path?: string }[]).map((f) => f.path) : [])
   const repo = typeof source.repo === 'string' ? source.repo : undefined

@@ -7,7 +7,6 @@
  */
 import { hostname } from 'node:os'
 import { readAudit, type AuditRecord } from '../publish/audit.js'
-import { readManifest } from '../publish/manifest.js'
 import { ModelStore, type VersionInfo } from '../publish/store.js'
 import { type StepReporter } from '../lib/progress.js'
 import { debugLog } from '../lib/debug.js'
@@ -63,18 +62,13 @@ interface AgentSnapshot {
 async function snapshot(store: ModelStore, agent: string): Promise<AgentSnapshot> {
   const skipped: SyncResult['skipped'] = []
   const versions: AgentSnapshot['versions'] = []
-  for (const info of await store.versionInfos(agent)) {
-    if (info.manifestError !== undefined) {
-      skipped.push({ agent, version: info.version, reason: info.manifestError })
+  for (const { info, parsed } of await store.versionManifests(agent)) {
+    if (!parsed) {
+      skipped.push({ agent, version: info.version, reason: info.manifestError ?? 'manifest.json could not be read' })
       continue
     }
-    try {
-      const parsed = await readManifest(info.path)
-      const algorithm = parsed.kind === 'v1' ? parsed.manifest.checksum_algorithm : 'legacy-python-sha256'
-      versions.push({ info, facts: deriveFacts(info.path, parsed.manifest, parsed.kind === 'legacy'), checksumAlgorithm: algorithm })
-    } catch (err) {
-      skipped.push({ agent, version: info.version, reason: (err as Error).message })
-    }
+    const algorithm = parsed.kind === 'v1' ? parsed.manifest.checksum_algorithm : 'legacy-python-sha256'
+    versions.push({ info, facts: deriveFacts(info.path, parsed.manifest, parsed.kind === 'legacy'), checksumAlgorithm: algorithm })
   }
   const channels = Object.entries(store.channels(agent))
     .filter((e): e is [string, string] => e[1] !== null)
@@ -114,38 +108,51 @@ async function writeAgent(tx: Queryable, store: string, snap: AgentSnapshot, cou
   counts.models += m.length
 
   const { events: archived, tagged } = archivals(snap)
-  for (const v of snap.versions) {
-    const vid = versionId(snap.agent, v.info.version)
-    const tags = tagged.has(v.info.version) ? { archived: true } : {}
-    const rows = await tx.query<{ inserted: boolean }>(
-      `insert into model_versions (id, model_id, version, state, capabilities, default_parameters, metrics, tags, checksum, checksum_algorithm, store, path, created_at, gone_at)
-       values ($1, $2, $3, 'present', $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12, null)
-       on conflict (model_id, version) do update set state = 'present', capabilities = excluded.capabilities,
-         default_parameters = excluded.default_parameters, metrics = excluded.metrics, tags = excluded.tags,
-         checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, store = excluded.store,
-         path = excluded.path, created_at = excluded.created_at, gone_at = null, updated_at = now()
-       where (model_versions.state, model_versions.capabilities, model_versions.default_parameters, model_versions.metrics,
-              model_versions.tags, model_versions.checksum, model_versions.checksum_algorithm, model_versions.store,
-              model_versions.path, model_versions.created_at)
-         is distinct from (excluded.state, excluded.capabilities, excluded.default_parameters, excluded.metrics,
-              excluded.tags, excluded.checksum, excluded.checksum_algorithm, excluded.store, excluded.path, excluded.created_at)
-       returning (xmax = 0) as inserted`,
-      [vid, mid, v.info.version, json(v.facts.capabilities), json(v.facts.defaultParameters), json(v.facts.metrics), json(tags),
-        v.info.checksum, v.checksumAlgorithm, store, v.info.path, v.info.created_at],
-    )
-    if (rows.length === 0) continue
-    if (rows[0]!.inserted) counts.versionsAdded++
+  // One statement per table and agent, the rows as one JSON parameter (jsonb_to_recordset): a thousand
+  // versions are a handful of round trips, and nothing of them is ever SQL text.
+  const rows = snap.versions.map((v) => ({
+    id: versionId(snap.agent, v.info.version), model_id: mid, version: v.info.version, capabilities: v.facts.capabilities,
+    default_parameters: v.facts.defaultParameters, metrics: v.facts.metrics, tags: tagged.has(v.info.version) ? { archived: true } : {},
+    checksum: v.info.checksum, checksum_algorithm: v.checksumAlgorithm, store, path: v.info.path, created_at: v.info.created_at,
+  }))
+  const written = rows.length === 0 ? [] : await tx.query<{ id: string; inserted: boolean }>(
+    `insert into model_versions (id, model_id, version, state, capabilities, default_parameters, metrics, tags, checksum, checksum_algorithm, store, path, created_at, gone_at)
+     select id, model_id, version, 'present', capabilities, default_parameters, metrics, tags, checksum, checksum_algorithm, store, path, created_at, null
+     from jsonb_to_recordset($1::jsonb) as r(id uuid, model_id uuid, version text, capabilities jsonb, default_parameters jsonb, metrics jsonb, tags jsonb,
+       checksum text, checksum_algorithm text, store text, path text, created_at timestamptz)
+     on conflict (model_id, version) do update set state = 'present', capabilities = excluded.capabilities,
+       default_parameters = excluded.default_parameters, metrics = excluded.metrics, tags = excluded.tags,
+       checksum = excluded.checksum, checksum_algorithm = excluded.checksum_algorithm, store = excluded.store,
+       path = excluded.path, created_at = excluded.created_at, gone_at = null, updated_at = now()
+     where (model_versions.state, model_versions.capabilities, model_versions.default_parameters, model_versions.metrics,
+            model_versions.tags, model_versions.checksum, model_versions.checksum_algorithm, model_versions.store,
+            model_versions.path, model_versions.created_at)
+       is distinct from (excluded.state, excluded.capabilities, excluded.default_parameters, excluded.metrics,
+            excluded.tags, excluded.checksum, excluded.checksum_algorithm, excluded.store, excluded.path, excluded.created_at)
+     returning id, (xmax = 0) as inserted`,
+    [json(rows)],
+  )
+  for (const w of written) {
+    if (w.inserted) counts.versionsAdded++
     else counts.versionsUpdated++
-    // A finalized version never changes, so its artifacts are written when its row is.
-    await tx.query('delete from model_artifacts where model_version_id = $1', [vid])
-    const a = v.facts.artifacts
-    if (a.length > 0) {
+  }
+  // A finalized version never changes, so its artifacts are written when its row is.
+  const changedIds = new Set(written.map((w) => w.id))
+  if (changedIds.size > 0) {
+    await tx.query('delete from model_artifacts where model_version_id = any($1::uuid[])', [[...changedIds]])
+    const artifacts = snap.versions
+      .filter((v) => changedIds.has(versionId(snap.agent, v.info.version)))
+      .flatMap((v) => v.facts.artifacts.map((a) => ({
+        model_version_id: versionId(snap.agent, v.info.version), path: a.path, artifact_type: a.artifactType, sha256: a.sha256,
+        size_bytes: a.sizeBytes, cache_path: a.cachePath, source_uri: a.sourceUri,
+      })))
+    if (artifacts.length > 0) {
       await tx.query(
         `insert into model_artifacts (model_version_id, path, artifact_type, sha256, size_bytes, cache_path, source_uri)
-         select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])`,
-        [vid, a.map((x) => x.path), a.map((x) => x.artifactType), a.map((x) => x.sha256), a.map((x) => x.sizeBytes), a.map((x) => x.cachePath), a.map((x) => x.sourceUri)],
+         select * from jsonb_to_recordset($1::jsonb) as r(model_version_id uuid, path text, artifact_type text, sha256 text, size_bytes bigint, cache_path text, source_uri text)`,
+        [json(artifacts)],
       )
-      counts.artifacts += a.length
+      counts.artifacts += artifacts.length
     }
   }
 
@@ -158,12 +165,13 @@ async function writeAgent(tx: Queryable, store: string, snap: AgentSnapshot, cou
 
   const present = new Set(snap.versions.map((v) => v.info.version))
   const channels = snap.channels.filter((c) => present.has(c.version))
-  for (const c of channels) {
+  if (channels.length > 0) {
     const r = await tx.query(
-      `insert into aliases (model_id, alias, model_version_id) values ($1, $2, $3)
+      `insert into aliases (model_id, alias, model_version_id)
+       select $1, alias, model_version_id from jsonb_to_recordset($2::jsonb) as r(alias text, model_version_id uuid)
        on conflict (model_id, alias) do update set model_version_id = excluded.model_version_id, updated_at = now()
        where aliases.model_version_id is distinct from excluded.model_version_id returning alias`,
-      [mid, c.channel, versionId(snap.agent, c.version)],
+      [mid, json(channels.map((c) => ({ alias: c.channel, model_version_id: versionId(snap.agent, c.version) })))],
     )
     counts.aliases += r.length
   }
@@ -192,9 +200,9 @@ async function insertEvents(tx: Queryable, model: string | null, events: EventRo
   const r = await tx.query(
     `insert into events (id, time, action, model_name, version, alias, actor, details)
      select id, time, action, $1, version, alias, actor, details
-     from unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[]) as e(id, time, action, version, alias, actor, details)
+     from jsonb_to_recordset($2::jsonb) as e(id text, time timestamptz, action text, version text, alias text, actor text, details jsonb)
      on conflict (id) do nothing returning id`,
-    [model, events.map((e) => e.id), events.map((e) => e.time), events.map((e) => e.action), events.map((e) => e.version), events.map((e) => e.alias), events.map((e) => e.actor), events.map((e) => json(e.details))],
+    [model, json(events)],
   )
   return r.length
 }
