@@ -40,11 +40,13 @@ export interface PgCluster {
 }
 
 const asRoot = userInfo().uid === 0
+// runuser lives in /usr/sbin, which a root shell started with a bare PATH (CI's `env -i`) does not search.
+const RUNUSER = ['/usr/sbin/runuser', '/sbin/runuser'].find((p) => existsSync(p)) ?? 'runuser'
 
 function run(cmd: string, args: string[], options: { allowFail?: boolean } = {}): { status: number | null; stdout: string; stderr: string } {
-  const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
+  const [file, argv] = asRoot ? [RUNUSER, ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
   const r = spawnSync(file, argv, { encoding: 'utf8', cwd: '/' })
-  if (r.status !== 0 && !options.allowFail) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`)
+  if (r.status !== 0 && !options.allowFail) throw new Error(`${cmd} ${args.join(' ')} failed (${r.error?.message ?? r.status}): ${r.stderr ?? ''}${r.stdout ?? ''}`)
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
