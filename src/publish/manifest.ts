@@ -14,7 +14,7 @@
  * `files_checksum`; the per-file list is the same either way.
  */
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { errnoCode, IntegrityError } from '../lib/errors.js'
 import { readChunks } from '../lib/hash.js'
@@ -186,7 +186,9 @@ export async function readManifest(dir: string): Promise<ParsedManifest> {
   const where = join(dir, MANIFEST_NAME)
   let text: string
   try {
-    text = await readFile(where, 'utf8')
+    // A synchronous read: fs.promises.readFile costs ~0.17 ms a file on Node 20 (open, fstat, read and close
+    // each a thread-pool round trip), 15 times this, and listing or indexing a store reads thousands.
+    text = readFileSync(where, 'utf8')
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') {
       throw new IntegrityError(`Version ${dir} has no manifest.json`, {

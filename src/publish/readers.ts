@@ -3,13 +3,14 @@
  * names, which never changes (docs/architecture.md). Given an alias (an agent entry that links to another
  * agent, current.ts agentEntry), they read the agent it leads to and say so.
  */
-import { lstatSync, readdirSync, statSync } from 'node:fs'
-import { lstat, readdir } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { errnoCode, IntegrityError, ModelforgeError, NotFoundError } from '../lib/errors.js'
 import { agentEntry, resolveChannel, storeRootExists, type ResolvedChannel } from './current.js'
 import { TEMP_SUFFIX } from '../lib/fs.js'
-import { readManifest, type LegacyManifest, type Manifest, type ParsedManifest } from './manifest.js'
+import { MANIFEST_NAME, readManifest, type LegacyManifest, type Manifest, type ParsedManifest } from './manifest.js'
 import { validateName } from './names.js'
 import { exists, readdirIfExists, type StoreContext } from './store-context.js'
 import { storeNotFound, versionNotFound } from './store-errors.js'
@@ -121,7 +122,7 @@ export async function versionManifests(ctx: StoreContext, name: string): Promise
   for (const name of await readdirIfExists(versionsDir)) {
     if (!validName('version', name)) continue
     const path = join(versionsDir, name)
-    const st = await lstat(path)
+    const st = lstatSync(path) // sync for the reason readManifest reads synchronously
     if (!st.isDirectory()) continue
     const info: VersionInfo = { version: name, path, created_at: st.mtime.toISOString(), checksum: null, files: null, bytes: null, legacy: false }
     let read: ParsedManifest | undefined
@@ -147,6 +148,40 @@ export async function versionManifests(ctx: StoreContext, name: string): Promise
     out.push(info.manifestError === undefined && read ? { info, parsed: read } : { info })
   }
   return out.sort(({ info: a }, { info: b }) => Date.parse(a.created_at) - Date.parse(b.created_at) || (a.version < b.version ? -1 : a.version > b.version ? 1 : 0))
+}
+
+/**
+ * A digest of everything versionManifests and channelVersions report for an agent, from the bytes alone:
+ * each version directory's name and mtime, its manifest.json as stored (or why it cannot be read), and
+ * where each channel points. Nothing is parsed, so it costs the reads and no more; an indexer (the
+ * registry's sync) skips an agent whose fingerprint it has already indexed. A finalized version's files
+ * never change, and their checksums are in the manifest, so the manifest stands for them.
+ */
+export function agentFingerprint(ctx: StoreContext, name: string): string {
+  const agent = readAgent(ctx, name)
+  strictAgent(ctx, agent)
+  const hash = createHash('sha256')
+  const versionsDir = join(ctx.agentDir(agent), 'versions')
+  let names: string[] = []
+  try {
+    names = readdirSync(versionsDir).sort()
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err
+  }
+  for (const version of names) {
+    if (!validName('version', version)) continue
+    const path = join(versionsDir, version)
+    const st = lstatSync(path)
+    if (!st.isDirectory()) continue
+    hash.update(`\0v ${version} ${st.mtimeMs}\0`)
+    try {
+      hash.update(readFileSync(join(path, MANIFEST_NAME)))
+    } catch (err) {
+      hash.update(`unreadable ${errnoCode(err) ?? String(err)}`)
+    }
+  }
+  for (const c of channelStates(ctx, agent)) hash.update(`\0c ${c.channel} ${c.version ?? ''} ${c.problem ?? ''}`)
+  return hash.digest('hex')
 }
 
 /** Channel name -> version name (null for a Python-made `current` directory without a version). */

@@ -26,7 +26,7 @@ import { gc, prune, type GcResult, type PruneResult } from './gc.js'
 import { importVersion, type ImportOptions, type ImportResult } from './import.js'
 import { initStore, type InitOptions, type InitResult } from './init.js'
 import type { LegacyManifest, Manifest } from './manifest.js'
-import { channelVersions, current, list, listAgents, manifest, resolve, versionInfos, versionManifests, versions, type AgentSummary, type VersionInfo, type VersionManifest } from './readers.js'
+import { agentFingerprint, channelVersions, current, list, listAgents, manifest, resolve, versionInfos, versionManifests, versions, type AgentSummary, type VersionInfo, type VersionManifest } from './readers.js'
 import { stage, withStaging } from './stage.js'
 import { storeContext, type StoreContext } from './store-context.js'
 import { verify, type VerifyReport } from './verify.js'
@@ -175,6 +175,11 @@ export class ModelStore {
   /** versionInfos with each manifest as read (the model registry's sync reads each one once). */
   versionManifests(agent: string): Promise<VersionManifest[]> {
     return versionManifests(this.ctx, agent)
+  }
+
+  /** A digest of the agent's versions and channels that changes whenever what they report does. */
+  fingerprint(agent: string): string {
+    return agentFingerprint(this.ctx, agent)
   }
 
   /** Channel name -> version name (null for a Python-made `current` directory without a version). */

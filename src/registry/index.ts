@@ -44,11 +44,11 @@ export async function fetchPolicy(target: RegistryTarget): Promise<ModelforgeCon
 }
 
 /** registry sync as the command runs it: the registry opened (the embedded one created when missing), then synced. */
-export async function syncStore(target: RegistryTarget, options: { progress?: Progress; agents?: string[] } = {}): Promise<SyncResult> {
+export async function syncStore(target: RegistryTarget, options: { progress?: Progress; agents?: string[]; full?: boolean } = {}): Promise<SyncResult> {
   planSteps(options.progress, [{ id: 'open', title: 'Open the registry' }, { id: 'sync', title: `Sync ${target.store}` }])
   const db = await runStep(options.progress, 'open', () => openRegistry(target, { create: true }), { title: (d) => `Registry: ${d.location}` })
   try {
-    return await runStep(options.progress, 'sync', (step) => syncRegistry(db, target.store, { agents: options.agents, step }), {
+    return await runStep(options.progress, 'sync', (step) => syncRegistry(db, target.store, { agents: options.agents, full: options.full, step }), {
       title: (r) => `Synced ${r.agents.length} agents: ${r.changed} rows written`,
     })
   } finally {

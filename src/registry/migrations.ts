@@ -102,6 +102,22 @@ create table events (
 create index events_model_time on events (model_name, time);
 `,
   },
+  {
+    version: 2,
+    name: 'sync_state: what each agent was last synced from',
+    sql: `
+-- The fingerprint of the store's agent (its manifests' bytes, channels and audit records, the store, the
+-- code) that the agent's rows were last written from, in the same transaction as they were: a sync that
+-- computes the same fingerprint has nothing to write for the agent, and skips it. skipped keeps the
+-- versions whose manifest could not be read then, so a skipping sync still reports them.
+create table sync_state (
+  model_id uuid primary key references models(id) on delete cascade,
+  fingerprint text not null,
+  skipped jsonb not null default '[]',
+  synced_at timestamptz not null default now()
+);
+`,
+  },
 ]
 
 /** The newest schema this code knows. */

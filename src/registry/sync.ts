@@ -5,14 +5,17 @@
  * once take turns per agent, and the next sync finishes the work. Every write is an upsert that changes a
  * row only when a value differs: a second sync of an unchanged store changes nothing.
  */
+import { createHash } from 'node:crypto'
 import { hostname } from 'node:os'
 import { readAudit, type AuditRecord } from '../publish/audit.js'
 import { ModelStore, type VersionInfo } from '../publish/store.js'
 import { type StepReporter } from '../lib/progress.js'
 import { debugLog } from '../lib/debug.js'
+import { modelforgeVersion } from '../lib/version.js'
 import { type Queryable, type RegistryDb } from './db.js'
 import { deriveFacts, type VersionFacts } from './derive.js'
 import { eventId, modelId, versionId } from './ids.js'
+import { SCHEMA_VERSION } from './migrations.js'
 
 const log = debugLog('registry')
 
@@ -37,12 +40,16 @@ export interface SyncResult extends SyncCounts {
   changed: number
   /** Versions whose manifest could not be read: listed, not indexed. */
   skipped: { agent: string; version: string; reason: string }[]
+  /** Agents whose fingerprint matched the registry's, so nothing of them was read further or written. */
+  unchanged: string[]
   durationMs: number
 }
 
 export interface SyncOptions {
   /** Only these agents (a store write's change events); default every agent, and agents gone from the store. */
   agents?: string[]
+  /** Rewrite every agent, even those whose fingerprint says the registry already holds them (after rows were edited by hand). */
+  full?: boolean
   step?: StepReporter
 }
 
@@ -59,7 +66,7 @@ interface AgentSnapshot {
   skipped: SyncResult['skipped']
 }
 
-async function snapshot(store: ModelStore, agent: string): Promise<AgentSnapshot> {
+async function snapshot(store: ModelStore, agent: string, audit: AuditRecord[]): Promise<AgentSnapshot> {
   const skipped: SyncResult['skipped'] = []
   const versions: AgentSnapshot['versions'] = []
   for (const { info, parsed } of await store.versionManifests(agent)) {
@@ -73,7 +80,7 @@ async function snapshot(store: ModelStore, agent: string): Promise<AgentSnapshot
   const channels = Object.entries(store.channels(agent))
     .filter((e): e is [string, string] => e[1] !== null)
     .map(([channel, version]) => ({ channel, version }))
-  return { agent, versions, channels, audit: readAudit(store.root, agent), skipped }
+  return { agent, versions, channels, audit, skipped }
 }
 
 /**
@@ -92,7 +99,15 @@ function archivals(snap: AgentSnapshot): { events: { version: string; record: Au
 
 const json = (v: unknown): string => JSON.stringify(v)
 
-async function writeAgent(tx: Queryable, store: string, snap: AgentSnapshot, counts: SyncCounts): Promise<void> {
+/**
+ * What an agent's rows are written from: the store's fingerprint of its versions and channels, its audit
+ * records, the store it is synced from and the code deriving the rows (a new modelforge may derive more).
+ */
+function agentFingerprint(store: ModelStore, key: string, agent: string, audit: AuditRecord[]): string {
+  return createHash('sha256').update(json([modelforgeVersion(), SCHEMA_VERSION, key, store.fingerprint(agent), audit])).digest('hex')
+}
+
+async function writeAgent(tx: Queryable, store: string, snap: AgentSnapshot, fingerprint: string, counts: SyncCounts): Promise<void> {
   const mid = modelId(snap.agent)
   await tx.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [`modelforge/model/${snap.agent}`])
   const latest = snap.versions.at(-1)?.facts
@@ -191,6 +206,12 @@ async function writeAgent(tx: Queryable, store: string, snap: AgentSnapshot, cou
     })),
   ]
   counts.events += await insertEvents(tx, snap.agent, events)
+  // Bookkeeping, not counted as a change: the next sync that computes this fingerprint skips the agent.
+  await tx.query(
+    `insert into sync_state (model_id, fingerprint, skipped) values ($1, $2, $3::jsonb)
+     on conflict (model_id) do update set fingerprint = excluded.fingerprint, skipped = excluded.skipped, synced_at = now()`,
+    [mid, fingerprint, json(snap.skipped)],
+  )
 }
 
 interface EventRow { id: string; time: string; action: string; version: string | null; alias: string | null; actor: string; details: unknown }
@@ -216,11 +237,32 @@ export async function syncRegistry(db: RegistryDb, storeRoot: string, options: S
   const agents = all ? listed : [...new Set(options.agents)].filter((a) => listed.includes(a))
   const counts: SyncCounts = { models: 0, versionsAdded: 0, versionsUpdated: 0, versionsGone: 0, artifacts: 0, aliases: 0, events: 0 }
   const skipped: SyncResult['skipped'] = []
+  const unchanged: string[] = []
+  const audit = new Map<string | undefined, AuditRecord[]>()
+  for (const r of readAudit(store.root)) {
+    const list = audit.get(r.agent)
+    if (list) list.push(r)
+    else audit.set(r.agent, [r])
+  }
+  // What each agent was last synced from; an agent whose fingerprint is the same has nothing to write.
+  const fingerprints = new Map(agents.map((a) => [a, agentFingerprint(store, key, a, audit.get(a) ?? [])]))
+  const seen = new Map(
+    options.full === true || agents.length === 0 ? [] : (await db.query<{ model_id: string; fingerprint: string; skipped: SyncResult['skipped'] }>(
+      'select model_id, fingerprint, skipped from sync_state where model_id = any($1::uuid[])', [agents.map((a) => modelId(a))],
+    )).map((r) => [r.model_id, r]),
+  )
   for (const [i, agent] of agents.entries()) {
+    const fingerprint = fingerprints.get(agent)!
+    const last = seen.get(modelId(agent))
+    if (last?.fingerprint === fingerprint) {
+      unchanged.push(agent)
+      skipped.push(...last.skipped)
+      continue
+    }
     options.step?.title(`Syncing ${agent} (${i + 1} of ${agents.length})`)
-    const snap = await snapshot(store, agent)
+    const snap = await snapshot(store, agent, audit.get(agent) ?? [])
     skipped.push(...snap.skipped)
-    await db.transaction((tx) => writeAgent(tx, key, snap, counts))
+    await db.transaction((tx) => writeAgent(tx, key, snap, fingerprint, counts))
   }
   // Agents removed from the store (every version deleted), and agents a store write named that are gone.
   const vanished = all ? null : [...new Set(options.agents)].filter((a) => !listed.includes(a))
@@ -233,11 +275,13 @@ export async function syncRegistry(db: RegistryDb, storeRoot: string, options: S
       [key, vanished === null ? listed : vanished],
     )
     counts.versionsGone += gone.length
-    const storeWide = readAudit(store.root).filter((r) => r.agent === undefined)
+    // An agent restored later with the very same bytes must be written again, not skipped.
+    if (gone.length > 0) await tx.query('delete from sync_state where model_id in (select model_id from model_versions where id = any($1::uuid[]))', [gone.map((g) => g.id)])
+    const storeWide = audit.get(undefined) ?? []
     counts.events += await insertEvents(tx, null, storeWide.map((r) => ({ id: eventId(r), time: r.time, action: r.op, version: null, alias: null, actor: `${r.user}@${r.host}`, details: r })))
   })
   const changed = counts.models + counts.versionsAdded + counts.versionsUpdated + counts.versionsGone + counts.artifacts + counts.aliases + counts.events
   log(`registry sync of ${store.root}: ${changed} rows written`)
-  return { registry: { kind: db.kind, location: db.location }, store: store.root, agents, ...counts, changed, skipped, durationMs: Date.now() - started }
+  return { registry: { kind: db.kind, location: db.location }, store: store.root, agents, ...counts, changed, skipped, unchanged, durationMs: Date.now() - started }
 }
 

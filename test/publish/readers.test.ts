@@ -1,3 +1,4 @@
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ModelStore } from '../../src/publish/store.js'
@@ -14,6 +15,7 @@ function readers(store: ModelStore, agent: string): [string, () => Promise<unkno
     ['versions', () => store.versions(agent)],
     ['versionInfos', () => store.versionInfos(agent)],
     ['channels', async () => store.channels(agent)],
+    ['fingerprint', async () => store.fingerprint(agent)],
     ['current', async () => store.current(agent)],
     ['resolve', async () => store.resolve(agent)],
     ['manifest', () => store.manifest(agent)],
@@ -48,5 +50,37 @@ describe('STRICT_MODEL_STORE and the readers', () => {
     expect(await store.versionInfos('a')).toEqual([])
     expect(store.channels('a')).toEqual({})
     expect(store.current('a')).toBeNull()
+  })
+})
+
+describe('fingerprint: what an indexer can skip', () => {
+  it('stays while nothing changes, and moves with every version, manifest and channel change', async () => {
+    const root = makeTemp()
+    const store = new ModelStore(root)
+    await publish(store, 'a', 'v1')
+    await publish(store, 'b', 'v1')
+    const first = store.fingerprint('a')
+    expect(store.fingerprint('a')).toBe(first)
+    expect(store.fingerprint('b')).not.toBe(first) // b's manifest names b
+    await store.list() // reading changes nothing
+    expect(store.fingerprint('a')).toBe(first)
+
+    await publish(store, 'a', 'v2', { 'model.onnx': 'v2' }, false)
+    const staged = store.fingerprint('a')
+    expect(staged).not.toBe(first)
+    await store.promote('a', 'v2', 'staging')
+    const promoted = store.fingerprint('a')
+    expect(promoted).not.toBe(staged)
+
+    // A manifest altered in place, then one that cannot be read: each is a change, and neither throws.
+    const manifest = join(store.versionDir('a', 'v1'), 'manifest.json')
+    chmodSync(store.versionDir('a', 'v1'), 0o755)
+    chmodSync(manifest, 0o644)
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"note": "v1"', '"note": "v0"'))
+    const edited = store.fingerprint('a')
+    expect(edited).not.toBe(promoted)
+    rmSync(manifest)
+    expect(store.fingerprint('a')).not.toBe(edited)
+    expect(store.fingerprint('b')).toBe(store.fingerprint('b'))
   })
 })

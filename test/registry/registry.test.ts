@@ -4,14 +4,14 @@
  * (trt target, the trtexec double) are synced, listed, shown and searched; syncs are idempotent; store
  * writes update the registry; production's departures archive; bad input is refused, the store untouched.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createToyStore } from '../../src/toy/toy-store.js'
 import { ModelStore } from '../../src/publish/store.js'
 import {
   ARCHIVING_ALIAS, embeddedDir, listModels, openRegistry, parseCapabilities, recordStoreWrites, registryStatus, searchVersions,
-  showModel, showVersion, syncRegistry, syncStore, withRegistry, getPreferences, setPreference, type RegistryTarget,
+  showModel, showVersion, syncRegistry, syncStore, withRegistry, getPreferences, setPreference, SCHEMA_VERSION, type RegistryTarget,
 } from '../../src/registry/index.js'
 import { type ModelforgeError } from '../../src/lib/errors.js'
 import { DOUBLE } from '../helpers/build-helpers.js'
@@ -123,15 +123,41 @@ describe.each(BACKENDS)('registry on %s', (kind) => {
     })
   }, 120_000)
 
-  it.skipIf(skip)('acceptance 2: a second sync changes nothing; status says in sync', async () => {
+  it.skipIf(skip)('acceptance 2: a second sync changes nothing and skips every agent by its fingerprint; --full reads them anyway; status says in sync', async () => {
     const t = fresh(kind, toy)
-    expect((await syncStore(t)).changed).toBeGreaterThan(0)
+    const store = new ModelStore(t.store)
+    const agents = await store.agents()
+    const agent = agents[0]!
+    // A version whose manifest is not JSON is reported by every sync, also by one that skips its agent.
+    mkdirSync(join(t.store, agent, 'versions', 'vbroken'))
+    writeFileSync(join(t.store, agent, 'versions', 'vbroken', 'manifest.json'), '{')
+    const first = await syncStore(t)
+    expect(first.changed).toBeGreaterThan(0)
+    expect(first.skipped).toEqual([expect.objectContaining({ agent, version: 'vbroken' })])
     await withRegistry(t, async (db) => {
       const again = await syncRegistry(db, t.store)
-      expect(again.changed).toBe(0)
+      expect(again).toMatchObject({ changed: 0, unchanged: agents, skipped: first.skipped })
       const s = await registryStatus(db, t.store)
       expect(s.inSync).toBe(true)
-      expect(s.registry).toMatchObject({ kind, schema: 1 })
+      expect(s.registry).toMatchObject({ kind, schema: SCHEMA_VERSION })
+
+      // A row edited by hand: a plain sync trusts the fingerprint; --full reads the store and puts it right.
+      const current = store.channels(agent).current!
+      const metrics = (await showVersion(db, agent, current)).metrics
+      await db.query(`update model_versions set metrics = '{"edited": true}' where version = $1 and model_id = (select id from models where name = $2)`, [current, agent])
+      expect((await syncRegistry(db, t.store)).changed).toBe(0)
+      expect(await syncRegistry(db, t.store, { full: true })).toMatchObject({ versionsUpdated: 1, unchanged: [] })
+      expect((await showVersion(db, agent, current)).metrics).toEqual(metrics)
+
+      // An agent taken out of the store and put back byte for byte (same mtimes): gone, then present again.
+      const aside = join(base, `aside-${kind}`)
+      renameSync(join(t.store, agent), aside)
+      expect((await syncRegistry(db, t.store)).versionsGone).toBeGreaterThan(0)
+      expect((await showVersion(db, agent, current)).state).toBe('gone')
+      renameSync(aside, join(t.store, agent))
+      expect((await syncRegistry(db, t.store)).versionsUpdated).toBeGreaterThan(0)
+      expect((await showVersion(db, agent, current)).state).toBe('present')
+      expect((await registryStatus(db, t.store)).inSync).toBe(true)
     })
   }, 120_000)
 
@@ -190,7 +216,7 @@ describe.each(BACKENDS)('registry on %s', (kind) => {
     const before = snapshot(t.store).filter((p) => !p.includes('.modelforge/registry'))
     const err = await failure(syncStore(t))
     expect(err).toMatchObject({ code: 'REGISTRY_SCHEMA_NEWER', exitCode: 2 })
-    expect(err.message).toMatch(/schema 99, newer than this modelforge knows \(1\)/)
+    expect(err.message).toContain(`schema 99, newer than this modelforge knows (${SCHEMA_VERSION})`)
     expect(err.hint).toMatch(/Upgrade modelforge/)
     expect(snapshot(t.store).filter((p) => !p.includes('.modelforge/registry'))).toEqual(before)
   }, 120_000)
