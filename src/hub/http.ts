@@ -15,6 +15,9 @@ import { debugLog } from '../lib/debug.js'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { ExternalError, NotFoundError, type ModelforgeError } from '../lib/errors.js'
+import { backoffDelay, describeNetworkError, isConnectionError, RetryableError, sleep } from '../lib/http.js'
+
+export { backoffDelay, isConnectionError, RetryableError, sleep }
 
 // Every request, without credentials (URLs never carry the token; redact() drops user info).
 const log = debugLog('http')
@@ -34,16 +37,6 @@ export interface HubHttpOptions {
   context?: { repoId?: string; revision?: string }
 }
 
-/** A failure worth retrying: the connection broke or the server said 5xx. */
-export class RetryableError extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message)
-  }
-}
-
 /** Another download of the same fetch failed, so this one stopped (its partial file is kept for a resume). */
 export class CancelledError extends Error {
   constructor() {
@@ -53,32 +46,6 @@ export class CancelledError extends Error {
 }
 
 const MAX_REDIRECTS = 5
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-export function backoffDelay(attempt: number, baseMs: number): number {
-  const d = baseMs * 2 ** attempt
-  return Math.round(d * (0.75 + Math.random() * 0.5))
-}
-
-/** Network-level failures of undici's fetch: TypeError("fetch failed") with a cause, or a body stream abort. */
-export function isConnectionError(err: unknown): boolean {
-  if (err instanceof RetryableError) return true
-  if (!err || typeof err !== 'object') return false
-  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string } }
-  if (e.name === 'TypeError' && e.message === 'fetch failed') return true
-  if (e.message === 'terminated' || e.name === 'AbortError') return true
-  const code = e.code ?? e.cause?.code ?? ''
-  return /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)$/.test(code)
-}
-
-function describeNetworkError(err: unknown): string {
-  const e = err as { message?: string; cause?: { code?: string; message?: string } }
-  const cause = e?.cause?.code ?? e?.cause?.message
-  return cause ? `${e?.message ?? String(err)} (${cause})` : (e?.message ?? String(err))
-}
 
 export class HubHttp {
   readonly endpoint: string

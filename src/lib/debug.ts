@@ -5,7 +5,7 @@
  */
 import createDebug from 'debug'
 
-export type DebugArea = 'exec' | 'http' | 'store' | 'hub' | 'registry'
+export type DebugArea = 'exec' | 'http' | 'store' | 'hub' | 'registry' | 'oci'
 
 const loggers = new Map<DebugArea, createDebug.Debugger>()
 

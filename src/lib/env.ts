@@ -90,6 +90,10 @@ export interface ModelforgeConfig {
     /** When true, fetching needs --yes. */
     requireApproval?: boolean
   }
+  distribution?: {
+    /** OCI registry hosts (host[:port], globs allowed) that store push and pull may talk to. Absent: any. */
+    allowedRegistries?: string[]
+  }
   store?: {
     /** prune's default keep count. */
     keep?: number
@@ -105,6 +109,7 @@ export interface ModelforgeConfig {
 const CONFIG_KEYS: Record<string, { check: (v: unknown) => boolean; expected: string }> = {
   'download.allowedSources': { check: (v) => Array.isArray(v) && v.every((g) => typeof g === 'string'), expected: 'a list of glob strings, e.g. ["sentence-transformers/*"]' },
   'download.requireApproval': { check: (v) => typeof v === 'boolean', expected: 'true or false' },
+  'distribution.allowedRegistries': { check: (v) => Array.isArray(v) && v.every((g) => typeof g === 'string'), expected: 'a list of registry hosts or globs, e.g. ["registry.internal:5000"]' },
   'store.keep': { check: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a whole number >= 0, e.g. 3' },
   'store.legacyChecksum': { check: (v) => typeof v === 'boolean', expected: 'true or false' },
 }
@@ -112,7 +117,7 @@ const CONFIG_KEYS: Record<string, { check: (v: unknown) => boolean; expected: st
 /** Throws CONFIG_INVALID (exit 4) naming the first key whose value is wrong; unknown keys are left alone. */
 export function checkConfig(config: unknown, file = 'the MODELFORGE_CONFIG file'): ModelforgeConfig {
   const root = config as Record<string, Record<string, unknown> | undefined>
-  for (const section of ['download', 'store']) {
+  for (const section of ['download', 'distribution', 'store']) {
     const v = root[section]
     if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) {
       throw new IntegrityError(`${section} in ${file} must be an object, got ${JSON.stringify(v)}`, { code: 'CONFIG_INVALID', details: { key: section, file } })

@@ -119,6 +119,7 @@ export const ERROR_CODES = {
   // model registry (src/registry)
   REGISTRY_URL_INVALID: { exit: 2, summary: 'The model registry URL (--registry, MODELFORGE_REGISTRY_URL) is not a postgres:// URL', hint: 'Write it as postgres://user:password@host:5432/database.' },
   REGISTRY_SCHEMA_NEWER: { exit: 2, summary: 'The model registry was migrated by a newer modelforge than this one', hint: 'Upgrade modelforge; nothing was written.' },
+  OCI_REFERENCE_INVALID: { exit: 2, summary: 'An OCI reference is not host[:port]/repository[:tag|@sha256:digest]', hint: 'Write it as registry.internal:5000/models/scout:v3; the registry host is required.' },
   CAPABILITY_INVALID: { exit: 2, summary: 'A --capability that is not key=value', hint: 'Write it as key=value, e.g. --capability task=text-classification.' },
   SEARCH_INVALID: { exit: 2, summary: 'A registry search flag with an impossible value (--sha256, --sort, --limit)', hint: 'See modelforge registry search --help.' },
   PREFERENCE_INVALID: { exit: 2, summary: 'registry config set was given a bad key or a value its key does not take', hint: 'docs/configuration.md lists each key and the values it takes.' },
@@ -155,6 +156,11 @@ export const ERROR_CODES = {
   // model registry (src/registry)
   REGISTRY_UNREACHABLE: { exit: 3, summary: 'The model registry server could not be reached or failed', hint: 'Check that PostgreSQL runs at the URL\'s host and port; store writes still succeed and registry sync catches up.' },
   REGISTRY_AUTH_FAILED: { exit: 3, summary: 'The model registry server refused the credentials of the URL', hint: 'Check the user and password in the registry URL (never printed) and the server\'s pg_hba.conf.' },
+  OCI_UNREACHABLE: { exit: 3, summary: 'The OCI registry could not be reached', hint: 'Check the host, port and TLS (--plain-http for a registry without it); a push or pull resumes when rerun.' },
+  OCI_SERVER_ERROR: { exit: 3, summary: 'The OCI registry kept failing (HTTP 5xx)', hint: 'Retry later; a push or pull resumes from what it has.' },
+  OCI_AUTH_FAILED: { exit: 3, summary: 'The OCI registry refused the credentials, or asked for some and none were given', hint: 'docker login <registry>, or set MODELFORGE_OCI_USERNAME and MODELFORGE_OCI_PASSWORD (never printed).' },
+  OCI_ACCESS_DENIED: { exit: 3, summary: 'The OCI registry accepted the credentials but denied the operation', hint: 'Ask for pull (or push) access to the repository.' },
+  OCI_HTTP_ERROR: { exit: 3, summary: 'The OCI registry refused a request (HTTP 4xx)', hint: 'Check the reference and the registry\'s limits; the message carries the registry\'s own error.' },
 
   // ---------------------------------------------------------------- 4: validation and integrity
   // readers (src/reader)
@@ -211,6 +217,9 @@ export const ERROR_CODES = {
 
   // model registry (src/registry)
   REGISTRY_CORRUPT: { exit: 4, summary: 'The embedded model registry directory cannot be opened as a database', hint: 'The registry is an index of the store: move .modelforge/registry aside and run modelforge registry sync.' },
+  OCI_ARTIFACT_INVALID: { exit: 4, summary: 'A pulled OCI artifact is not a version modelforge can take: bad layer paths, sizes, digests, or a manifest.json that disagrees with the layers', hint: 'Nothing was written to the store; push versions with modelforge store push.' },
+  OCI_BLOB_MISMATCH: { exit: 4, summary: 'A blob pulled from the OCI registry does not have the sha256 or size its manifest declares', hint: 'The registry\'s copy is damaged or was replaced; push the version again. Nothing was published.' },
+  OCI_CREDENTIALS_INVALID: { exit: 4, summary: 'The docker config file holding the OCI registry credentials cannot be read', hint: 'Fix it (docker login rewrites it), or set MODELFORGE_OCI_USERNAME and MODELFORGE_OCI_PASSWORD.' },
 
   // ---------------------------------------------------------------- 5: conflicts
   VERSION_EXISTS: { exit: 5, summary: 'That version exists already; finalized versions are immutable', hint: 'Choose a new version name.' },
@@ -224,6 +233,7 @@ export const ERROR_CODES = {
 
   // model registry (src/registry)
   REGISTRY_LOCKED: { exit: 5, summary: 'Another process is using the embedded model registry (PGlite takes one at a time)', hint: 'Retry when it is done, or raise MODELFORGE_REGISTRY_LOCK_TIMEOUT (seconds).' },
+  OCI_VERSION_CONFLICT: { exit: 5, summary: 'The store already holds the pulled version under that name, with other files', hint: 'Pull it under another name with --version, or delete the store\'s version first.' },
 
   // ---------------------------------------------------------------- 6: not found
   // readers (src/reader)
@@ -262,8 +272,10 @@ export const ERROR_CODES = {
   REGISTRY_NOT_CONFIGURED: { exit: 6, summary: 'The store has no model registry (no --registry, no MODELFORGE_REGISTRY_URL, no embedded one)', hint: 'Create the embedded one with modelforge registry sync, or pass --registry postgres://...' },
   REGISTRY_AGENT_NOT_FOUND: { exit: 6, summary: 'The model registry knows no such agent', hint: 'modelforge registry list shows the agents it knows.' },
   REGISTRY_VERSION_NOT_FOUND: { exit: 6, summary: 'The model registry knows no such version of the agent', hint: 'modelforge registry show <agent> lists its versions.' },
+  OCI_NOT_FOUND: { exit: 6, summary: 'The OCI registry has no such repository, tag or manifest', hint: 'Check the reference; modelforge store push creates it.' },
 
   // ---------------------------------------------------------------- 7: refused
+  OCI_REGISTRY_NOT_ALLOWED: { exit: 7, summary: 'The OCI registry is not in distribution.allowedRegistries (MODELFORGE_CONFIG or the model registry\'s preferences)', hint: 'Use an allowed registry, or add it to distribution.allowedRegistries.' },
   SOURCE_NOT_ALLOWED: { exit: 7, summary: 'The repository is not among download.allowedSources', hint: 'Add it to download.allowedSources in MODELFORGE_CONFIG, or fetch an allowed model.' },
   APPROVAL_REQUIRED: { exit: 7, summary: 'The policy requires approval for downloads', hint: 'Rerun with --yes to approve.' },
   PERMISSION_DENIED: { exit: 7, summary: 'The operating system refused access to a path (file modes, ownership, an immutable file)', hint: 'Run as a user who may write there (check ls -l and lsattr), or choose another path.' },

@@ -7,7 +7,7 @@ import { emitStoreChange } from './changes.js'
 
 const log = debugLog('store')
 
-export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete' | 'init'
+export type AuditOp = 'finalize' | 'promote' | 'rollback' | 'prune' | 'gc' | 'delete' | 'init' | 'push' | 'pull' | 'evict'
 
 export interface AuditRecord {
   time: string

@@ -1,0 +1,298 @@
+/**
+ * store pull: an artifact of an OCI registry into the store, as a finalized version (docs/distribution.md).
+ *
+ * The tag is resolved to a digest once, and everything after is by digest. The artifact is untrusted input:
+ * its layout and every layer path are checked before anything is downloaded (artifact.ts), the manifest.json
+ * it carries must list exactly its layers, each blob must have the size and sha256 declared (a longer stream
+ * is cut and refused), and nothing is written outside the store's `.modelforge/pulls/<digest>/`. Blobs land
+ * there under their digest, appended to across runs, so a pull that was cut or killed continues from the
+ * bytes it has (rehashed first: a blob is trusted only once its whole sha256 is checked). The version is then
+ * staged from those files (hard links) and finalized like any other, unpublished; its checksum must be the
+ * pushed one, else it is deleted again and the pull exits 4. Only then does --publish move a channel.
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
+import { copyFile, link, mkdir, rm, stat, truncate } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Transform } from 'node:stream'
+import { type ModelforgeConfig } from '../lib/env.js'
+import { ConflictError, errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
+import { isConnectionError, sleep } from '../lib/http.js'
+import { forEachLimit } from '../lib/limit.js'
+import { formatBytes, type StepReporter } from '../lib/progress.js'
+import { auditDone } from '../publish/audit.js'
+import { filesChecksumOf, MANIFEST_NAME, readManifest, type Manifest } from '../publish/manifest.js'
+import { validateName } from '../publish/names.js'
+import { type ModelStore } from '../publish/store.js'
+import { checkArtifact, checkVersionManifest, MEDIA_TYPES } from './artifact.js'
+import { ociCredentials } from './credentials.js'
+import { OciClient } from './oci-client.js'
+import { checkRegistryAllowed } from './policy.js'
+import { formatReference, parseReference } from './reference.js'
+
+const PARALLEL = 4
+const ATTEMPTS = 6
+
+export interface PullOptions {
+  agent?: string
+  version?: string
+  publish?: boolean
+  channel?: string
+  plainHttp?: boolean
+  policy?: ModelforgeConfig
+  env?: Record<string, string | undefined>
+  step?: StepReporter
+}
+
+export interface PullResult {
+  agent: string
+  version: string
+  ref: string
+  /** registry/repository@sha256:... : what was pulled, whatever the tag says later. */
+  pinned: string
+  digest: string
+  checksum: string
+  files: number
+  bytes: number
+  /** The store held this version already, intact: nothing was downloaded or written. */
+  unchanged: boolean
+  blobsDownloaded: number
+  /** Blobs continued from bytes an earlier, interrupted pull left. */
+  blobsResumed: number
+  bytesDownloaded: number
+  channel: string | null
+  previous?: string | null
+  requests: number
+  warnings?: string[]
+}
+
+function blobMismatch(paths: string[], why: string, digest: string): IntegrityError {
+  return new IntegrityError(`The registry's blob for ${paths.join(', ')} ${why}`, {
+    code: 'OCI_BLOB_MISMATCH',
+    hint: 'The registry\'s copy is damaged or was replaced; push the version again. Nothing was published.',
+    details: { paths, digest },
+  })
+}
+
+/** Hashes and counts the bytes through, and refuses more than `limit` in all (from `start`). */
+function checked(hash: ReturnType<typeof createHash>, limit: number, start: number, onBytes: (n: number) => void, tooLong: () => Error): Transform {
+  let n = start
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length
+      if (n > limit) return cb(tooLong())
+      hash.update(chunk)
+      onBytes(chunk.length)
+      cb(null, chunk)
+    },
+  })
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return 0
+    throw err
+  }
+}
+
+async function hashFile(path: string, hash = createHash('sha256')): Promise<ReturnType<typeof createHash>> {
+  for await (const c of createReadStream(path)) hash.update(c as Buffer)
+  return hash
+}
+
+/**
+ * One blob into `path`, continuing from what the file already holds. Returns whether it resumed. The file
+ * is complete and its sha256 checked when this returns; a blob that cannot be right is deleted and refused.
+ */
+async function downloadBlob(client: OciClient, digest: string, size: number, path: string, names: string[], onBytes: (n: number) => void): Promise<{ resumed: boolean; bytes: number }> {
+  const want = digest.slice('sha256:'.length)
+  let have = await sizeOf(path)
+  if (have > size) {
+    await truncate(path, 0)
+    have = 0
+  }
+  const resumed = have > 0
+  let bytes = 0
+  for (let attempt = 0; ; attempt++) {
+    // The bytes kept from before are hashed again: only a whole blob whose sha256 matches is trusted.
+    const hash = have > 0 ? await hashFile(path) : createHash('sha256')
+    if (have < size) {
+      const res = await client.getBlob(digest, have)
+      if (res.statusCode === 200 && have > 0) {
+        // The registry ignored the Range: start over rather than append a second copy.
+        res.destroy()
+        await truncate(path, 0)
+        have = 0
+        continue
+      }
+      const start = have
+      let out: WriteStream | undefined
+      try {
+        out = createWriteStream(path, { flags: 'a' })
+        await pipeline(res, checked(hash, size, start, (k) => {
+          have += k
+          bytes += k
+          onBytes(k)
+        }, () => blobMismatch(names, `is longer than the ${size} bytes its manifest declares`, digest)), out)
+      } catch (err) {
+        if (err instanceof IntegrityError) {
+          await rm(path, { force: true })
+          throw err
+        }
+        if (!isConnectionError(err) && errnoCode(err) !== 'ECONNRESET' && (err as Error).message !== 'aborted') throw err
+        if (attempt + 1 >= ATTEMPTS) throw err
+        have = await sizeOf(path)
+        await sleep(200 * (attempt + 1))
+        continue
+      }
+      if (have < size) {
+        // The connection ended early without an error: continue from what arrived.
+        if (attempt + 1 >= ATTEMPTS) throw blobMismatch(names, `ended at ${have} of ${size} bytes, ${ATTEMPTS} times`, digest)
+        continue
+      }
+    }
+    if (hash.digest('hex') !== want) {
+      await rm(path, { force: true })
+      throw blobMismatch(names, `does not have the sha256 its manifest declares (${digest})`, digest)
+    }
+    return { resumed, bytes }
+  }
+}
+
+export async function pullVersion(store: ModelStore, refText: string, options: PullOptions = {}): Promise<PullResult> {
+  const ref = parseReference(refText, { plainHttp: options.plainHttp })
+  if (!ref.tag && !ref.digest) {
+    throw new UsageError(`${refText} names neither a tag nor a digest`, { code: 'OCI_REFERENCE_INVALID', hint: 'Add the tag (…/scout:v3) or the digest (…/scout@sha256:…) to pull.' })
+  }
+  if (options.agent !== undefined) validateName('agent', options.agent)
+  if (options.version !== undefined) validateName('version', options.version)
+  if (options.channel !== undefined) validateName('channel', options.channel)
+  if (options.policy) checkRegistryAllowed(ref, options.policy)
+  const client = new OciClient(ref, { credentials: ociCredentials(ref.registry, options.env) })
+  const what = formatReference(ref)
+  options.step?.title(`Resolve ${what}`)
+  const got = await client.getManifest(ref.digest ?? ref.tag!, [MEDIA_TYPES.imageManifest])
+  if (ref.digest && got.digest !== ref.digest) throw blobMismatch(['its manifest'], `has the digest ${got.digest}, not ${ref.digest}`, ref.digest)
+  const digest = got.digest
+  const pinned = `${ref.registry}/${ref.repository}@${digest}`
+  const layout = checkArtifact(got.bytes, what)
+
+  // manifest.json first (small, in memory): it decides the version's name and must agree with the layers.
+  const vm = layout.versionManifestLayer
+  const res = await client.getBlob(vm.digest)
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const c of res) {
+    n += (c as Buffer).length
+    if (n > vm.size) {
+      res.destroy()
+      throw blobMismatch([MANIFEST_NAME], `is longer than the ${vm.size} bytes its manifest declares`, vm.digest)
+    }
+    chunks.push(c as Buffer)
+  }
+  const vmBytes = Buffer.concat(chunks)
+  if (vmBytes.length !== vm.size || `sha256:${createHash('sha256').update(vmBytes).digest('hex')}` !== vm.digest) throw blobMismatch([MANIFEST_NAME], 'does not have the size and sha256 its manifest declares', vm.digest)
+  const pushed = checkVersionManifest(vmBytes, layout, what)
+  const agent = options.agent ?? validateName('agent', pushed.agent)
+  const version = options.version ?? validateName('version', pushed.version)
+  const checksum = filesChecksumOf(pushed)
+  const bytes = layout.files.reduce((a, f) => a + f.size, 0)
+  const base = { agent, version, ref: formatReference({ ...ref, digest: undefined }), pinned, digest, checksum, files: layout.files.length, bytes }
+
+  // A version the store has already: the same files (verified) is a no-op; other files under its name are refused.
+  const existing = await existingManifest(store, agent, version)
+  if (existing) {
+    if (filesChecksumOf(existing) !== checksum) {
+      throw new ConflictError(`${agent}/${version} is in the store already with other files than ${pinned}`, {
+        code: 'OCI_VERSION_CONFLICT',
+        hint: 'Pull it under another name with --version, or delete the store\'s version first.',
+        details: { agent, version, store: filesChecksumOf(existing), pulled: checksum },
+      })
+    }
+    const [report] = await store.verify(agent, version)
+    if (report && !report.ok) {
+      throw new IntegrityError(`${agent}/${version} is in the store already but fails verification: ${report.problems.map((p) => p.message).join('; ')}`, {
+        code: 'VERIFY_FAILED',
+        hint: `Delete it (store delete ${agent} ${version}) and pull again.`,
+      })
+    }
+    const channel = options.publish ? (options.channel ?? 'current') : null
+    let previous: string | null | undefined
+    if (channel && store.channels(agent)[channel] !== version) previous = (await store.promote(agent, version, channel)).previous
+    return { ...base, unchanged: previous === undefined, blobsDownloaded: 0, blobsResumed: 0, bytesDownloaded: 0, channel, ...(previous !== undefined ? { previous } : {}), requests: client.requests }
+  }
+
+  // Blobs, once each (files with the same content share one), into the pull's own directory.
+  const work = join(store.root, '.modelforge', 'pulls', digest.slice('sha256:'.length))
+  await mkdir(work, { recursive: true })
+  const blobs = new Map<string, { size: number; names: string[] }>()
+  for (const f of layout.files) {
+    const b = blobs.get(f.digest)
+    if (b) b.names.push(f.path)
+    else blobs.set(f.digest, { size: f.size, names: [f.path] })
+  }
+  let done = 0
+  let downloaded = 0
+  let resumed = 0
+  let bytesDownloaded = 0
+  options.step?.title(`Pull ${pinned}: ${layout.files.length} files, ${formatBytes(bytes)}`)
+  for (const [d, b] of blobs) done += Math.min(await sizeOf(join(work, d.slice(7))), b.size)
+  await forEachLimit([...blobs.entries()], PARALLEL, async ([d, b]) => {
+    const r = await downloadBlob(client, d, b.size, join(work, d.slice(7)), b.names, (k) => options.step?.bytes((done += k), bytes))
+    if (r.bytes > 0) downloaded++
+    if (r.resumed) resumed++
+    bytesDownloaded += r.bytes
+  })
+
+  // Staged from the verified blobs, finalized unpublished, checked against the pushed checksum.
+  const finalized = await store.withStaging(agent, version, async (staging) => {
+    for (const f of layout.files) {
+      const to = join(staging, f.path)
+      await mkdir(dirname(to), { recursive: true })
+      const from = join(work, f.digest.slice(7))
+      try {
+        await link(from, to)
+      } catch (err) {
+        if (!['EXDEV', 'EPERM', 'EMLINK'].includes(errnoCode(err) ?? '')) throw err
+        await copyFile(from, to)
+      }
+    }
+    return store.finalize(agent, version, {
+      publish: false,
+      metadata: pushed.metadata,
+      manifest: { artifacts: pushed.artifacts, source: pushed.source, build: pushed.build, validation: pushed.validation, performance: pushed.performance, capabilities: pushed.capabilities },
+    })
+  })
+  const got2 = finalized.filesChecksum ?? finalized.checksum
+  if (got2 !== checksum) {
+    await store.delete(agent, version, { reason: `its checksum is not the one pushed to ${pinned}` })
+    throw new IntegrityError(`${agent}/${version} pulled from ${pinned} has the checksum ${got2}, not the pushed ${checksum}; it was deleted again`, {
+      code: 'OCI_BLOB_MISMATCH',
+      hint: 'Nothing was published; push the version again.',
+    })
+  }
+  const warnings = [...(finalized.warnings ?? [])]
+  auditDone(store.root, { op: 'pull', agent, version, registry: ref.registry, repository: ref.repository, tag: ref.tag, digest }, `${agent}/${version} was pulled from ${pinned}`, warnings)
+  await rm(work, { recursive: true, force: true })
+  const channel = options.publish ? (options.channel ?? 'current') : null
+  const previous = channel ? (await store.promote(agent, version, channel)).previous : undefined
+  return {
+    ...base, unchanged: false, blobsDownloaded: downloaded, blobsResumed: resumed, bytesDownloaded, channel, ...(previous !== undefined ? { previous } : {}),
+    requests: client.requests, ...(warnings.length ? { warnings } : {}),
+  }
+}
+
+async function existingManifest(store: ModelStore, agent: string, version: string): Promise<Manifest | null> {
+  const dir = store.versionDir(agent, version)
+  if (!(await stat(dir).then(() => true, () => false))) return null
+  // A version of that name that cannot be read (exit 4) or that predates per-file digests is not this one.
+  const parsed = await readManifest(dir)
+  if (parsed.kind === 'v1') return parsed.manifest
+  throw new ConflictError(`${agent}/${version} is in the store already, with a legacy manifest`, {
+    code: 'OCI_VERSION_CONFLICT',
+    hint: 'Pull it under another name with --version.',
+  })
+}
