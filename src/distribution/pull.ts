@@ -43,6 +43,8 @@ export interface PullOptions {
   policy?: ModelforgeConfig
   env?: Record<string, string | undefined>
   step?: StepReporter
+  /** Called once the artifact is checked and named, before anything is downloaded (the node reports loading). */
+  onResolved?: (r: { agent: string; version: string; digest: string; pinned: string }) => Promise<void>
 }
 
 export interface PullResult {
@@ -201,6 +203,8 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
   const checksum = filesChecksumOf(pushed)
   const bytes = layout.files.reduce((a, f) => a + f.size, 0)
   const base = { agent, version, ref: formatReference({ ...ref, digest: undefined }), pinned, digest, checksum, files: layout.files.length, bytes }
+
+  await options.onResolved?.({ agent, version, digest, pinned })
 
   // A version the store has already: the same files (verified) is a no-op; other files under its name are refused.
   const existing = await existingManifest(store, agent, version)

@@ -9,6 +9,7 @@ import { ModelforgeError } from '../lib/errors.js'
 import { type RegistryDb } from './db.js'
 import { openRegistry, registryConfigured, type OpenOptions, type RegistryTarget } from './open.js'
 import { syncRegistry, type SyncResult } from './sync.js'
+import { setAvailability, type AvailabilityStatus } from './availability.js'
 import { policyConfig, withPolicy } from './preferences.js'
 import { loadConfig, type ModelforgeConfig } from '../lib/env.js'
 import { planSteps, runStep, type Progress } from '../lib/progress.js'
@@ -20,6 +21,7 @@ export { listModels, showModel, showVersion, searchVersions, parseCapabilities, 
 export { registryStatus, type RegistryStatus } from './status.js'
 export { getPreferences, setPreference, parsePreferenceValue, policyConfig, withPolicy } from './preferences.js'
 export { MIGRATIONS, SCHEMA_VERSION } from './migrations.js'
+export { setAvailability, getAvailability, type AvailabilityStatus } from './availability.js'
 
 const log = debugLog('registry')
 
@@ -84,5 +86,20 @@ export async function recordStoreWrites<T extends object>(target: RegistryTarget
     const warning = `the store write succeeded, but the model registry was not updated: ${why}; run modelforge registry sync once it is reachable (registry status shows what is behind)`
     const withWarnings = result as T & { warnings?: string[] }
     return { ...withWarnings, warnings: [...(withWarnings.warnings ?? []), warning] }
+  }
+}
+
+/**
+ * A node's availability of a version, when the store has a registry (nothing otherwise). As with store
+ * writes, a registry that fails does not fail the pull: the answer is a warning to show. `known: false`
+ * when the registry has no row of the version yet (it gets one once the pulled version is synced).
+ */
+export async function reportAvailability(target: RegistryTarget, node: string, agent: string, version: string, status: AvailabilityStatus, details: Record<string, unknown> = {}): Promise<{ known: boolean; warning?: string }> {
+  if (!registryConfigured(target)) return { known: false }
+  try {
+    return { known: await withRegistry(target, (db) => setAvailability(db, node, agent, version, status, details)) }
+  } catch (err) {
+    const why = err instanceof ModelforgeError ? `${err.message} (${err.code})` : (err as Error).message
+    return { known: false, warning: `the model registry was not told that ${node} has ${agent}/${version} ${status}: ${why}` }
   }
 }
