@@ -124,7 +124,7 @@ export class OciClient {
         const headers: Record<string, string> = { ...options.headers }
         const sameOrigin = new URL(current).origin === this.origin
         if (this.auth && sameOrigin) headers.Authorization = this.auth
-        const res = await this.raw(method, current, headers, sameOrigin ? options.body : undefined)
+        const res = await this.raw(method, current, headers, options.body)
         const status = res.statusCode ?? 0
         const location = header(res.headers, 'location')
         if (status === 401 && sameOrigin && !authenticated) {
@@ -293,9 +293,9 @@ export class OciClient {
   }
 
   /**
-   * A blob in PATCH chunks with Content-Range. A chunk that fails on the connection is not resent from the
-   * start: the upload's status (GET on its location: 204 with Range) says how many bytes the registry kept,
-   * and the next PATCH continues from there.
+   * A blob in PATCH chunks with Content-Range. After a chunk fails on the connection, the upload's status
+   * (GET on its location: 204 with Range) says how many bytes the registry kept, and the next PATCH
+   * continues from there; a registry that dropped the upload instead (404) gets the blob again from byte 0.
    */
   async uploadChunked(digest: string, size: number, chunkBytes: number, open: (start: number, end: number) => Readable, onBytes?: (n: number) => void): Promise<void> {
     let location = await this.startUpload()
@@ -305,7 +305,8 @@ export class OciClient {
       const end = Math.min(size, offset + chunkBytes) - 1
       const start = offset
       try {
-        const res = await this.raw('PATCH', location, { ...(this.auth ? { Authorization: this.auth } : {}), 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${end}` }, { length: end - start + 1, open: () => open(start, end) })
+        const auth: Record<string, string> = this.auth && new URL(location).origin === this.origin ? { Authorization: this.auth } : {}
+        const res = await this.raw('PATCH', location, { ...auth, 'Content-Type': 'application/octet-stream', 'Content-Range': `${start}-${end}` }, { length: end - start + 1, open: () => open(start, end) })
         await readText(res)
         if (res.statusCode === 401 && failures === 0) {
           await this.authenticate(header(res.headers, 'www-authenticate') ?? '')
@@ -322,8 +323,17 @@ export class OciClient {
       } catch (err) {
         if (!isConnectionError(err) || ++failures >= this.attempts * 4) throw err
         await sleep(backoffDelay(Math.min(failures, 4), this.baseDelayMs))
-        const status = await this.send('GET', location, { accept: [204] })
+        const status = await this.send('GET', location, { accept: [204, 404] })
         status.resume()
+        if (status.statusCode === 404) {
+          // The registry dropped the upload: Distribution does when a PATCH broke, since the state token of
+          // its Location no longer matches the bytes it kept. The blob starts again in a new upload.
+          log('upload of %s broke at %d bytes and the registry dropped it; starting the blob again', digest, offset)
+          onBytes?.(-offset)
+          offset = 0
+          location = await this.startUpload()
+          continue
+        }
         const range = /^(?:bytes=)?0-(\d+)$/.exec(header(status.headers, 'range') ?? '')
         const kept = range ? Number(range[1]) + 1 : 0
         log('upload of %s broke at %d bytes; the registry kept %d', digest, offset, kept)

@@ -116,7 +116,7 @@ async function downloadBlob(client: OciClient, digest: string, size: number, pat
     await truncate(path, 0)
     have = 0
   }
-  const resumed = have > 0
+  const resumed = have > 0 && have < size
   let bytes = 0
   for (let attempt = 0; ; attempt++) {
     // The bytes kept from before are hashed again: only a whole blob whose sha256 matches is trusted.
@@ -136,7 +136,6 @@ async function downloadBlob(client: OciClient, digest: string, size: number, pat
         out = createWriteStream(path, { flags: 'a' })
         await pipeline(res, checked(hash, size, start, (k) => {
           have += k
-          bytes += k
           onBytes(k)
         }, () => blobMismatch(names, `is longer than the ${size} bytes its manifest declares`, digest)), out)
       } catch (err) {
@@ -146,10 +145,13 @@ async function downloadBlob(client: OciClient, digest: string, size: number, pat
         }
         if (!isConnectionError(err) && errnoCode(err) !== 'ECONNRESET' && (err as Error).message !== 'aborted') throw err
         if (attempt + 1 >= ATTEMPTS) throw err
+        // What reached the file counts; what the hash saw beyond it is hashed again from the file.
         have = await sizeOf(path)
+        bytes += have - start
         await sleep(200 * (attempt + 1))
         continue
       }
+      bytes += have - start
       if (have < size) {
         // The connection ended early without an error: continue from what arrived.
         if (attempt + 1 >= ATTEMPTS) throw blobMismatch(names, `ended at ${have} of ${size} bytes, ${ATTEMPTS} times`, digest)

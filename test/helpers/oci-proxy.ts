@@ -15,6 +15,8 @@ export interface OciProxy {
   redirected: Record<string, string | string[] | undefined>[]
   /** Blob bodies cut so far. */
   cut: number
+  /** Upload PATCHes cut so far. */
+  uploadsCut: number
   blobGets: { range?: string }[]
   close(): Promise<void>
 }
@@ -25,14 +27,26 @@ export interface ProxyOptions {
   cuts?: number
   cutUploadsAfter?: number
   uploadCuts?: number
+  /** Blob bodies trickle: each chunk of the registry's answer waits this long (for kills mid-pull). */
+  slowBlobsMs?: number
   /** Authorization the blob server uses towards the registry (the storage's own access). */
   upstreamAuth?: string
 }
 
-function forward(upstream: string, req: IncomingMessage, res: ServerResponse, path: string, headers: Record<string, string | string[] | undefined>, cutAfter?: number, onCut?: () => void): void {
+function forward(upstream: string, req: IncomingMessage, res: ServerResponse, path: string, headers: Record<string, string | string[] | undefined>, cutAfter?: number, onCut?: () => void, slowMs?: number): void {
   const [host, port] = upstream.split(':')
-  const out = request({ host, port: Number(port), method: req.method, path, headers: { ...headers, host: upstream } }, (up) => {
+  // The Host header stays the proxy's: the registry builds its upload Locations from it.
+  const out = request({ host, port: Number(port), method: req.method, path, headers: { ...headers } }, (up) => {
     res.writeHead(up.statusCode ?? 502, up.headers)
+    if (slowMs !== undefined) {
+      up.on('data', (c: Buffer) => {
+        up.pause()
+        res.write(c)
+        setTimeout(() => up.resume(), slowMs)
+      })
+      up.on('end', () => res.end())
+      return
+    }
     if (cutAfter === undefined) {
       up.pipe(res)
       return
@@ -62,7 +76,7 @@ function listen(server: Server, port: number): Promise<void> {
 export async function startOciProxy(upstream: string, options: ProxyOptions = {}): Promise<OciProxy> {
   const proxyPort = await freePort()
   const blobPort = await freePort()
-  const state: OciProxy = { host: `127.0.0.1:${proxyPort}`, redirected: [], cut: 0, blobGets: [], close: async () => undefined }
+  const state: OciProxy = { host: `127.0.0.1:${proxyPort}`, redirected: [], cut: 0, uploadsCut: 0, blobGets: [], close: async () => undefined }
   let uploadCuts = 0
   // The "object storage": another origin (localhost, not 127.0.0.1), reached only through redirects.
   const blobs = createServer((req, res) => {
@@ -87,8 +101,9 @@ export async function startOciProxy(upstream: string, options: ProxyOptions = {}
     if (req.method === 'PATCH' && options.cutUploadsAfter !== undefined && uploadCuts < (options.uploadCuts ?? 1)) {
       // Pass part of the chunk on, then break both connections: the registry keeps what it received.
       uploadCuts++
+      state.uploadsCut++
       const [host, port] = upstream.split(':')
-      const out = request({ host, port: Number(port), method: 'PATCH', path: url, headers: { ...req.headers, host: upstream, 'content-length': String(options.cutUploadsAfter), 'content-range': `${(req.headers['content-range'] as string).split('-')[0]}-${Number((req.headers['content-range'] as string).split('-')[0]) + options.cutUploadsAfter - 1}` } }, (up) => {
+      const out = request({ host, port: Number(port), method: 'PATCH', path: url, headers: { ...req.headers, 'content-length': String(options.cutUploadsAfter), 'content-range': `${(req.headers['content-range'] as string).split('-')[0]}-${Number((req.headers['content-range'] as string).split('-')[0]) + options.cutUploadsAfter - 1}` } }, (up) => {
         up.resume()
         up.on('end', () => res.socket?.destroy())
       })
@@ -103,7 +118,7 @@ export async function startOciProxy(upstream: string, options: ProxyOptions = {}
       out.on('error', () => res.socket?.destroy())
       return
     }
-    forward(upstream, req, res, url, req.headers)
+    forward(upstream, req, res, url, req.headers, undefined, undefined, isBlobGet ? options.slowBlobsMs : undefined)
   })
   await listen(proxy, proxyPort)
   await listen(blobs, blobPort)
