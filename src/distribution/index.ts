@@ -2,7 +2,7 @@
 import { hostname } from 'node:os'
 import { ModelforgeError } from '../lib/errors.js'
 import { formatBytes, planSteps, runStep, type Progress } from '../lib/progress.js'
-import { ModelStore } from '../publish/store.js'
+import { ModelStore, type EvictResult } from '../publish/store.js'
 import { recordStoreWrites, reportAvailability, type RegistryTarget } from '../registry/index.js'
 import { distributionPolicy } from './policy.js'
 import { pullVersion, type PullOptions, type PullResult } from './pull.js'
@@ -26,6 +26,8 @@ export async function pushFromStore(target: RegistryTarget, agent: string, versi
 
 export interface NodePullResult extends PullResult {
   node: string
+  /** store.maxBytes was set: what the node cache evicted after the pull. */
+  evicted?: EvictResult['evicted']
 }
 
 /**
@@ -52,9 +54,28 @@ export async function pullToStore(target: RegistryTarget, ref: string, options: 
       },
     }), { title: (p) => `${p.unchanged ? 'Already here' : 'Pulled'}: ${p.agent}/${p.version} (${formatBytes(p.bytesDownloaded)} downloaded)` }))
     await report('available', { checksum: r.checksum })
-    return { ...r, node, ...(warnings.length || r.warnings ? { warnings: [...(r.warnings ?? []), ...warnings] } : {}) }
+    const bound = policy.store?.maxBytes === undefined ? undefined : await evictToBound(target, node, policy.store.maxBytes, { spare: [{ agent: r.agent, version: r.version }] })
+    warnings.push(...(bound?.warnings ?? []))
+    return { ...r, node, ...(bound ? { evicted: bound.evicted } : {}), ...(warnings.length || r.warnings ? { warnings: [...(r.warnings ?? []), ...warnings] } : {}) }
   } catch (err) {
     await report('failed', err instanceof ModelforgeError ? { code: err.code, message: err.message } : { message: (err as Error).message })
     throw err
   }
+}
+
+/**
+ * The node cache's bound (store.maxBytes, or --max-bytes): versions no channel points to are evicted, least
+ * recently used first, the model registry synced and told the node has them evicted.
+ */
+export async function evictToBound(target: RegistryTarget, node: string, maxBytes: number, options: { dryRun?: boolean; spare?: { agent: string; version: string }[] } = {}): Promise<EvictResult> {
+  const dryRun = options.dryRun ?? false
+  const r = await recordStoreWrites(target, () => new ModelStore(target.store).evict({ maxBytes, dryRun, spare: options.spare }))
+  const warnings = [...(r.warnings ?? [])]
+  if (!dryRun) {
+    for (const e of r.evicted) {
+      const a = await reportAvailability(target, node, e.agent, e.version, 'evicted', { maxBytes, lastUsed: e.lastUsed })
+      if (a.warning) warnings.push(a.warning)
+    }
+  }
+  return { ...r, ...(warnings.length ? { warnings } : {}) }
 }

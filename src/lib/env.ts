@@ -97,6 +97,8 @@ export interface ModelforgeConfig {
   store?: {
     /** prune's default keep count. */
     keep?: number
+    /** A node cache's bound: after a pull, versions no channel points to are evicted, least recently used first, down to this. */
+    maxBytes?: number
     /** finalize and import write the original Python ModelStore's checksum in `checksum` (see FinalizeOptions). */
     legacyChecksum?: boolean
   }
@@ -110,6 +112,7 @@ const CONFIG_KEYS: Record<string, { check: (v: unknown) => boolean; expected: st
   'download.allowedSources': { check: (v) => Array.isArray(v) && v.every((g) => typeof g === 'string'), expected: 'a list of glob strings, e.g. ["sentence-transformers/*"]' },
   'download.requireApproval': { check: (v) => typeof v === 'boolean', expected: 'true or false' },
   'distribution.allowedRegistries': { check: (v) => Array.isArray(v) && v.every((g) => typeof g === 'string'), expected: 'a list of registry hosts or globs, e.g. ["registry.internal:5000"]' },
+  'store.maxBytes': { check: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a whole number of bytes >= 0, e.g. 50000000000' },
   'store.keep': { check: (v) => Number.isSafeInteger(v) && (v as number) >= 0, expected: 'a whole number >= 0, e.g. 3' },
   'store.legacyChecksum': { check: (v) => typeof v === 'boolean', expected: 'true or false' },
 }

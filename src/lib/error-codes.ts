@@ -119,6 +119,7 @@ export const ERROR_CODES = {
   // model registry (src/registry)
   REGISTRY_URL_INVALID: { exit: 2, summary: 'The model registry URL (--registry, MODELFORGE_REGISTRY_URL) is not a postgres:// URL', hint: 'Write it as postgres://user:password@host:5432/database.' },
   REGISTRY_SCHEMA_NEWER: { exit: 2, summary: 'The model registry was migrated by a newer modelforge than this one', hint: 'Upgrade modelforge; nothing was written.' },
+  INVALID_SIZE: { exit: 2, summary: 'A size (--max-bytes, store.maxBytes) is not a number of bytes with an optional unit', hint: 'Use bytes or a number with a unit: 500MB, 50GB, 40GiB.' },
   OCI_REFERENCE_INVALID: { exit: 2, summary: 'An OCI reference is not host[:port]/repository[:tag|@sha256:digest]', hint: 'Write it as registry.internal:5000/models/scout:v3; the registry host is required.' },
   CAPABILITY_INVALID: { exit: 2, summary: 'A --capability that is not key=value', hint: 'Write it as key=value, e.g. --capability task=text-classification.' },
   SEARCH_INVALID: { exit: 2, summary: 'A registry search flag with an impossible value (--sha256, --sort, --limit)', hint: 'See modelforge registry search --help.' },

@@ -9,7 +9,7 @@ import { join, relative } from 'node:path'
 import { debugLog } from '../lib/debug.js'
 import { ConflictError, ModelforgeError, UsageError } from '../lib/errors.js'
 import { loadConfig } from '../lib/env.js'
-import { auditDone } from './audit.js'
+import { auditDone, readAudit } from './audit.js'
 import { assertRemovable, discardVersion, PRUNE_PREFIX, removeTree } from './discard.js'
 import { storeRootExists } from './current.js'
 import { fsyncDir, TEMP_LINK_PREFIX, TEMP_SUFFIX } from '../lib/fs.js'
@@ -52,6 +52,91 @@ export interface GcResult {
 }
 
 const log = debugLog('store')
+
+export interface EvictResult {
+  maxBytes: number
+  dryRun: boolean
+  /** Bytes of every intact version (by their manifests), before and after. */
+  bytesBefore: number
+  bytesAfter: number
+  /** Least recently used first. */
+  evicted: { agent: string; version: string; bytes: number; lastUsed: string }[]
+  /** Still over maxBytes: what is left is what channels point to (never evicted). */
+  overBudget: boolean
+  warnings?: string[]
+}
+
+/**
+ * When a version was last in use, from the audit log: finalized or pulled, a channel moved to it, or a
+ * channel moved away from it (it served until then); its created_at when the log says nothing.
+ */
+function lastUsed(ctx: StoreContext): Map<string, string> {
+  const used = new Map<string, string>()
+  const touch = (agent: string, version: unknown, time: string): void => {
+    if (typeof version !== 'string') return
+    const k = `${agent}/${version}`
+    if ((used.get(k) ?? '') < time) used.set(k, time)
+  }
+  for (const r of readAudit(ctx.root)) {
+    if (r.agent === undefined) continue
+    if (['finalize', 'pull', 'promote', 'rollback'].includes(r.op)) touch(r.agent, r.version, r.time)
+    if (r.op === 'promote' || r.op === 'rollback') touch(r.agent, r.previous, r.time)
+  }
+  return used
+}
+
+/**
+ * A bounded node cache: removes versions that no channel points to, least recently used first, until the
+ * intact versions of the store hold at most maxBytes. Each agent's removals are made under its lock and
+ * audited (`evict`); what channels point to is never removed, nor what `spare` names (the version a pull
+ * has just brought), so the store may stay over (overBudget).
+ */
+export async function evict(ctx: StoreContext, options: { maxBytes: number; dryRun?: boolean; spare?: { agent: string; version: string }[] }): Promise<EvictResult> {
+  const { maxBytes } = options
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new UsageError(`--max-bytes must be a whole number of bytes >= 0, got ${maxBytes}`, { code: 'INVALID_SIZE' })
+  const warnings: string[] = []
+  const used = lastUsed(ctx)
+  const candidates: EvictResult['evicted'] = []
+  let total = 0
+  for (const agent of storeRootExists(ctx.root) ? await listAgents(ctx) : []) {
+    const pinned = new Set(channelStates(ctx, agent).map((c) => c.version).filter(Boolean))
+    for (const info of await versionInfos(ctx, agent)) {
+      if (info.manifestError || info.bytes === null) continue
+      total += info.bytes
+      if (!pinned.has(info.version) && !options.spare?.some((x) => x.agent === agent && x.version === info.version)) candidates.push({ agent, version: info.version, bytes: info.bytes, lastUsed: used.get(`${agent}/${info.version}`) ?? info.created_at })
+    }
+  }
+  candidates.sort((a, b) => (a.lastUsed < b.lastUsed ? -1 : a.lastUsed > b.lastUsed ? 1 : 0))
+  const evicted: EvictResult['evicted'] = []
+  let after = total
+  for (const c of candidates) {
+    if (after <= maxBytes) break
+    evicted.push(c)
+    after -= c.bytes
+  }
+  for (const c of evicted) await assertRemovable(ctx.versionDir(c.agent, c.version), { what: `${c.agent}/${c.version}`, op: 'evict', details: { agent: c.agent, version: c.version } })
+  if (!options.dryRun) {
+    const byAgent = new Map<string, EvictResult['evicted']>()
+    for (const c of evicted) byAgent.set(c.agent, [...(byAgent.get(c.agent) ?? []), c])
+    for (const [name, list] of byAgent) {
+      const agent = writerAgent(ctx, name)
+      await withLock(ctx, agent, { op: 'evict' }, async () => {
+        // A channel may have moved to one of them since it was planned: that one stays.
+        const pinned = new Set(channelStates(ctx, agent).map((c) => c.version).filter(Boolean))
+        const gone = list.filter((c) => !pinned.has(c.version))
+        const versionsDir = join(ctx.agentDir(agent), 'versions')
+        for (const c of gone) await discardVersion(versionsDir, c.version)
+        await fsyncDir(versionsDir)
+        for (const c of list.filter((x) => pinned.has(x.version))) {
+          evicted.splice(evicted.indexOf(c), 1)
+          after += c.bytes
+        }
+        if (gone.length > 0) auditDone(ctx.root, { op: 'evict', agent, removed: gone.map((c) => c.version), maxBytes }, `${agent}: ${gone.map((c) => c.version).join(', ')} evicted`, warnings)
+      })
+    }
+  }
+  return { maxBytes, dryRun: Boolean(options.dryRun), bytesBefore: total, bytesAfter: after, evicted, overBudget: after > maxBytes, ...(warnings.length ? { warnings } : {}) }
+}
 
 const DEFAULT_GC_MS = 24 * 3600 * 1000
 

@@ -16,6 +16,21 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * UNITS[m[2] ?? 'ms']!
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 }
+
+/** "50GB", "500MiB", "1.5T", "1000000" -> bytes (decimal units as disks are sold, binary ones with an i). */
+export function parseByteSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text)
+  const unit = SIZE_UNITS[m?.[2]?.toLowerCase() ?? 'x']
+  if (!m || unit === undefined) {
+    throw new UsageError(`Invalid size ${JSON.stringify(text)}`, {
+      code: 'INVALID_SIZE',
+      hint: 'Use bytes or a number with a unit: 500MB, 50GB, 40GiB, 1TB.',
+    })
+  }
+  return Math.floor(Number(m[1]) * unit)
+}
+
 /** --metadata-file (a JSON object) merged with --metadata key=value pairs (the pairs win). */
 export function parseMetadata(pairs: string[] = [], file?: string): Record<string, unknown> {
   let metadata: Record<string, unknown> = {}

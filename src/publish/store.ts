@@ -22,7 +22,7 @@ import { promote, rollback, type ChannelChange } from './channels.js'
 import { agentEntry, type ResolvedChannel } from './current.js'
 import { deleteVersion, type DeleteOptions, type DeleteResult } from './delete.js'
 import { finalize, type FinalizeOptions, type FinalizeResult } from './finalize.js'
-import { gc, prune, type GcResult, type PruneResult } from './gc.js'
+import { evict, gc, prune, type EvictResult, type GcResult, type PruneResult } from './gc.js'
 import { importVersion, type ImportOptions, type ImportResult } from './import.js'
 import { initStore, type InitOptions, type InitResult } from './init.js'
 import type { LegacyManifest, Manifest } from './manifest.js'
@@ -34,7 +34,7 @@ import { verify, type VerifyReport } from './verify.js'
 export type { ChannelChange } from './channels.js'
 export type { DeleteOptions, DeleteResult } from './delete.js'
 export type { FinalizeOptions, FinalizeResult, ManifestExtras } from './finalize.js'
-export type { GcResult, PruneResult } from './gc.js'
+export type { EvictResult, GcResult, PruneResult } from './gc.js'
 export type { ImportOptions, ImportResult } from './import.js'
 export type { InitChange, InitOptions, InitResult } from './init.js'
 export type { AgentSummary, VersionInfo, VersionManifest } from './readers.js'
@@ -121,6 +121,11 @@ export class ModelStore {
   /** Removes all but the newest `keep` versions, never one that a channel points to. */
   prune(agent: string, options: { keep?: number; dryRun?: boolean } = {}): Promise<PruneResult> {
     return prune(this.ctx, agent, options)
+  }
+
+  /** A node cache's bound: versions no channel points to, least recently used first, until the store holds maxBytes. */
+  evict(options: { maxBytes: number; dryRun?: boolean; spare?: { agent: string; version: string }[] }): Promise<EvictResult> {
+    return evict(this.ctx, options)
   }
 
   /** Removes one finalized version that no channel points to (ConflictError VERSION_IN_USE otherwise). */

@@ -67,9 +67,9 @@ export async function policyConfig(db: Queryable): Promise<ModelforgeConfig> {
  * file's other keys stay), for fetch when the store has a registry.
  */
 export function withPolicy(file: ModelforgeConfig, registry: ModelforgeConfig): ModelforgeConfig {
-  return {
-    ...file,
-    ...(file.download || registry.download ? { download: { ...file.download, ...registry.download } } : {}),
-    ...(file.store || registry.store ? { store: { ...file.store, ...registry.store } } : {}),
+  const out: Record<string, unknown> = { ...file }
+  for (const section of ['download', 'distribution', 'store'] as const) {
+    if (file[section] || registry[section]) out[section] = { ...file[section], ...registry[section] }
   }
+  return out as ModelforgeConfig
 }

@@ -158,4 +158,26 @@ describe.skipIf(skip)('the CLI: push and pull', () => {
     const shown = cli(['registry', 'show', 'synthesizer', v, '--store', node, '--json'], { env: good })
     expect(JSON.stringify(JSON.parse(shown.stdout).result)).toContain('gpu-07')
   }, 120_000)
+
+  it('a node cache under store.maxBytes evicts the version current left, and the model registry says evicted', async () => {
+    const [older, newer] = await source.versions('scout')
+    for (const v of [older!, newer!]) expect(cli(['store', 'push', 'scout', v, `${basic.host}/cache/scout`, '--store', source.root], { env: good }).code).toBe(0)
+    const node = join(makeTemp('mf-node-'), 'store')
+    expect(cli(['registry', 'sync', '--store', node], { env: good }).code).toBe(0)
+    const config = join(makeTemp('mf-config-'), 'config.json')
+    writeFileSync(config, JSON.stringify({ store: { maxBytes: 1 } }))
+    const first = cli(['store', 'pull', `${basic.host}/cache/scout:${older}`, '--publish', '--node', 'gpu-09', '--store', node, '--json'], { env: { ...good, MODELFORGE_CONFIG: config } })
+    expect(first.code, first.stdout + first.stderr).toBe(0)
+    expect(JSON.parse(first.stdout).result.evicted).toEqual([]) // the one current points to stays, over the bound
+    const second = cli(['store', 'pull', `${basic.host}/cache/scout:${newer}`, '--publish', '--node', 'gpu-09', '--store', node, '--json'], { env: { ...good, MODELFORGE_CONFIG: config } })
+    expect(second.code, second.stdout + second.stderr).toBe(0)
+    expect(JSON.parse(second.stdout).result.evicted).toEqual([expect.objectContaining({ agent: 'scout', version: older })])
+    expect(await new ModelStore(node).versions('scout')).toEqual([newer])
+    const shown = JSON.parse(cli(['registry', 'show', 'scout', older!, '--store', node, '--json'], { env: good }).stdout).result
+    expect(shown.state).toBe('gone')
+    expect(JSON.stringify(shown)).toMatch(/gpu-09.*evicted|evicted.*gpu-09/)
+    const found = JSON.parse(cli(['registry', 'search', '--available-on', 'gpu-09', '--store', node, '--json'], { env: good }).stdout).result
+    expect(JSON.stringify(found)).toContain(newer)
+    expect(JSON.stringify(found)).not.toContain(`"version":"${older}"`)
+  }, 120_000)
 })
