@@ -7,18 +7,17 @@
  * is cut and refused), and nothing is written outside the store's `.modelforge/pulls/<digest>/`. Blobs land
  * there under their digest, appended to across runs, so a pull that was cut or killed continues from the
  * bytes it has (rehashed first: a blob is trusted only once its whole sha256 is checked). The version is then
- * staged from those files (hard links) and finalized like any other, unpublished; its checksum must be the
+ * staged from those files (moved in) and finalized like any other, unpublished; its checksum must be the
  * pushed one, else it is deleted again and the pull exits 4. Only then does --publish move a channel.
  */
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
-import { copyFile, link, mkdir, rm, stat, truncate } from 'node:fs/promises'
+import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { pipeline } from 'node:stream/promises'
-import { Transform } from 'node:stream'
 import { type ModelforgeConfig } from '../lib/env.js'
 import { ConflictError, errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
 import { isConnectionError, sleep } from '../lib/http.js'
+import { createHasher } from '../lib/blob-hasher.js'
+import { receiveBody } from '../lib/blob-writer.js'
 import { forEachLimit } from '../lib/limit.js'
 import { formatBytes, type StepReporter } from '../lib/progress.js'
 import { auditDone } from '../publish/audit.js'
@@ -77,20 +76,6 @@ function blobMismatch(paths: string[], why: string, digest: string): IntegrityEr
   })
 }
 
-/** Hashes and counts the bytes through, and refuses more than `limit` in all (from `start`). */
-function checked(hash: ReturnType<typeof createHash>, limit: number, start: number, onBytes: (n: number) => void, tooLong: () => Error): Transform {
-  let n = start
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      n += chunk.length
-      if (n > limit) return cb(tooLong())
-      hash.update(chunk)
-      onBytes(chunk.length)
-      cb(null, chunk)
-    },
-  })
-}
-
 async function sizeOf(path: string): Promise<number> {
   try {
     return (await stat(path)).size
@@ -100,69 +85,66 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-async function hashFile(path: string, hash = createHash('sha256')): Promise<ReturnType<typeof createHash>> {
-  for await (const c of createReadStream(path)) hash.update(c as Buffer)
-  return hash
-}
-
 /**
- * One blob into `path`, continuing from what the file already holds. Returns whether it resumed. The file
- * is complete and its sha256 checked when this returns; a blob that cannot be right is deleted and refused.
+ * One blob into `path`, continuing from what the file already holds (hashed again first: a blob is trusted
+ * only once its whole sha256 is checked). Written and hashed as the Hub's blobs are (lib/blob-writer.ts,
+ * lib/blob-hasher.ts: batched writes, a large blob hashed on another core as it lands). The file is complete
+ * and checked when this returns; a blob that cannot be right is deleted and refused.
  */
 async function downloadBlob(client: OciClient, digest: string, size: number, path: string, names: string[], onBytes: (n: number) => void): Promise<{ resumed: boolean; bytes: number }> {
   const want = digest.slice('sha256:'.length)
   let have = await sizeOf(path)
-  if (have > size) {
-    await truncate(path, 0)
-    have = 0
-  }
-  const resumed = have > 0 && have < size
-  let bytes = 0
-  for (let attempt = 0; ; attempt++) {
-    // The bytes kept from before are hashed again: only a whole blob whose sha256 matches is trusted.
-    const hash = have > 0 ? await hashFile(path) : createHash('sha256')
-    if (have < size) {
+  const fh = await open(path, have > 0 ? 'r+' : 'w')
+  let hasher = createHasher(path, 'sha256', size)
+  try {
+    if (have > size) {
+      await fh.truncate(0)
+      have = 0
+    }
+    const resumed = have > 0 && have < size
+    await hasher.prefix(have)
+    const restart = async (): Promise<void> => {
+      await hasher.dispose()
+      await fh.truncate(0)
+      have = 0
+      hasher = createHasher(path, 'sha256', size)
+    }
+    let bytes = 0
+    for (let attempt = 0; have < size; attempt++) {
       const res = await client.getBlob(digest, have)
-      if (res.statusCode === 200 && have > 0) {
-        // The registry ignored the Range: start over rather than append a second copy.
-        res.destroy()
-        await truncate(path, 0)
-        have = 0
-        continue
-      }
+      if (res.statusCode === 200 && have > 0) await restart() // the registry ignored the Range: the whole blob comes
       const start = have
-      let out: WriteStream | undefined
       try {
-        out = createWriteStream(path, { flags: 'a' })
-        await pipeline(res, checked(hash, size, start, (k) => {
-          have += k
-          onBytes(k)
-        }, () => blobMismatch(names, `is longer than the ${size} bytes its manifest declares`, digest)), out)
+        await receiveBody(res as AsyncIterable<Buffer> & { destroy(): void }, fh, have, size, hasher, {
+          onBytes,
+          setOffset: (end) => {
+            have = end
+          },
+          tooLong: () => blobMismatch(names, `is longer than the ${size} bytes its manifest declares`, digest),
+        })
       } catch (err) {
-        if (err instanceof IntegrityError) {
-          await rm(path, { force: true })
-          throw err
-        }
-        if (!isConnectionError(err) && errnoCode(err) !== 'ECONNRESET' && (err as Error).message !== 'aborted') throw err
+        if (err instanceof IntegrityError) throw err
+        if (!isConnectionError(err) && (err as Error).message !== 'aborted') throw err
         if (attempt + 1 >= ATTEMPTS) throw err
-        // What reached the file counts; what the hash saw beyond it is hashed again from the file.
-        have = await sizeOf(path)
-        bytes += have - start
         await sleep(200 * (attempt + 1))
-        continue
+      } finally {
+        bytes += have - start
       }
-      bytes += have - start
-      if (have < size) {
-        // The connection ended early without an error: continue from what arrived.
-        if (attempt + 1 >= ATTEMPTS) throw blobMismatch(names, `ended at ${have} of ${size} bytes, ${ATTEMPTS} times`, digest)
-        continue
-      }
+      if (have < size && attempt + 1 >= ATTEMPTS) throw blobMismatch(names, `ended at ${have} of ${size} bytes, ${ATTEMPTS} times`, digest)
     }
-    if (hash.digest('hex') !== want) {
-      await rm(path, { force: true })
-      throw blobMismatch(names, `does not have the sha256 its manifest declares (${digest})`, digest)
-    }
+    const { sha256 } = await hasher.finish()
+    if (sha256 !== want) throw blobMismatch(names, `does not have the sha256 its manifest declares (${digest})`, digest)
     return { resumed, bytes }
+  } catch (err) {
+    await hasher.dispose()
+    // Bytes that failed verification are never kept for a resume.
+    if (err instanceof IntegrityError) {
+      await fh.close().catch(() => undefined)
+      await rm(path, { force: true })
+    }
+    throw err
+  } finally {
+    await fh.close().catch(() => undefined)
   }
 }
 
@@ -255,15 +237,17 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
 
   // Staged from the verified blobs, finalized unpublished, checked against the pushed checksum.
   const finalized = await store.withStaging(agent, version, async (staging) => {
+    // Each verified blob is moved into the version (one link: finalize then makes it read-only in place
+    // rather than copying it); a second file of the same content gets a copy of the first.
+    const placed = new Map<string, string>()
     for (const f of layout.files) {
       const to = join(staging, f.path)
       await mkdir(dirname(to), { recursive: true })
-      const from = join(work, f.digest.slice(7))
-      try {
-        await link(from, to)
-      } catch (err) {
-        if (!['EXDEV', 'EPERM', 'EMLINK'].includes(errnoCode(err) ?? '')) throw err
-        await copyFile(from, to)
+      const first = placed.get(f.digest)
+      if (first) await copyFile(first, to)
+      else {
+        await rename(join(work, f.digest.slice(7)), to)
+        placed.set(f.digest, to)
       }
     }
     return store.finalize(agent, version, {

@@ -8,12 +8,12 @@
  * HubHttp.getStream) and written in 1 MiB batches (writev) with one write in flight, so memory stays constant
  * whatever the file size.
  */
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises'
-import type { IncomingMessage } from 'node:http'
+import { open, rename, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { errnoCode, IntegrityError } from '../lib/errors.js'
 import { ensureDir, fsyncDir } from '../lib/fs.js'
-import { createHasher, type BlobHasher, type HashAlgorithm } from './hasher.js'
+import { createHasher, type BlobHasher, type HashAlgorithm } from '../lib/blob-hasher.js'
+import { receiveBody } from '../lib/blob-writer.js'
 import { RetryableError, type HubHttp } from './http.js'
 
 export interface BlobRequest {
@@ -52,7 +52,6 @@ export interface BlobResult {
 }
 
 // Small enough that a killed fetch loses little of what it received, large enough to keep syscalls few.
-const BATCH = 1024 * 1024
 
 /** The partial file's length, or 0 (removed) when it cannot be a prefix of the blob. */
 async function partialLength(partial: string, size: number): Promise<number> {
@@ -131,8 +130,16 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
           // The server ignored the Range header and sends the whole file.
           await restart()
         }
-        downloaded += await receive(res, req, fh, offset, hasher, (end) => {
-          offset = end
+        downloaded += await receiveBody(res, fh, offset, req.size, hasher, {
+          onBytes: req.onBytes,
+          setOffset: (end) => {
+            offset = end
+          },
+          tooLong: () => new IntegrityError(`${req.path}: the Hub sent more than the ${req.size} bytes listed`, {
+            code: 'SIZE_MISMATCH',
+            hint: 'The repository changed during the fetch or the endpoint is inconsistent; rerun the fetch.',
+            details: { path: req.path, expected: req.size },
+          }),
         })
         if (offset < req.size) throw new RetryableError(`Body of ${req.path} ended at byte ${offset} of ${req.size}`)
       },
@@ -173,73 +180,3 @@ export async function downloadBlob(req: BlobRequest): Promise<BlobResult> {
   }
 }
 
-/**
- * Streams a body into the partial file from `start`. Bytes are written in batches with one write in
- * flight and handed to the hasher once written; on any error the pending batch is written first, so the
- * file always holds exactly the bytes hashed and a retry resumes from there. Returns the bytes received.
- */
-async function receive(
-  res: IncomingMessage,
-  req: BlobRequest,
-  fh: FileHandle,
-  start: number,
-  hasher: BlobHasher,
-  setOffset: (end: number) => void,
-): Promise<number> {
-  let received = 0
-  let batch: Buffer[] = []
-  let batchBytes = 0
-  let batchStart = start
-  let inFlight: Promise<void> = Promise.resolve()
-  const flush = async (): Promise<void> => {
-    await inFlight
-    if (batchBytes === 0) return
-    const bufs = batch
-    const at = batchStart
-    const length = batchBytes
-    batch = []
-    batchStart += batchBytes
-    batchBytes = 0
-    // writev: one syscall for the batch without concatenating it first.
-    inFlight = writeAll(fh, bufs, at, length).then(() => {
-      let pos = at
-      for (const b of bufs) {
-        hasher.written(pos, b)
-        pos += b.length
-      }
-      setOffset(at + length)
-    })
-  }
-  try {
-    for await (const chunk of res as AsyncIterable<Buffer>) {
-      if (batchStart + batchBytes + chunk.length > req.size) {
-        throw new IntegrityError(`${req.path}: the Hub sent more than the ${req.size} bytes listed`, {
-          code: 'SIZE_MISMATCH',
-          hint: 'The repository changed during the fetch or the endpoint is inconsistent; rerun the fetch.',
-          details: { path: req.path, expected: req.size },
-        })
-      }
-      received += chunk.length
-      req.onBytes?.(chunk.length)
-      batch.push(chunk)
-      batchBytes += chunk.length
-      if (batchBytes >= BATCH) await flush()
-    }
-  } catch (err) {
-    res.destroy()
-    throw err
-  } finally {
-    await flush()
-    await inFlight
-  }
-  return received
-}
-
-async function writeAll(fh: FileHandle, bufs: Buffer[], position: number, length: number): Promise<void> {
-  let { bytesWritten } = await fh.writev(bufs, position)
-  // A short write (rare: disk full is an error, not a short write) is finished piece by piece.
-  while (bytesWritten < length) {
-    const rest = Buffer.concat(bufs).subarray(bytesWritten)
-    bytesWritten += (await fh.write(rest, 0, rest.length, position + bytesWritten)).bytesWritten
-  }
-}

@@ -37,7 +37,7 @@ import {
 } from './cache.js'
 import { downloadBlobInThread } from './blob-thread.js'
 import { downloadBlob } from './download.js'
-import { createHasher } from './hasher.js'
+import { createHasher } from '../lib/blob-hasher.js'
 import { CancelledError, HubHttp, redact, type RetryOptions } from './http.js'
 import { acquireLock } from './lock.js'
 import { checkApproval, checkSourceAllowed } from './policy.js'

@@ -6,8 +6,8 @@
  * see bench/fetch.bench.ts). Either way, what is hashed is exactly what the file holds.
  */
 import { createHash, type Hash } from 'node:crypto'
-import { readChunks } from '../lib/hash.js'
-import { startThread, type Thread } from '../lib/worker.js'
+import { readChunks } from './hash.js'
+import { startThread, type Thread } from './worker.js'
 
 export type HashAlgorithm = 'sha256' | 'git-sha1'
 

@@ -4,7 +4,7 @@ import { rm, writeFile, appendFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createHasher } from '../../src/hub/hasher.js'
+import { createHasher } from '../../src/lib/blob-hasher.js'
 import { bytes, tempDir } from '../helpers/hub-fixtures.js'
 import { gitBlobSha1 } from '../helpers/mock-hub.js'
 
@@ -43,7 +43,7 @@ describe('blob hashers', () => {
   })
 
   it('the worker runs in a process started with --input-type=module', () => {
-    const hasher = fileURLToPath(new URL('../../src/hub/hasher.ts', import.meta.url))
+    const hasher = fileURLToPath(new URL('../../src/lib/blob-hasher.ts', import.meta.url))
     const file = join(dir, 'x')
     const code = `
       import { writeFileSync } from 'node:fs'
