@@ -133,12 +133,12 @@ export async function pushVersion(store: ModelStore, agent: string, version: str
   })
   const digest = await client.putManifest(ref.tag ?? version, artifact.manifestBytes, MEDIA_TYPES.imageManifest)
   const warnings: string[] = []
+  if (digest !== artifact.digest) warnings.push(`the registry reports the manifest digest ${digest}, not ${artifact.digest}`)
   auditDone(store.root, {
     op: 'push', agent, version, registry: ref.registry, repository: ref.repository, tag: ref.tag, digest: artifact.digest, blobs: [...blobs.keys()],
   }, `${agent}/${version} was pushed to ${formatReference(ref)}`, warnings)
   return {
     agent, version, ref: formatReference({ ...ref, digest: undefined }), pinned: `${ref.registry}/${ref.repository}@${artifact.digest}`, digest: artifact.digest,
     blobs: blobs.size, ...counts, requests: client.requests, ...(warnings.length ? { warnings } : {}),
-    ...(digest !== artifact.digest ? { warnings: [...warnings, `the registry reports the manifest digest ${digest}, not ${artifact.digest}`] } : {}),
   }
 }

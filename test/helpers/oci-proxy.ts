@@ -7,7 +7,7 @@
  * Everything else is passed through as it is, headers included.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { freePort } from './oci-registry.js'
+import { freePort } from './net.js'
 
 export interface OciProxy {
   host: string

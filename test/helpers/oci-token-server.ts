@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
-import { freePort, TEST_PASSWORD, TEST_USER } from './oci-registry.js'
+import { freePort } from './net.js'
+import { TEST_PASSWORD, TEST_USER } from './oci-registry.js'
 
 export interface TokenServer {
   realm: string
