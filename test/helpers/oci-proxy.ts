@@ -52,12 +52,16 @@ function forward(upstream: string, req: IncomingMessage, res: ServerResponse, pa
       return
     }
     let n = 0
+    let done = false
     up.on('data', (c: Buffer) => {
+      if (done) return
       if (n + c.length > cutAfter) {
-        res.write(c.subarray(0, Math.max(0, cutAfter - n)))
-        onCut?.()
-        res.socket?.destroy()
         up.destroy()
+        onCut?.()
+        // Cut once every byte before the cut has left for the kernel: destroying with writes still queued
+        // in Node would drop them, and the client would see the break earlier than `cutAfter`.
+        res.write(c.subarray(0, Math.max(0, cutAfter - n)), () => res.socket?.destroy())
+        done = true
         return
       }
       n += c.length
