@@ -22,7 +22,12 @@ export function tempTail(): string {
 
 /** fsync a directory so that entries created, renamed or removed in it survive a power loss. */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
+  await fsyncPath(dir)
+}
+
+/** fsync a file or directory by path (a file another step wrote, made durable before it is published). */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r')
   try {
     await fh.sync()
   } finally {

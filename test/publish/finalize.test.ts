@@ -1,6 +1,8 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { type KnownDigest } from '../../src/publish/finalize.js'
 import { ModelStore } from '../../src/publish/store.js'
 import { makeTemp, publish, removeTemps, snapshot, writeTree } from '../helpers/store-helpers.js'
 
@@ -86,5 +88,44 @@ describe('an empty version', () => {
     const r = await store.finalize('a', 'v2', { allowEmpty: true })
     expect(r).toMatchObject({ files: 0, bytes: 0, published: true, checksum: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' })
     expect((await store.verify('a', 'v2'))[0]!.ok).toBe(true)
+  })
+})
+
+describe('known digests (what store pull computed while writing its blobs)', () => {
+  const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
+  const known = (path: string, sha256: string): KnownDigest => {
+    const st = statSync(path)
+    return { sha256, size: st.size, ino: st.ino, mtimeMs: st.mtimeMs }
+  }
+
+  it('are taken for files that are still the ones hashed, and not read again', async () => {
+    const store = new ModelStore(makeTemp())
+    const dir = await store.stage('a', 'v1')
+    writeTree(dir, { 'engine.plan': 'engine bytes', 'config.json': '{}' })
+    // A digest that is not the file's: finalize writing it proves it did not read the file.
+    const r = await store.finalize('a', 'v1', { knownDigests: new Map([['engine.plan', known(join(dir, 'engine.plan'), sha('other bytes'))]]) })
+    const m = JSON.parse(readFileSync(join(r.path, 'manifest.json'), 'utf8'))
+    expect(m.files).toEqual([
+      { path: 'config.json', size: 2, sha256: sha('{}') },
+      { path: 'engine.plan', size: 12, sha256: sha('other bytes') },
+    ])
+  })
+
+  it('are ignored for a file changed since (another inode, size or mtime): it is hashed', async () => {
+    const store = new ModelStore(makeTemp())
+    const dir = await store.stage('a', 'v1')
+    writeTree(dir, { 'a.bin': 'first', 'b.bin': 'same size', 'c.bin': 'replaced' })
+    const digests = new Map<string, KnownDigest>()
+    for (const f of ['a.bin', 'b.bin', 'c.bin']) digests.set(f, known(join(dir, f), sha('stale')))
+    writeFileSync(join(dir, 'a.bin'), 'first, then longer')
+    writeFileSync(join(dir, 'b.bin'), 'SAME SIZE')
+    utimesSync(join(dir, 'b.bin'), new Date(Date.now() + 5_000), new Date(Date.now() + 5_000))
+    writeFileSync(join(dir, 'c.tmp'), 'replaced')
+    renameSync(join(dir, 'c.tmp'), join(dir, 'c.bin'))
+    digests.set('c.bin', { ...digests.get('c.bin')!, size: 8 })
+    const r = await store.finalize('a', 'v1', { knownDigests: digests })
+    const m = JSON.parse(readFileSync(join(r.path, 'manifest.json'), 'utf8'))
+    expect(m.files.map((f: { sha256: string }) => f.sha256)).toEqual([sha('first, then longer'), sha('SAME SIZE'), sha('replaced')])
+    expect((await store.verify('a', 'v1'))[0]!.ok).toBe(true)
   })
 })
