@@ -20,8 +20,8 @@ export interface Digests {
 export interface BlobHasher {
   /** Bytes [0, length) already in the file (a resumed partial). */
   prefix(length: number): Promise<void>
-  /** Bytes [start, start + data.length) were just written. */
-  written(start: number, data: Uint8Array): void
+  /** The pieces of `data`, one after another from `start`, were just written. */
+  written(start: number, data: readonly Uint8Array[]): void
   finish(): Promise<Digests>
   dispose(): Promise<void>
 }
@@ -42,11 +42,13 @@ class InlineHasher implements BlobHasher {
   }
   async prefix(length: number): Promise<void> {
     if (length === 0) return
-    await readChunks(this.path, (chunk) => this.written(0, chunk), { length })
+    await readChunks(this.path, (chunk) => this.written(0, [chunk]), { length })
   }
-  written(_start: number, data: Uint8Array): void {
-    this.main.update(data)
-    if (this.sha !== this.main) this.sha.update(data)
+  written(_start: number, data: readonly Uint8Array[]): void {
+    for (const d of data) {
+      this.main.update(d)
+      if (this.sha !== this.main) this.sha.update(d)
+    }
   }
   async finish(): Promise<Digests> {
     const digest = this.main.digest('hex')
@@ -112,8 +114,9 @@ class WorkerHasher implements BlobHasher {
   async prefix(length: number): Promise<void> {
     if (length > 0) this.thread.post({ type: 'range', start: 0, end: length })
   }
-  written(start: number, data: Uint8Array): void {
-    this.thread.post({ type: 'range', start, end: start + data.length })
+  written(start: number, data: readonly Uint8Array[]): void {
+    // One message for the whole batch: the worker reads the range back from the file.
+    this.thread.post({ type: 'range', start, end: start + data.reduce((n, d) => n + d.length, 0) })
   }
   async finish(): Promise<Digests> {
     this.thread.post({ type: 'finish' })

@@ -25,7 +25,7 @@ async function hashAsDownload(workerMinBytes: number, algorithm: 'sha256' | 'git
   for (let at = prefix; at < data.length; at += 70_000) {
     const piece = data.subarray(at, Math.min(at + 70_000, data.length))
     await appendFile(file, piece)
-    h.written(at, piece)
+    h.written(at, [piece])
   }
   return h.finish()
 }
@@ -50,7 +50,7 @@ describe('blob hashers', () => {
       const { createHasher } = await import(${JSON.stringify(hasher)})
       writeFileSync(${JSON.stringify(file)}, 'abc')
       const h = createHasher(${JSON.stringify(file)}, 'sha256', 3, 0)
-      h.written(0, Buffer.from('abc'))
+      h.written(0, [Buffer.from("abc")])
       console.log((await h.finish()).digest)`
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8' })
     expect(r.stderr).toBe('')
