@@ -15,6 +15,7 @@ import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { type ModelforgeConfig } from '../lib/env.js'
 import { ConflictError, errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
+import { debugLog } from '../lib/debug.js'
 import { isConnectionError, sleep } from '../lib/http.js'
 import { createHasher } from '../lib/blob-hasher.js'
 import { receiveBody } from '../lib/blob-writer.js'
@@ -23,6 +24,7 @@ import { formatBytes, type StepReporter } from '../lib/progress.js'
 import { auditDone } from '../publish/audit.js'
 import { filesChecksumOf, MANIFEST_NAME, readManifest, type Manifest } from '../publish/manifest.js'
 import { validateName } from '../publish/names.js'
+import { type KnownDigest } from '../publish/finalize.js'
 import { type ModelStore } from '../publish/store.js'
 import { checkArtifact, checkVersionManifest, MEDIA_TYPES } from './artifact.js'
 import { ociCredentials } from './credentials.js'
@@ -91,7 +93,12 @@ async function sizeOf(path: string): Promise<number> {
  * lib/blob-hasher.ts: batched writes, a large blob hashed on another core as it lands). The file is complete
  * and checked when this returns; a blob that cannot be right is deleted and refused.
  */
-async function downloadBlob(client: OciClient, digest: string, size: number, path: string, names: string[], onBytes: (n: number) => void): Promise<{ resumed: boolean; bytes: number }> {
+const log = debugLog('oci')
+
+/** A large blob is fdatasynced as it lands (lib/blob-writer.ts), so that finalize's fsync is short. */
+const SYNC_EVERY = 64 * 1024 * 1024
+
+async function downloadBlob(client: OciClient, digest: string, size: number, path: string, names: string[], onBytes: (n: number) => void): Promise<{ resumed: boolean; bytes: number; known: KnownDigest }> {
   const want = digest.slice('sha256:'.length)
   let have = await sizeOf(path)
   const fh = await open(path, have > 0 ? 'r+' : 'w')
@@ -110,17 +117,19 @@ async function downloadBlob(client: OciClient, digest: string, size: number, pat
       hasher = createHasher(path, 'sha256', size)
     }
     let bytes = 0
+    const began = performance.now()
     for (let attempt = 0; have < size; attempt++) {
       const res = await client.getBlob(digest, have)
       if (res.statusCode === 200 && have > 0) await restart() // the registry ignored the Range: the whole blob comes
       const start = have
       try {
-        await receiveBody(res as AsyncIterable<Buffer> & { destroy(): void }, fh, have, size, hasher, {
+        await receiveBody(res, fh, have, size, hasher, {
           onBytes,
           setOffset: (end) => {
             have = end
           },
           tooLong: () => blobMismatch(names, `is longer than the ${size} bytes its manifest declares`, digest),
+          syncEvery: SYNC_EVERY,
         })
       } catch (err) {
         if (err instanceof IntegrityError) throw err
@@ -132,9 +141,13 @@ async function downloadBlob(client: OciClient, digest: string, size: number, pat
       }
       if (have < size && attempt + 1 >= ATTEMPTS) throw blobMismatch(names, `ended at ${have} of ${size} bytes, ${ATTEMPTS} times`, digest)
     }
+    const received = performance.now()
     const { sha256 } = await hasher.finish()
+    log('blob %s: %d bytes received in %d ms, its sha256 ready %d ms later', digest, bytes, Math.round(received - began), Math.round(performance.now() - received))
     if (sha256 !== want) throw blobMismatch(names, `does not have the sha256 its manifest declares (${digest})`, digest)
-    return { resumed, bytes }
+    // What finalize needs to take this digest rather than read the file again (FinalizeOptions.knownDigests).
+    const st = await fh.stat()
+    return { resumed, bytes, known: { sha256, size: st.size, ino: st.ino, mtimeMs: st.mtimeMs } }
   } catch (err) {
     await hasher.dispose()
     // Bytes that failed verification are never kept for a resume.
@@ -226,10 +239,12 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
   let downloaded = 0
   let resumed = 0
   let bytesDownloaded = 0
+  const verified = new Map<string, KnownDigest>()
   options.step?.title(`Pull ${pinned}: ${layout.files.length} files, ${formatBytes(bytes)}`)
   for (const [d, b] of blobs) done += Math.min(await sizeOf(join(work, d.slice(7))), b.size)
   await forEachLimit([...blobs.entries()], PARALLEL, async ([d, b]) => {
     const r = await downloadBlob(client, d, b.size, join(work, d.slice(7)), b.names, (k) => options.step?.bytes((done += k), bytes))
+    verified.set(d, r.known)
     if (r.bytes > 0) downloaded++
     if (r.resumed) resumed++
     bytesDownloaded += r.bytes
@@ -240,6 +255,7 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
     // Each verified blob is moved into the version (one link: finalize then makes it read-only in place
     // rather than copying it); a second file of the same content gets a copy of the first.
     const placed = new Map<string, string>()
+    const knownDigests = new Map<string, KnownDigest>()
     for (const f of layout.files) {
       const to = join(staging, f.path)
       await mkdir(dirname(to), { recursive: true })
@@ -248,10 +264,12 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
       else {
         await rename(join(work, f.digest.slice(7)), to)
         placed.set(f.digest, to)
+        knownDigests.set(f.path, verified.get(f.digest)!)
       }
     }
     return store.finalize(agent, version, {
       publish: false,
+      knownDigests,
       metadata: pushed.metadata,
       manifest: { artifacts: pushed.artifacts, source: pushed.source, build: pushed.build, validation: pushed.validation, performance: pushed.performance, capabilities: pushed.capabilities },
     })
