@@ -11,7 +11,7 @@
  * pushed one, else it is deleted again and the pull exits 4. Only then does --publish move a channel.
  */
 import { createHash } from 'node:crypto'
-import { copyFile, mkdir, open, rename, rm, stat } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { type ModelforgeConfig } from '../lib/env.js'
 import { ConflictError, errnoCode, IntegrityError, UsageError } from '../lib/errors.js'
@@ -19,9 +19,12 @@ import { debugLog } from '../lib/debug.js'
 import { isConnectionError, sleep } from '../lib/http.js'
 import { createHasher } from '../lib/blob-hasher.js'
 import { receiveBody } from '../lib/blob-writer.js'
+import { writeFileAtomic } from '../lib/fs.js'
 import { forEachLimit } from '../lib/limit.js'
+import { tryLock, type FileLock } from '../lib/lock.js'
 import { formatBytes, type StepReporter } from '../lib/progress.js'
 import { auditDone } from '../publish/audit.js'
+import { removeTree, restoreWriteBits } from '../publish/discard.js'
 import { filesChecksumOf, MANIFEST_NAME, readManifest, type Manifest } from '../publish/manifest.js'
 import { validateName } from '../publish/names.js'
 import { type KnownDigest } from '../publish/finalize.js'
@@ -226,71 +229,150 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
     return { ...base, unchanged: previous === undefined, blobsDownloaded: 0, blobsResumed: 0, bytesDownloaded: 0, channel, ...(previous !== undefined ? { previous } : {}), requests: client.requests }
   }
 
-  // Blobs, once each (files with the same content share one), into the pull's own directory.
+  // Blobs, once each (files with the same content share one), into the pull's own directory, by one pull
+  // of this artifact at a time: a second would write the same partial files.
   const work = join(store.root, '.modelforge', 'pulls', digest.slice('sha256:'.length))
-  await mkdir(work, { recursive: true })
-  const blobs = new Map<string, { size: number; names: string[] }>()
-  for (const f of layout.files) {
-    const b = blobs.get(f.digest)
-    if (b) b.names.push(f.path)
-    else blobs.set(f.digest, { size: f.size, names: [f.path] })
-  }
-  let done = 0
-  let downloaded = 0
-  let resumed = 0
-  let bytesDownloaded = 0
-  const verified = new Map<string, KnownDigest>()
-  options.step?.title(`Pull ${pinned}: ${layout.files.length} files, ${formatBytes(bytes)}`)
-  for (const [d, b] of blobs) done += Math.min(await sizeOf(join(work, d.slice(7))), b.size)
-  await forEachLimit([...blobs.entries()], PARALLEL, async ([d, b]) => {
-    const r = await downloadBlob(client, d, b.size, join(work, d.slice(7)), b.names, (k) => options.step?.bytes((done += k), bytes))
-    verified.set(d, r.known)
-    if (r.bytes > 0) downloaded++
-    if (r.resumed) resumed++
-    bytesDownloaded += r.bytes
-  })
-
-  // Staged from the verified blobs, finalized unpublished, checked against the pushed checksum.
-  const finalized = await store.withStaging(agent, version, async (staging) => {
-    // Each verified blob is moved into the version (one link: finalize then makes it read-only in place
-    // rather than copying it); a second file of the same content gets a copy of the first.
-    const placed = new Map<string, string>()
-    const knownDigests = new Map<string, KnownDigest>()
+  const lock = takePullLock(work, pinned)
+  try {
+    await mkdir(work, { recursive: true })
+    // A pull of this artifact killed after it moved its blobs into staging left them there: taken back.
+    if (await reclaimStaging(store, agent, version, work, layout.files)) log(`pull ${agent}/${version}: took back the staging directory a killed pull of ${pinned} left`)
+    const blobs = new Map<string, { size: number; names: string[] }>()
     for (const f of layout.files) {
-      const to = join(staging, f.path)
-      await mkdir(dirname(to), { recursive: true })
-      const first = placed.get(f.digest)
-      if (first) await copyFile(first, to)
-      else {
-        await rename(join(work, f.digest.slice(7)), to)
-        placed.set(f.digest, to)
-        knownDigests.set(f.path, verified.get(f.digest)!)
-      }
+      const b = blobs.get(f.digest)
+      if (b) b.names.push(f.path)
+      else blobs.set(f.digest, { size: f.size, names: [f.path] })
     }
-    return store.finalize(agent, version, {
-      publish: false,
-      knownDigests,
-      metadata: pushed.metadata,
-      manifest: { artifacts: pushed.artifacts, source: pushed.source, build: pushed.build, validation: pushed.validation, performance: pushed.performance, capabilities: pushed.capabilities },
+    let done = 0
+    let downloaded = 0
+    let resumed = 0
+    let bytesDownloaded = 0
+    const verified = new Map<string, KnownDigest>()
+    options.step?.title(`Pull ${pinned}: ${layout.files.length} files, ${formatBytes(bytes)}`)
+    for (const [d, b] of blobs) done += Math.min(await sizeOf(join(work, d.slice(7))), b.size)
+    await forEachLimit([...blobs.entries()], PARALLEL, async ([d, b]) => {
+      const r = await downloadBlob(client, d, b.size, join(work, d.slice(7)), b.names, (k) => options.step?.bytes((done += k), bytes))
+      verified.set(d, r.known)
+      if (r.bytes > 0) downloaded++
+      if (r.resumed) resumed++
+      bytesDownloaded += r.bytes
     })
+
+    // Staged from the verified blobs, finalized unpublished, checked against the pushed checksum. The
+    // marker says which staging directory is this pull's, should it die before finalize has renamed it.
+    // Written (atomically: a kill leaves the old one or the new) before the directory is made, and again
+    // with its inode once it is (see reclaimStaging).
+    const marker = join(work, STAGING_MARKER)
+    const mark = { path: store.stagingDir(agent, version), markedAt: Date.now() }
+    await writeFileAtomic(marker, JSON.stringify(mark))
+    const finalized = await store.withStaging(agent, version, async (staging) => {
+      await writeFileAtomic(marker, JSON.stringify({ ...mark, ino: (await stat(staging)).ino }))
+      // Each verified blob is moved into the version (one link: finalize then makes it read-only in place
+      // rather than copying it); a second file of the same content gets a copy of the first.
+      const placed = new Map<string, string>()
+      const knownDigests = new Map<string, KnownDigest>()
+      for (const f of layout.files) {
+        const to = join(staging, f.path)
+        await mkdir(dirname(to), { recursive: true })
+        const first = placed.get(f.digest)
+        if (first) await copyFile(first, to)
+        else {
+          await rename(join(work, f.digest.slice(7)), to)
+          placed.set(f.digest, to)
+          knownDigests.set(f.path, verified.get(f.digest)!)
+        }
+      }
+      return store.finalize(agent, version, {
+        publish: false,
+        knownDigests,
+        metadata: pushed.metadata,
+        manifest: { artifacts: pushed.artifacts, source: pushed.source, build: pushed.build, validation: pushed.validation, performance: pushed.performance, capabilities: pushed.capabilities },
+      })
+    }).catch(async (err: unknown) => {
+      // withStaging removed the directory: a later one of that name is not this pull's.
+      await rm(marker, { force: true })
+      throw err
+    })
+    const got2 = finalized.filesChecksum ?? finalized.checksum
+    if (got2 !== checksum) {
+      await store.delete(agent, version, { reason: `its checksum is not the one pushed to ${pinned}` })
+      throw new IntegrityError(`${agent}/${version} pulled from ${pinned} has the checksum ${got2}, not the pushed ${checksum}; it was deleted again`, {
+        code: 'OCI_BLOB_MISMATCH',
+        hint: 'Nothing was published; push the version again.',
+      })
+    }
+    const warnings = [...(finalized.warnings ?? [])]
+    auditDone(store.root, { op: 'pull', agent, version, registry: ref.registry, repository: ref.repository, tag: ref.tag, digest }, `${agent}/${version} was pulled from ${pinned}`, warnings)
+    await rm(work, { recursive: true, force: true })
+    const channel = options.publish ? (options.channel ?? 'current') : null
+    const previous = channel ? (await store.promote(agent, version, channel)).previous : undefined
+    return {
+      ...base, unchanged: false, blobsDownloaded: downloaded, blobsResumed: resumed, bytesDownloaded, channel, ...(previous !== undefined ? { previous } : {}),
+      requests: client.requests, ...(warnings.length ? { warnings } : {}),
+    }
+  } finally {
+    lock.release()
+  }
+}
+
+/** The file in a pull's work directory naming the staging directory it moved its blobs into. */
+const STAGING_MARKER = 'staging'
+
+function takePullLock(work: string, pinned: string): FileLock {
+  const attempt = tryLock(`${work}.lock`, { record: { op: 'pull', artifact: pinned }, durable: true })
+  if (attempt.lock) return attempt.lock
+  const h = attempt.holder
+  throw new ConflictError(`Another pull of ${pinned} is running in this store${h ? ` (process ${h.pid} on ${h.host})` : ''}`, {
+    code: 'LOCKED',
+    hint: 'Wait for it to finish; pulling again then verifies the version and does nothing else.',
+    details: { lock: `${work}.lock`, holder: h },
   })
-  const got2 = finalized.filesChecksum ?? finalized.checksum
-  if (got2 !== checksum) {
-    await store.delete(agent, version, { reason: `its checksum is not the one pushed to ${pinned}` })
-    throw new IntegrityError(`${agent}/${version} pulled from ${pinned} has the checksum ${got2}, not the pushed ${checksum}; it was deleted again`, {
-      code: 'OCI_BLOB_MISMATCH',
-      hint: 'Nothing was published; push the version again.',
-    })
+}
+
+/**
+ * The staging directory of agent/version, when the marker in `work` says it is the one a pull of this
+ * artifact (this lock's holder before it died) made: the blobs it moved in go back to the work directory
+ * under their digests, writable again (finalize may have made them read-only), to be checked again rather
+ * than downloaded, and the directory is removed. Any other staging directory is left alone (the pull then
+ * stops on STAGING_EXISTS).
+ */
+async function reclaimStaging(store: ModelStore, agent: string, version: string, work: string, files: { path: string; digest: string }[]): Promise<boolean> {
+  const staging = store.stagingDir(agent, version)
+  const marker = join(work, STAGING_MARKER)
+  const text = await readFile(marker, 'utf8').catch((err: unknown) => {
+    if (errnoCode(err) === 'ENOENT') return null
+    throw err
+  })
+  if (text === null) return false
+  let named: { path?: unknown; markedAt?: unknown; ino?: unknown } = {}
+  try {
+    named = JSON.parse(text) as typeof named
+  } catch {
+    // torn by the kill: the staging directory is not known to be this pull's
   }
-  const warnings = [...(finalized.warnings ?? [])]
-  auditDone(store.root, { op: 'pull', agent, version, registry: ref.registry, repository: ref.repository, tag: ref.tag, digest }, `${agent}/${version} was pulled from ${pinned}`, warnings)
-  await rm(work, { recursive: true, force: true })
-  const channel = options.publish ? (options.channel ?? 'current') : null
-  const previous = channel ? (await store.promote(agent, version, channel)).previous : undefined
-  return {
-    ...base, unchanged: false, blobsDownloaded: downloaded, blobsResumed: resumed, bytesDownloaded, channel, ...(previous !== undefined ? { previous } : {}),
-    requests: client.requests, ...(warnings.length ? { warnings } : {}),
+  const st = await stat(staging).catch(() => null)
+  // Its inode, once the pull wrote it; before that (a kill right after the directory was made), a directory
+  // born within a minute after the marker (a filesystem without birth times gives 0: never taken).
+  const mine = st !== null && named.path === staging && (named.ino !== undefined
+    ? named.ino === st.ino
+    : typeof named.markedAt === 'number' && st.birthtimeMs >= named.markedAt - 1000 && st.birthtimeMs <= named.markedAt + 60_000)
+  if (!mine) {
+    await rm(marker, { force: true })
+    return false
   }
+  await restoreWriteBits(staging)
+  for (const f of files) {
+    const blob = join(work, f.digest.slice('sha256:'.length))
+    try {
+      await rename(join(staging, f.path), blob)
+      await chmod(blob, 0o644)
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err
+    }
+  }
+  await removeTree(staging)
+  await rm(marker, { force: true })
+  return true
 }
 
 async function existingManifest(store: ModelStore, agent: string, version: string): Promise<Manifest | null> {

@@ -5,12 +5,12 @@
  */
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, watch, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { pullVersion, pushVersion } from '../../src/distribution/index.js'
 import { ModelStore } from '../../src/publish/store.js'
-import { makeTemp, publish, removeTemps, runJs } from '../helpers/store-helpers.js'
+import { cli, makeTemp, publish, removeTemps, runJs } from '../helpers/store-helpers.js'
 import { ociRegistryAvailable, startOciRegistry, type OciRegistry } from '../helpers/oci-registry.js'
 import { startOciProxy } from '../helpers/oci-proxy.js'
 
@@ -59,7 +59,7 @@ describe.skipIf(skip)('interrupted transfers', () => {
     const pulls = join(target, '.modelforge', 'pulls')
     const partial = (): { path: string; size: number } | undefined => {
       if (!existsSync(pulls)) return undefined
-      for (const d of readdirSync(pulls)) {
+      for (const d of readdirSync(pulls).filter((n) => !n.endsWith('.lock'))) {
         for (const f of readdirSync(join(pulls, d))) {
           const size = statSync(join(pulls, d, f)).size
           if (size > 2 * MiB) return { path: join(pulls, d, f), size }
@@ -92,6 +92,49 @@ describe.skipIf(skip)('interrupted transfers', () => {
       await watch.close()
     }
   }, 90_000)
+
+  it.each([
+    ['the staging directory appears', ['big', 'versions'], 'v1.tmp'],
+    ['finalize takes the agent lock (the blobs are in staging)', ['.modelforge', 'locks'], 'big.lock'],
+  ])('a pull SIGKILLed when %s continues on the next run from its blobs: nothing downloaded again', async (_when, watched, name) => {
+    // The kill lands when that name appears (inotify), before finalize renames the staging directory: in
+    // the rare run where finalize wins the race, the store is fresh and the kill is tried again.
+    let target = ''
+    for (let attempt = 0; attempt < 5; attempt++) {
+      target = join(makeTemp('mf-node-'), 'store')
+      const versions = join(target, 'big', 'versions')
+      const dir = join(target, ...watched)
+      mkdirSync(dir, { recursive: true })
+      const child = spawn(process.execPath, [runJs, 'store', 'pull', `${reg.host}/models/big:v1`, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: 'ignore' })
+      const watcher = watch(dir, (_event, file) => {
+        if (file === name) child.kill('SIGKILL')
+      })
+      await new Promise((r) => child.once('exit', r))
+      watcher.close()
+      if (existsSync(join(versions, 'v1.tmp')) && !existsSync(join(versions, 'v1'))) break
+    }
+    const versions = join(target, 'big', 'versions')
+    expect(existsSync(join(versions, 'v1.tmp')), 'the kill left the staging directory').toBe(true)
+    expect(readdirSync(join(target, '.modelforge', 'pulls')).some((f) => f.endsWith('.lock')), 'and the dead pull\'s lock').toBe(true)
+
+    const again = cli(['store', 'pull', `${reg.host}/models/big:v1`, '--store', target, '--json'], { env })
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+    expect(JSON.parse(again.stdout).result).toMatchObject({ agent: 'big', version: 'v1', unchanged: false, blobsDownloaded: 0, bytesDownloaded: 0 })
+    expect(existsSync(join(versions, 'v1.tmp'))).toBe(false)
+    expect((await new ModelStore(target).verify('big', 'v1'))[0]!.ok).toBe(true)
+    expect(readdirSync(join(target, '.modelforge', 'pulls'))).toEqual([])
+  }, 120_000)
+
+  it('a staging directory that is not a pull\'s own is left alone: the pull stops on STAGING_EXISTS (exit 5)', async () => {
+    const target = join(makeTemp('mf-node-'), 'store')
+    const store = new ModelStore(target)
+    const staging = await store.stage('big', 'v1')
+    writeFileSync(join(staging, 'mine.txt'), 'a build in progress')
+    const r = cli(['store', 'pull', `${reg.host}/models/big:v1`, '--store', target, '--json'], { env })
+    expect(r.code, r.stdout + r.stderr).toBe(5)
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'STAGING_EXISTS' })
+    expect(readdirSync(staging)).toEqual(['mine.txt'])
+  }, 60_000)
 
   it('a chunked push whose PATCH is cut still lands: Distribution 2.8 drops the upload, and the blob is sent again in a new one', async () => {
     const other = new ModelStore(join(makeTemp('mf-resume-'), 'store'))
