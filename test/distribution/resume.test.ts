@@ -125,6 +125,30 @@ describe.skipIf(skip)('interrupted transfers', () => {
     expect(readdirSync(join(target, '.modelforge', 'pulls'))).toEqual([])
   }, 120_000)
 
+  it('a second pull of the same artifact into the store while one runs is refused (LOCKED, exit 5) and changes nothing', async () => {
+    const slow = await startOciProxy(reg.host, { slowBlobsMs: 20 })
+    const target = join(makeTemp('mf-node-'), 'store')
+    try {
+      const first = spawn(process.execPath, [runJs, 'store', 'pull', `${slow.host}/models/big:v1`, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: ['ignore', 'pipe', 'ignore'] })
+      let out = ''
+      first.stdout.on('data', (c: Buffer) => (out += c))
+      const exited = new Promise<number | null>((r) => first.once('exit', r))
+      const pulls = join(target, '.modelforge', 'pulls')
+      for (let i = 0; i < 600 && !(existsSync(pulls) && readdirSync(pulls).some((f) => f.endsWith('.lock'))); i++) await new Promise((r) => setTimeout(r, 20))
+      // Straight to the registry: the proxy lives in this process, which cli() blocks.
+      const second = cli(['store', 'pull', `${reg.host}/models/big:v1`, '--store', target, '--json'], { env })
+      expect(second.code, second.stdout + second.stderr).toBe(5)
+      const error = JSON.parse(second.stdout).error
+      expect(error).toMatchObject({ code: 'LOCKED' })
+      expect(error.message).toContain(`process ${first.pid}`)
+      expect(await exited, out).toBe(0)
+      expect(JSON.parse(out).result).toMatchObject({ agent: 'big', version: 'v1', unchanged: false })
+      expect((await new ModelStore(target).verify('big', 'v1'))[0]!.ok).toBe(true)
+    } finally {
+      await slow.close()
+    }
+  }, 120_000)
+
   it('a staging directory that is not a pull\'s own is left alone: the pull stops on STAGING_EXISTS (exit 5)', async () => {
     const target = join(makeTemp('mf-node-'), 'store')
     const store = new ModelStore(target)
