@@ -18,8 +18,8 @@ default the hostname) is recorded as loading, then available or failed, and the 
 
 Exit codes: 2 a bad reference or name; 3 the registry unreachable, failing or refusing the credentials;
 4 an artifact that is not a modelforge version, or a blob whose bytes are not the declared ones (nothing
-is published); 5 the store holds that version with other files; 6 no such repository or tag; 7 a registry
-the policy does not allow. See docs/distribution.md.`
+is published); 5 the store holds that version with other files, or another pull of it is running; 6 no
+such repository or tag; 7 a registry the policy does not allow. See docs/distribution.md.`
   static examples = [
     '<%= config.bin %> store pull registry.internal:5000/models/scout:v3 --publish',
     '<%= config.bin %> store pull registry.internal:5000/models/scout@sha256:4f1c...e9 --channel production --publish --node gpu-07',
