@@ -17,6 +17,7 @@ import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import { parseDuration } from './options.js'
 import { channelStates, listAgents, requireAgent, versionInfos } from './readers.js'
 import { exists, readdirIfExists, withLock, writerAgent, type StoreContext, type WriterAgent } from './store-context.js'
+import { tryLock } from '../lib/lock.js'
 import { walkTree } from '../lib/tree.js'
 import { verifyVersion } from './verify.js'
 
@@ -45,7 +46,7 @@ export interface PruneResult {
 
 export interface GcResult {
   olderThanMs: number
-  removed: { path: string; kind: 'temp-link' | 'staging' | 'pruned' | 'lock-temp' }[]
+  removed: { path: string; kind: 'temp-link' | 'staging' | 'pruned' | 'lock-temp' | 'pull' }[]
   skipped: { agent: string; reason: string }[]
   /** What failed after leftovers were removed (the removal stands): e.g. the audit record. */
   warnings?: string[]
@@ -202,7 +203,8 @@ export async function prune(ctx: StoreContext, name: string, options: { keep?: n
 
 /**
  * Removes temporary links and staging directories in which nothing changed (by ctime) for longer than olderThanMs (0: all) of
- * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped).
+ * every agent whose lock it can take (a live finalize holds its agent's lock; that agent is skipped), and
+ * the work directories abandoned pulls left as long.
  */
 export async function gc(ctx: StoreContext, options: { olderThan?: string | number; olderThanMs?: number } = {}): Promise<GcResult> {
   // olderThan as in the CLI ("24h", "30m", "0") or milliseconds; olderThanMs is the same in milliseconds.
@@ -256,6 +258,10 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
       result.removed.push({ path: p, kind: 'lock-temp' })
       log(`gc: removed lock-temp ${p}`)
     }
+    for (const p of await removeAbandonedPulls(ctx.root, now, olderThanMs)) {
+      result.removed.push({ path: p, kind: 'pull' })
+      log(`gc: removed pull ${p}`)
+    }
     for (const { agent, plan } of plans) {
       const agentDir = ctx.agentDir(agent)
       const versionsDir = join(agentDir, 'versions')
@@ -282,6 +288,36 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
     for (const { lock } of plans) lock.release()
   }
   return result
+}
+
+/**
+ * The work directories of `store pull` (.modelforge/pulls/<digest>/: partial and verified blobs of a pull
+ * that failed or was killed and never rerun) in which nothing changed for olderThanMs, each removed under
+ * its pull lock, so that a running pull keeps its own (a live holder: skipped).
+ */
+async function removeAbandonedPulls(root: string, now: number, olderThanMs: number): Promise<string[]> {
+  const pulls = join(root, '.modelforge', 'pulls')
+  const removed: string[] = []
+  // A pull killed between taking its lock and making its directory leaves the lock alone: both are names.
+  const digests = new Set((await readdirIfExists(pulls)).map((n) => /^([0-9a-f]{64})(\.lock)?$/.exec(n)?.[1]).filter((d) => d !== undefined))
+  for (const name of digests) {
+    const dir = join(pulls, name)
+    const attempt = tryLock(`${dir}.lock`, { record: { op: 'gc' }, durable: true })
+    if (!attempt.lock) {
+      log(`gc: kept ${dir}: a pull of it runs`)
+      continue
+    }
+    try {
+      if (!(await exists(dir))) continue // the lock, released below, was all there was
+      if (olderThanMs > 0 && now - (await lastChange(dir)) < olderThanMs) continue
+      await removeTree(dir)
+      removed.push(dir)
+    } finally {
+      attempt.lock.release()
+    }
+  }
+  if (removed.length > 0) await fsyncDir(pulls)
+  return removed
 }
 
 interface GcPlan {

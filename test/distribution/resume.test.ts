@@ -149,6 +149,33 @@ describe.skipIf(skip)('interrupted transfers', () => {
     }
   }, 120_000)
 
+  it('store gc keeps a running pull\'s work directory and removes an abandoned one, with its lock', async () => {
+    const slow = await startOciProxy(reg.host, { slowBlobsMs: 20 })
+    const target = join(makeTemp('mf-node-'), 'store')
+    const pulls = join(target, '.modelforge', 'pulls')
+    try {
+      const child = spawn(process.execPath, [runJs, 'store', 'pull', `${slow.host}/models/big:v1`, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: 'ignore' })
+      const exited = new Promise((r) => child.once('exit', r))
+      for (let i = 0; i < 600 && !(existsSync(pulls) && readdirSync(pulls).some((f) => !f.endsWith('.lock'))); i++) await new Promise((r) => setTimeout(r, 20))
+      const running = cli(['store', 'gc', '--older-than', '0', '--store', target, '--json'], { env })
+      expect(running.code, running.stdout + running.stderr).toBe(0)
+      expect(JSON.parse(running.stdout).result.removed.filter((r: { kind: string }) => r.kind === 'pull')).toEqual([])
+      child.kill('SIGKILL')
+      await exited
+    } finally {
+      await slow.close()
+    }
+    const [dir] = readdirSync(pulls).filter((f) => !f.endsWith('.lock'))
+    expect(dir).toMatch(/^[0-9a-f]{64}$/)
+    // Young: the default age (24h) keeps it.
+    const young = cli(['store', 'gc', '--store', target, '--json'], { env })
+    expect(JSON.parse(young.stdout).result.removed).toEqual([])
+    const old = cli(['store', 'gc', '--older-than', '0', '--store', target, '--json'], { env })
+    expect(old.code, old.stdout + old.stderr).toBe(0)
+    expect(JSON.parse(old.stdout).result.removed).toEqual([{ path: join(pulls, dir!), kind: 'pull' }])
+    expect(readdirSync(pulls)).toEqual([])
+  }, 120_000)
+
   it('a staging directory that is not a pull\'s own is left alone: the pull stops on STAGING_EXISTS (exit 5)', async () => {
     const target = join(makeTemp('mf-node-'), 'store')
     const store = new ModelStore(target)

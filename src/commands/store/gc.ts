@@ -10,7 +10,8 @@ export default class StoreGc extends BaseCommand {
 and staging directories in which nothing (at any depth) changed for longer than --older-than. A change
 is judged by ctime, which the kernel sets and no tool sets back, so a tree copied in with \`cp -a\` or
 moved in with \`mv\` (old mtimes) is as young as the copy. Agents whose lock a live writer holds are
-skipped. --older-than 0 removes every staging directory, including
+skipped. The work directories of pulls that failed or were killed and never rerun
+(.modelforge/pulls/<digest>/, partial blobs) go by the same age; a running pull's are kept. --older-than 0 removes every staging directory, including
 one a shell writer is still filling. What this account may not remove (a leftover of another account's
 read-only version, a staging directory holding another account's directories) is refused before
 anything is removed: exit 7, PERMISSION_DENIED naming the owner.`
@@ -18,7 +19,7 @@ anything is removed: exit 7, PERMISSION_DENIED naming the owner.`
   static flags = {
     store: storeFlag,
     registry: registryFlag,
-    'older-than': Flags.string({ description: 'age of staging directories to remove: 30m, 24h, 7d, or 0 for all', default: '24h' }),
+    'older-than': Flags.string({ description: 'age of staging directories and abandoned pulls to remove: 30m, 24h, 7d, or 0 for all', default: '24h' }),
   }
 
   async run(): Promise<GcResult> {
