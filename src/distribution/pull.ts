@@ -21,10 +21,11 @@ import { createHasher } from '../lib/blob-hasher.js'
 import { receiveBody } from '../lib/blob-writer.js'
 import { writeFileAtomic } from '../lib/fs.js'
 import { forEachLimit } from '../lib/limit.js'
-import { tryLock, type FileLock } from '../lib/lock.js'
+import { type FileLock } from '../lib/lock.js'
 import { formatBytes, type StepReporter } from '../lib/progress.js'
 import { auditDone } from '../publish/audit.js'
 import { removeTree, restoreWriteBits } from '../publish/discard.js'
+import { pullWorkDir, tryPullLock } from '../publish/pulls.js'
 import { filesChecksumOf, MANIFEST_NAME, readManifest, type Manifest } from '../publish/manifest.js'
 import { validateName } from '../publish/names.js'
 import { type KnownDigest } from '../publish/finalize.js'
@@ -231,7 +232,7 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
 
   // Blobs, once each (files with the same content share one), into the pull's own directory, by one pull
   // of this artifact at a time: a second would write the same partial files.
-  const work = join(store.root, '.modelforge', 'pulls', digest.slice('sha256:'.length))
+  const work = pullWorkDir(store.root, digest)
   const lock = takePullLock(work, pinned)
   try {
     await mkdir(work, { recursive: true })
@@ -319,13 +320,13 @@ export async function pullVersion(store: ModelStore, refText: string, options: P
 const STAGING_MARKER = 'staging'
 
 function takePullLock(work: string, pinned: string): FileLock {
-  const attempt = tryLock(`${work}.lock`, { record: { op: 'pull', artifact: pinned }, durable: true })
+  const attempt = tryPullLock(work, 'pull', { artifact: pinned })
   if (attempt.lock) return attempt.lock
   const h = attempt.holder
   throw new ConflictError(`Another pull of ${pinned} is running in this store${h ? ` (process ${h.pid} on ${h.host})` : ''}`, {
     code: 'LOCKED',
     hint: 'Wait for it to finish; pulling again then verifies the version and does nothing else.',
-    details: { lock: `${work}.lock`, holder: h },
+    details: { lock: attempt.path, holder: h },
   })
 }
 

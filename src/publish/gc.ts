@@ -17,7 +17,7 @@ import { acquireLock, removeStaleLockTemps, type HeldLock } from './lock.js'
 import { parseDuration } from './options.js'
 import { channelStates, listAgents, requireAgent, versionInfos } from './readers.js'
 import { exists, readdirIfExists, withLock, writerAgent, type StoreContext, type WriterAgent } from './store-context.js'
-import { tryLock } from '../lib/lock.js'
+import { PULL_NAME, pullsDir, tryPullLock } from './pulls.js'
 import { walkTree } from '../lib/tree.js'
 import { verifyVersion } from './verify.js'
 
@@ -296,13 +296,13 @@ export async function gc(ctx: StoreContext, options: { olderThan?: string | numb
  * its pull lock, so that a running pull keeps its own (a live holder: skipped).
  */
 async function removeAbandonedPulls(root: string, now: number, olderThanMs: number): Promise<string[]> {
-  const pulls = join(root, '.modelforge', 'pulls')
+  const pulls = pullsDir(root)
   const removed: string[] = []
   // A pull killed between taking its lock and making its directory leaves the lock alone: both are names.
-  const digests = new Set((await readdirIfExists(pulls)).map((n) => /^([0-9a-f]{64})(\.lock)?$/.exec(n)?.[1]).filter((d) => d !== undefined))
+  const digests = new Set((await readdirIfExists(pulls)).map((n) => n.replace(/\.lock$/, '')).filter((n) => PULL_NAME.test(n)))
   for (const name of digests) {
     const dir = join(pulls, name)
-    const attempt = tryLock(`${dir}.lock`, { record: { op: 'gc' }, durable: true })
+    const attempt = tryPullLock(dir, 'gc')
     if (!attempt.lock) {
       log(`gc: kept ${dir}: a pull of it runs`)
       continue
