@@ -3,7 +3,7 @@
  * from the byte it reached; a pull SIGKILLed mid-blob continues on the next run without downloading again
  * what it has; a chunked push whose PATCH is cut lands all the same (Distribution drops such an upload).
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, statSync, watch, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -20,6 +20,25 @@ let reg: OciRegistry
 let source: ModelStore
 const big = randomBytes(12 * MiB)
 const env = { HOME: '/nonexistent' }
+
+/** `store pull <ref> --store <target> --json` as a child process: its exit code and stdout, when it ends. */
+function spawnPull(ref: string, target: string): { child: ChildProcess; exited: Promise<number | null>; stdout: () => string } {
+  const child = spawn(process.execPath, [runJs, 'store', 'pull', ref, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: ['ignore', 'pipe', 'ignore'] })
+  let out = ''
+  child.stdout!.on('data', (c: Buffer) => (out += c))
+  return { child, exited: new Promise((r) => child.once('exit', r)), stdout: () => out }
+}
+
+/** Polls until `ready` holds (at most 30 s; the caller's assertion says what did not happen). */
+async function waitFor(ready: () => unknown): Promise<void> {
+  for (let i = 0; i < 1500 && !ready(); i++) await new Promise((r) => setTimeout(r, 20))
+}
+
+/** The names in the store's pulls directory: work directories (`locks: false`) or locks (not the temporary files a lock is written as). */
+function pullEntries(target: string, locks: boolean): string[] {
+  const pulls = join(target, '.modelforge', 'pulls')
+  return existsSync(pulls) ? readdirSync(pulls).filter((n) => (locks ? /^[0-9a-f]{64}\.lock$/ : /^[0-9a-f]{64}$/).test(n)) : []
+}
 
 beforeAll(async () => {
   if (skip) return
@@ -55,11 +74,10 @@ describe.skipIf(skip)('interrupted transfers', () => {
   it('a pull SIGKILLed mid-blob continues on the next run from the bytes it kept', async () => {
     const slow = await startOciProxy(reg.host, { slowBlobsMs: 20 })
     const target = join(makeTemp('mf-node-'), 'store')
-    const child = spawn(process.execPath, [runJs, 'store', 'pull', `${slow.host}/models/big:v1`, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: 'ignore' })
+    const { child, exited } = spawnPull(`${slow.host}/models/big:v1`, target)
     const pulls = join(target, '.modelforge', 'pulls')
     const partial = (): { path: string; size: number } | undefined => {
-      if (!existsSync(pulls)) return undefined
-      for (const d of readdirSync(pulls).filter((n) => !n.endsWith('.lock'))) {
+      for (const d of pullEntries(target, false)) {
         for (const f of readdirSync(join(pulls, d))) {
           const size = statSync(join(pulls, d, f)).size
           if (size > 2 * MiB) return { path: join(pulls, d, f), size }
@@ -68,10 +86,10 @@ describe.skipIf(skip)('interrupted transfers', () => {
       return undefined
     }
     try {
-      for (let i = 0; i < 600 && !partial(); i++) await new Promise((r) => setTimeout(r, 50))
+      await waitFor(partial)
       expect(partial(), 'the pull wrote part of the big blob').toBeDefined()
       child.kill('SIGKILL')
-      await new Promise((r) => child.once('exit', r))
+      await exited
     } finally {
       await slow.close()
     }
@@ -105,11 +123,11 @@ describe.skipIf(skip)('interrupted transfers', () => {
       const versions = join(target, 'big', 'versions')
       const dir = join(target, ...watched)
       mkdirSync(dir, { recursive: true })
-      const child = spawn(process.execPath, [runJs, 'store', 'pull', `${reg.host}/models/big:v1`, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: 'ignore' })
+      const { child, exited } = spawnPull(`${reg.host}/models/big:v1`, target)
       const watcher = watch(dir, (_event, file) => {
         if (file === name) child.kill('SIGKILL')
       })
-      await new Promise((r) => child.once('exit', r))
+      await exited
       watcher.close()
       if (existsSync(join(versions, 'v1.tmp')) && !existsSync(join(versions, 'v1'))) break
     }
@@ -129,20 +147,16 @@ describe.skipIf(skip)('interrupted transfers', () => {
     const slow = await startOciProxy(reg.host, { slowBlobsMs: 20 })
     const target = join(makeTemp('mf-node-'), 'store')
     try {
-      const first = spawn(process.execPath, [runJs, 'store', 'pull', `${slow.host}/models/big:v1`, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: ['ignore', 'pipe', 'ignore'] })
-      let out = ''
-      first.stdout.on('data', (c: Buffer) => (out += c))
-      const exited = new Promise<number | null>((r) => first.once('exit', r))
-      const pulls = join(target, '.modelforge', 'pulls')
-      for (let i = 0; i < 600 && !(existsSync(pulls) && readdirSync(pulls).some((f) => f.endsWith('.lock'))); i++) await new Promise((r) => setTimeout(r, 20))
+      const { child: first, exited, stdout } = spawnPull(`${slow.host}/models/big:v1`, target)
+      await waitFor(() => pullEntries(target, true).length > 0)
       // Straight to the registry: the proxy lives in this process, which cli() blocks.
       const second = cli(['store', 'pull', `${reg.host}/models/big:v1`, '--store', target, '--json'], { env })
       expect(second.code, second.stdout + second.stderr).toBe(5)
       const error = JSON.parse(second.stdout).error
       expect(error).toMatchObject({ code: 'LOCKED' })
       expect(error.message).toContain(`process ${first.pid}`)
-      expect(await exited, out).toBe(0)
-      expect(JSON.parse(out).result).toMatchObject({ agent: 'big', version: 'v1', unchanged: false })
+      expect(await exited, stdout()).toBe(0)
+      expect(JSON.parse(stdout()).result).toMatchObject({ agent: 'big', version: 'v1', unchanged: false })
       expect((await new ModelStore(target).verify('big', 'v1'))[0]!.ok).toBe(true)
     } finally {
       await slow.close()
@@ -154,9 +168,8 @@ describe.skipIf(skip)('interrupted transfers', () => {
     const target = join(makeTemp('mf-node-'), 'store')
     const pulls = join(target, '.modelforge', 'pulls')
     try {
-      const child = spawn(process.execPath, [runJs, 'store', 'pull', `${slow.host}/models/big:v1`, '--store', target, '--json'], { env: { ...process.env, ...env, CI: '1' }, stdio: 'ignore' })
-      const exited = new Promise((r) => child.once('exit', r))
-      for (let i = 0; i < 600 && !(existsSync(pulls) && readdirSync(pulls).some((f) => !f.endsWith('.lock'))); i++) await new Promise((r) => setTimeout(r, 20))
+      const { child, exited } = spawnPull(`${slow.host}/models/big:v1`, target)
+      await waitFor(() => pullEntries(target, false).length > 0)
       const running = cli(['store', 'gc', '--older-than', '0', '--store', target, '--json'], { env })
       expect(running.code, running.stdout + running.stderr).toBe(0)
       expect(JSON.parse(running.stdout).result.removed.filter((r: { kind: string }) => r.kind === 'pull')).toEqual([])
@@ -165,7 +178,7 @@ describe.skipIf(skip)('interrupted transfers', () => {
     } finally {
       await slow.close()
     }
-    const [dir] = readdirSync(pulls).filter((f) => !f.endsWith('.lock'))
+    const [dir] = pullEntries(target, false)
     expect(dir).toMatch(/^[0-9a-f]{64}$/)
     // Young: the default age (24h) keeps it.
     const young = cli(['store', 'gc', '--store', target, '--json'], { env })
