@@ -6,7 +6,7 @@
  * PGlite is one connection to files of its own: two processes on one directory would corrupt it, so an
  * embedded registry is opened under a lock file beside it (lib/lock.ts) that a second process waits for.
  */
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, ExternalError, IntegrityError, NotFoundError, UsageError, errnoCode } from '../lib/errors.js'
 import { ensureDirSync } from '../lib/fs.js'
@@ -166,6 +166,7 @@ async function openEmbedded(store: string, options: OpenOptions): Promise<Regist
       renameSync(fresh, dir)
       log(`registry: created embedded ${dir}`)
     }
+    clearStalePostmasterPid(dir)
     let db
     try {
       db = await PGlite.create(dir)
@@ -178,6 +179,23 @@ async function openEmbedded(store: string, options: OpenOptions): Promise<Regist
   } catch (err) {
     lock.release()
     throw err
+  }
+}
+
+/**
+ * PGlite's Postgres writes postmaster.pid when it starts and removes it when it closes. A process killed
+ * between the file's creation and its first write leaves it empty, and Postgres then refuses the directory
+ * for good ("lock file is empty"), so one SIGKILL at that instant would break every later command. The
+ * file guards against a second server on the directory, which the registry lock already excludes: with
+ * that lock held, any postmaster.pid is a dead process's and is removed.
+ */
+function clearStalePostmasterPid(dir: string): void {
+  const pidFile = join(dir, 'postmaster.pid')
+  try {
+    unlinkSync(pidFile)
+    log(`registry: removed ${pidFile}, left by a process that did not close the registry`)
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err
   }
 }
 

@@ -93,6 +93,8 @@ describe('embedded registry under SIGKILL and contention', () => {
         const r = await done
         clearTimeout(timer)
         outcomes.push(r.signal ?? `exit ${r.code}`)
+        // A sync that ran to its end must have succeeded: a kill is never allowed to break the next one.
+        if (r.signal === null) expect(r.code, `after ${outcomes.join(', ')}: ${r.stdout}`).toBe(0)
       }
       expect(outcomes.filter((o) => o === 'SIGKILL').length, outcomes.join(', ')).toBeGreaterThanOrEqual(5)
       const r = await runSync(killed, url('killed')).done

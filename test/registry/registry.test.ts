@@ -303,6 +303,18 @@ describe('the embedded registry', () => {
     expect((await syncStore(t)).versionsAdded).toBeGreaterThan(0)
   }, 60_000)
 
+  it('a registry whose last user was killed as Postgres wrote its postmaster.pid still opens', async () => {
+    const t = fresh('embedded', toy)
+    await syncStore(t)
+    const pidFile = join(embeddedDir(t.store), 'postmaster.pid')
+    // Empty: killed between the file's creation and its first write. Postgres alone refuses that for good.
+    for (const left of ['', '-4', '-42\n/pglite/data\n']) {
+      writeFileSync(pidFile, left)
+      expect((await syncStore(t)).changed).toBe(0)
+      expect(existsSync(pidFile)).toBe(false)
+    }
+  }, 60_000)
+
   it('a directory that is not a registry is refused, not overwritten', async () => {
     const store = join(base, 'notreg')
     cpSync(toy, store, { recursive: true, verbatimSymlinks: true })
